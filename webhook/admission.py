@@ -1,0 +1,130 @@
+"""AdmissionReview decoding and answers, for ``admission.k8s.io/v1`` and ``v1beta1``.
+
+Two error channels, as kube-apiserver expects them:
+- a body that is not a usable AdmissionReview is an HTTP error (400, or 413 when too large), raised as
+  ``ReviewError`` with a short reason; kube-apiserver then applies the webhook's failurePolicy;
+- every decodable review gets HTTP 200 and an AdmissionReview in the version it was sent in, echoing the
+  request uid, whether the operation is allowed, patched or denied.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from webhook.patch import Op
+
+API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+MAX_BODY_BYTES = 7 * 1024 * 1024  # kube-apiserver's own limit for admission requests and controller-runtime's
+
+
+class ReviewError(Exception):
+    """A request that cannot be answered with an AdmissionReview: HTTP ``status`` with ``reason``."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+    def body(self) -> bytes:
+        return orjson.dumps({"error": self.reason, "code": self.status})
+
+
+@dataclass(frozen=True)
+class Review:
+    api_version: str
+    uid: str
+    request: Mapping[str, Any]
+
+    @property
+    def operation(self) -> str:
+        value = self.request.get("operation")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def namespace(self) -> str:
+        value = self.request.get("namespace")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def object(self) -> Any:
+        return self.request.get("object")
+
+    @property
+    def old_object(self) -> Any:
+        return self.request.get("oldObject")
+
+    @property
+    def dry_run(self) -> bool:
+        return self.request.get("dryRun") is True
+
+
+def decode(body: bytes) -> Review:
+    """Decode a request body into a Review, or raise ReviewError(400) saying what is wrong."""
+    if not body:
+        raise ReviewError(400, "request body is empty")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as err:
+        raise ReviewError(400, f"request body is not valid JSON: {err}") from None
+    if not isinstance(document, dict):
+        raise ReviewError(400, "request body is not a JSON object")
+    kind = document.get("kind")
+    if kind != "AdmissionReview":
+        raise ReviewError(400, f"kind is {kind!r}, expected 'AdmissionReview'")
+    api_version = document.get("apiVersion")
+    if api_version not in API_VERSIONS:
+        raise ReviewError(400, f"apiVersion {api_version!r} is not one of {', '.join(API_VERSIONS)}")
+    request = document.get("request")
+    if not isinstance(request, dict):
+        raise ReviewError(400, "AdmissionReview has no request")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise ReviewError(400, "AdmissionReview request has no uid")
+    return Review(api_version, uid, request)
+
+
+@dataclass
+class Answer:
+    """What a handler decides; ``encode`` turns it into the AdmissionReview response."""
+
+    allowed: bool = True
+    ops: Sequence[Op] = ()
+    message: str = ""
+    code: int = 200
+    warnings: Sequence[str] = field(default_factory=list)
+    # for logs and metrics only, never sent
+    outcome: str = "allowed"
+    reasons: Sequence[str] = ()
+    target: str = ""
+
+
+def allowed(message: str = "", **kw: Any) -> Answer:
+    return Answer(True, message=message, **kw)
+
+
+def patched(ops: Sequence[Op], message: str = "", **kw: Any) -> Answer:
+    return Answer(True, ops=ops, message=message, **kw)
+
+
+def denied(message: str, code: int = 403, **kw: Any) -> Answer:
+    return Answer(False, message=message, code=code, outcome="denied", **kw)
+
+
+def encode(review: Review, answer: Answer) -> bytes:
+    response: dict[str, Any] = {"uid": review.uid, "allowed": answer.allowed}
+    if answer.ops:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(orjson.dumps(list(answer.ops))).decode()
+    if answer.message or not answer.allowed:
+        response["status"] = {"code": answer.code, "message": answer.message}
+        if not answer.allowed:
+            response["status"]["status"] = "Failure"
+            response["status"]["reason"] = "BadRequest" if answer.code == 400 else "Forbidden"
+    if answer.warnings:
+        response["warnings"] = list(answer.warnings)
+    return orjson.dumps({"apiVersion": review.api_version, "kind": "AdmissionReview", "response": response})

@@ -1,0 +1,101 @@
+"""Command line: ``dynatrace-webhook [serve]`` runs the webhook (the default); other tasks are subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from webhook import __version__
+from webhook.config import DEFAULT_CERTS_DIR, DEFAULT_INIT_IMAGE, Settings, env, parse_bind
+
+SUBCOMMANDS = ("serve", "init")
+
+
+def _serve_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("listeners")
+    g.add_argument("--webhook-host", default=env("WEBHOOK_HOST", "0.0.0.0"), help="admission bind host (0.0.0.0)")
+    g.add_argument("--webhook-port", type=int, default=int(env("WEBHOOK_PORT", "8443") or 8443),
+                   help="admission HTTPS port (env WEBHOOK_PORT, 8443)")
+    g.add_argument("--health-probe-bind-address", default=env("HEALTH_PROBE_BIND_ADDRESS", ":10080"),
+                   help="health listener, host:port or :port (env HEALTH_PROBE_BIND_ADDRESS, :10080)")
+    g.add_argument("--metrics-bind-address", default=env("METRICS_BIND_ADDRESS", ":8080"),
+                   help="metrics listener, host:port or :port; 0 disables (env METRICS_BIND_ADDRESS, :8080)")
+    g = p.add_argument_group("state")
+    g.add_argument("--namespace", default=env("POD_NAMESPACE", "dynatrace"),
+                   help="namespace holding the DynaKubes (env POD_NAMESPACE, dynatrace)")
+    g.add_argument("--state-file", default=env("STATE_FILE"),
+                   help="read DynaKubes and namespaces from this YAML file instead of the Kubernetes API")
+    g.add_argument("--kubeconfig", default=env("KUBECONFIG"), help="kubeconfig when not running in a pod")
+    g.add_argument("--dynakube-api-version", default=env("DYNAKUBE_API_VERSION", ""),
+                   help="DynaKube version to watch (default: the dynatrace.com group's preferred version)")
+    g = p.add_argument_group("certificates")
+    g.add_argument("--certs-dir", default=env("CERTS_DIR", DEFAULT_CERTS_DIR),
+                   help=f"directory with tls.crt and tls.key ({DEFAULT_CERTS_DIR})")
+    g.add_argument("--cert-name", default="tls.crt")
+    g.add_argument("--key-name", default="tls.key")
+    g.add_argument("--cert-mode", choices=("files", "dev"), default=env("CERT_MODE"),
+                   help="files: serve the files in --certs-dir; dev: generate a local CA and certificate there "
+                        "(default: dev with --state-file, else files)")
+    g = p.add_argument_group("injection")
+    g.add_argument("--init-image", default=env("INIT_IMAGE", DEFAULT_INIT_IMAGE),
+                   help="image of the install-oneagent init container (env INIT_IMAGE)")
+    g = p.add_argument_group("serving")
+    g.add_argument("--keep-alive", type=float, default=120.0, help="idle keep-alive seconds (120)")
+    g.add_argument("--shutdown-delay", type=float, default=float(env("SHUTDOWN_DELAY", "0") or 0),
+                   help="seconds between readiness going false on SIGTERM and the listeners closing (0)")
+    g.add_argument("--graceful-timeout", type=float, default=25.0, help="seconds in-flight requests get (25)")
+    g.add_argument("--limit-concurrency", type=int, default=None,
+                   help="connections+requests above which the admission server answers 503")
+    g.add_argument("--log-level", default=env("LOG_LEVEL", "info"), choices=("debug", "info", "warning", "error"))
+    g.add_argument("--log-format", default=env("LOG_FORMAT", "json"), choices=("json", "text"))
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    state_file = Path(args.state_file) if args.state_file else None
+    return Settings(
+        namespace=args.namespace,
+        webhook_host=args.webhook_host,
+        webhook_port=args.webhook_port,
+        health_bind=parse_bind(args.health_probe_bind_address),
+        metrics_bind=parse_bind(args.metrics_bind_address),
+        certs_dir=Path(args.certs_dir),
+        cert_name=args.cert_name,
+        key_name=args.key_name,
+        cert_mode=args.cert_mode or ("dev" if state_file else "files"),
+        state_file=state_file,
+        kubeconfig=args.kubeconfig,
+        dynakube_api_version=args.dynakube_api_version,
+        init_image=args.init_image,
+        keep_alive=args.keep_alive,
+        shutdown_delay=args.shutdown_delay,
+        graceful_timeout=args.graceful_timeout,
+        limit_concurrency=args.limit_concurrency,
+        log_level=args.log_level,
+        log_format=args.log_format,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dynatrace-webhook", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the webhook (the default when no subcommand is given)")
+    _serve_arguments(serve)
+    init = sub.add_parser("init", help="init-container entry point: prepare the shared volume layout, exit 0")
+    init.add_argument("--share-dir", default=env("SHARE_DIR", "/mnt/share"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help", "--version"):
+        argv.insert(0, "serve")
+    args = build_parser().parse_args(argv)
+    if args.command == "init":
+        from webhook.init import run_init
+
+        return run_init(Path(args.share_dir))
+    from webhook.server import run
+
+    return run(settings_from(args))

@@ -1,0 +1,65 @@
+"""Settings: one object, built once from flags and upstream's environment variables, passed down."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from webhook import __version__
+
+DEFAULT_CERTS_DIR = "/tmp/k8s-webhook-server/serving-certs"  # upstream's default
+DEFAULT_INIT_IMAGE = f"dynatrace-webhook:{__version__}"
+
+
+def parse_bind(value: str, default_host: str = "0.0.0.0") -> tuple[str, int]:
+    """``:10080`` / ``host:port`` / ``[::1]:8080`` / ``8080`` -> (host, port). Port 0 disables the listener."""
+    value = value.strip()
+    if value.isdigit():
+        return default_host, int(value)
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"bind address {value!r} is not host:port, :port or a port number")
+    host = host.strip("[]") or default_host
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespace: str = "dynatrace"
+    webhook_host: str = "0.0.0.0"
+    webhook_port: int = 8443
+    health_bind: tuple[str, int] = ("0.0.0.0", 10080)
+    metrics_bind: tuple[str, int] = ("0.0.0.0", 8080)
+    certs_dir: Path = Path(DEFAULT_CERTS_DIR)
+    cert_name: str = "tls.crt"
+    key_name: str = "tls.key"
+    cert_mode: str = "files"  # files | dev
+    dev_names: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+    state_file: Path | None = None
+    kubeconfig: str | None = None
+    dynakube_api_version: str = ""  # "" = the group's preferred version
+    init_image: str = DEFAULT_INIT_IMAGE
+    version: str = __version__
+    keep_alive: float = 120.0  # longer than the API server's idle connections (Go: 90 s)
+    shutdown_delay: float = 0.0
+    graceful_timeout: float = 25.0
+    limit_concurrency: int | None = None
+    cert_poll_interval: float = 2.0
+    state_poll_interval: float = 1.0
+    log_level: str = "info"
+    log_format: str = "json"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cert_file(self) -> Path:
+        return self.certs_dir / self.cert_name
+
+    @property
+    def key_file(self) -> Path:
+        return self.certs_dir / self.key_name
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default

@@ -1,0 +1,142 @@
+"""Read-only views of DynaKube custom resources (plain dicts, API versions v1beta1 to v1beta5).
+
+Every accessor tolerates missing fields and wrong types: a malformed DynaKube must never make an admission
+fail, it makes the webhook skip with a reason instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+INSTANCE_LABEL = "dynakube.internal.dynatrace.com/instance"
+
+CLOUD_NATIVE = "cloudNativeFullStack"
+APP_MONITORING = "applicationMonitoring"
+CLASSIC = "classicFullStack"
+HOST_MONITORING = "hostMonitoring"
+MODES = (CLOUD_NATIVE, APP_MONITORING, CLASSIC, HOST_MONITORING)
+INJECTION_MODES = (CLOUD_NATIVE, APP_MONITORING)
+
+FEATURE_AUTOMATIC_INJECTION = "feature.dynatrace.com/automatic-injection"
+FEATURE_FAILURE_POLICY = "feature.dynatrace.com/injection-failure-policy"
+FEATURE_IGNORED_NAMESPACES = "feature.dynatrace.com/ignored-namespaces"
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def name(dk: Mapping[str, Any]) -> str:
+    return _str(_map(dk.get("metadata")).get("name"))
+
+
+def namespace(dk: Mapping[str, Any]) -> str:
+    return _str(_map(dk.get("metadata")).get("namespace"))
+
+
+def annotations(dk: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _map(_map(dk.get("metadata")).get("annotations"))
+
+
+def spec(dk: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _map(dk.get("spec"))
+
+
+def status(dk: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _map(dk.get("status"))
+
+
+def api_version(dk: Mapping[str, Any]) -> str:
+    return _str(dk.get("apiVersion"))
+
+
+def modes(dk: Mapping[str, Any]) -> list[str]:
+    """The OneAgent modes configured (normally zero or one; more is a validation error)."""
+    one_agent = _map(spec(dk).get("oneAgent"))
+    return [m for m in MODES if one_agent.get(m) is not None]
+
+
+def mode(dk: Mapping[str, Any]) -> str:
+    found = modes(dk)
+    return found[0] if found else ""
+
+
+def mode_spec(dk: Mapping[str, Any]) -> Mapping[str, Any]:
+    m = mode(dk)
+    return _map(_map(spec(dk).get("oneAgent")).get(m)) if m else {}
+
+
+def injection_enabled(dk: Mapping[str, Any]) -> bool:
+    return mode(dk) in INJECTION_MODES
+
+
+def namespace_selector(dk: Mapping[str, Any]) -> Any:
+    """The app-injection namespace selector: under the mode from v1beta2 on, top-level ``spec`` in v1beta1."""
+    selector = mode_spec(dk).get("namespaceSelector")
+    if selector is None and api_version(dk).endswith("/v1beta1"):
+        selector = spec(dk).get("namespaceSelector")
+    return selector
+
+
+def metadata_enrichment_selector(dk: Mapping[str, Any]) -> Any:
+    """``spec.metadataEnrichment.namespaceSelector`` when metadata enrichment is enabled, else None."""
+    enrichment = _map(spec(dk).get("metadataEnrichment"))
+    if enrichment.get("enabled") is True:
+        return enrichment.get("namespaceSelector") or {}
+    return None
+
+
+def network_zone(dk: Mapping[str, Any]) -> str:
+    return _str(spec(dk).get("networkZone"))
+
+
+def api_url(dk: Mapping[str, Any]) -> str:
+    return _str(spec(dk).get("apiUrl"))
+
+
+def code_modules_image(dk: Mapping[str, Any]) -> str:
+    return _str(mode_spec(dk).get("codeModulesImage"))
+
+
+def code_modules_version(dk: Mapping[str, Any]) -> str:
+    return _str(_map(status(dk).get("codeModules")).get("version"))
+
+
+def kube_system_uuid(dk: Mapping[str, Any]) -> str:
+    return _str(status(dk).get("kubeSystemUUID"))
+
+
+def _connection_info(dk: Mapping[str, Any], component: str) -> Mapping[str, Any]:
+    return _map(_map(status(dk).get(component)).get("connectionInfoStatus"))
+
+
+def tenant_uuid(dk: Mapping[str, Any]) -> str:
+    return _str(_connection_info(dk, "oneAgent").get("tenantUUID")) or _str(
+        _connection_info(dk, "activeGate").get("tenantUUID")
+    )
+
+
+def communication_hosts(dk: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Usable communication hosts: entries with a host; malformed entries are ignored."""
+    hosts = _connection_info(dk, "oneAgent").get("communicationHosts")
+    if not isinstance(hosts, list):
+        return []
+    return [h for h in hosts if isinstance(h, Mapping) and _str(h.get("host"))]
+
+
+def feature(dk: Mapping[str, Any], key: str, default: str) -> str:
+    value = annotations(dk).get(key)
+    return value if isinstance(value, str) else default
+
+
+def automatic_injection(dk: Mapping[str, Any]) -> bool:
+    return feature(dk, FEATURE_AUTOMATIC_INJECTION, "true").lower() != "false"
+
+
+def failure_policy(dk: Mapping[str, Any]) -> str:
+    return "fail" if feature(dk, FEATURE_FAILURE_POLICY, "silent") == "fail" else "silent"

@@ -1,0 +1,427 @@
+"""The ``/inject`` decision for pods and the OneAgent injection patch (pure, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from webhook import dynakube as dk
+from webhook.patch import Op, Patch
+from webhook.selectors import InvalidSelector, matches
+
+# pod annotations
+ANNOTATION_DYNATRACE_INJECT = "dynatrace.com/inject"
+ANNOTATION_ONEAGENT_INJECT = "oneagent.dynatrace.com/inject"
+ANNOTATION_INJECTED = "oneagent.dynatrace.com/injected"
+ANNOTATION_REASON = "oneagent.dynatrace.com/reason"
+ANNOTATION_DYNAKUBE_INJECTED = "dynakube.dynatrace.com/injected"
+ANNOTATION_FLAVOR = "oneagent.dynatrace.com/flavor"
+ANNOTATION_TECHNOLOGIES = "oneagent.dynatrace.com/technologies"
+ANNOTATION_INSTALL_PATH = "oneagent.dynatrace.com/install-path"
+ANNOTATION_INSTALLER_URL = "oneagent.dynatrace.com/installer-url"
+ANNOTATION_FAILURE_POLICY = "oneagent.dynatrace.com/failure-policy"
+ANNOTATION_CONTAINER_INJECT_PREFIX = "container.inject.dynatrace.com/"
+OPENSHIFT_DEBUG_ANNOTATIONS = ("debug.openshift.io/source-container", "debug.openshift.io/source-resource")
+
+# skip reasons written into oneagent.dynatrace.com/reason (upstream v1.4.0 strings)
+REASON_EMPTY_TENANT_UUID = "EmptyTenantUUID"
+REASON_EMPTY_CONNECTION_INFO = "EmptyConnectionInfo"
+REASON_UNKNOWN_CODE_MODULE = "UnknownCodeModule"
+CONNECTION_INFO_REASONS = (REASON_EMPTY_TENANT_UUID, REASON_EMPTY_CONNECTION_INFO, REASON_UNKNOWN_CODE_MODULE)
+
+# outcomes (bounded: they label metrics)
+INJECTED = "injected"
+REINVOKED = "reinvoked"
+SKIPPED = "skipped"
+
+# skip reasons that only appear in the response message, logs and metrics (the pod is left unchanged)
+SKIP_NOT_A_POD = "NotAPod"
+SKIP_OPERATION = "UnsupportedOperation"
+SKIP_NAMESPACE_UNKNOWN = "NamespaceUnknown"
+SKIP_NAMESPACE_UNLABELED = "NamespaceNotMapped"
+SKIP_MISSING_DYNAKUBE = "MissingDynakube"
+SKIP_POD_OPT_OUT = "PodOptOut"
+SKIP_OPENSHIFT_DEBUG = "OpenShiftDebugPod"
+SKIP_MODE = "ModeWithoutInjection"
+SKIP_NAMESPACE_SELECTOR = "NamespaceNotSelected"
+SKIP_INVALID_SELECTOR = "InvalidNamespaceSelector"
+SKIP_ONEAGENT_OPT_OUT = "OneAgentOptOut"
+SKIP_ALL_CONTAINERS_EXCLUDED = "AllContainersExcluded"
+SKIP_NOTHING_NEW = "NothingNew"
+
+INIT_CONTAINER_NAME = "install-oneagent"
+VOLUME_BIN = "oneagent-bin"
+VOLUME_SHARE = "oneagent-share"
+VOLUME_CONFIG = "injection-config"
+CONFIG_SECRET = "dynatrace-dynakube-config"
+CSI_DRIVER = "csi.oneagent.dynatrace.com"
+DEFAULT_INSTALL_PATH = "/opt/dynatrace/oneagent-paas"
+DEFAULT_USER = 1001
+PRELOAD_LIBRARY = "agent/lib64/liboneagentproc.so"
+DEPLOYMENT_TYPES = {dk.CLOUD_NATIVE: "cloud_native_fullstack", dk.APP_MONITORING: "application_monitoring"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the injection needs from the webhook's configuration."""
+
+    image: str
+    version: str
+
+
+@dataclass
+class Result:
+    outcome: str
+    reasons: tuple[str, ...] = ()
+    message: str = ""
+    dynakube: str = ""
+    ops: list[Op] = field(default_factory=list)
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def pod_name(pod: Mapping[str, Any]) -> str:
+    """Name, or generateName for a pod created by a controller (kube-apiserver has not named it yet)."""
+    meta = _map(pod.get("metadata"))
+    for key in ("name", "generateName"):
+        if isinstance(meta.get(key), str) and meta[key]:
+            return str(meta[key])
+    return ""
+
+
+def base_pod_name(pod: Mapping[str, Any]) -> str:
+    """Up to the last dash: ``checkout-785cb95b9f-`` -> ``checkout-785cb95b9f``."""
+    name = pod_name(pod)
+    return name[: name.rfind("-")] if "-" in name else name
+
+
+def _skip(reason: str, message: str, dynakube: str = "") -> Result:
+    return Result(SKIPPED, (reason,), message, dynakube)
+
+
+def connection_info_reasons(dynakube: Mapping[str, Any]) -> list[str]:
+    """The v1.4.0 checks: every failing one, in upstream order."""
+    reasons = []
+    if not dk.tenant_uuid(dynakube):
+        reasons.append(REASON_EMPTY_TENANT_UUID)
+    if not dk.communication_hosts(dynakube):
+        reasons.append(REASON_EMPTY_CONNECTION_INFO)
+    if not (dk.code_modules_version(dynakube) or dk.code_modules_image(dynakube)):
+        reasons.append(REASON_UNKNOWN_CODE_MODULE)
+    return reasons
+
+
+def _container_excluded(name: str, pod_annotations: Mapping[str, Any], dk_annotations: Mapping[str, Any]) -> bool:
+    key = ANNOTATION_CONTAINER_INJECT_PREFIX + name
+    value = pod_annotations.get(key, dk_annotations.get(key))
+    return isinstance(value, str) and value.lower() == "false"
+
+
+def _container_injected(container: Mapping[str, Any]) -> bool:
+    return any(_map(m).get("name") == VOLUME_BIN for m in _list(container.get("volumeMounts")))
+
+
+def _init_container_index(pod: Mapping[str, Any]) -> int:
+    for i, c in enumerate(_list(_map(pod.get("spec")).get("initContainers"))):
+        if _map(c).get("name") == INIT_CONTAINER_NAME:
+            return i
+    return -1
+
+
+def already_injected(pod: Mapping[str, Any]) -> bool:
+    annotations = _map(_map(pod.get("metadata")).get("annotations"))
+    return annotations.get(ANNOTATION_INJECTED) == "true" or _init_container_index(pod) >= 0
+
+
+def decide(
+    pod: Mapping[str, Any],
+    namespace: Mapping[str, Any] | None,
+    dynakube: Mapping[str, Any] | None,
+    settings: Settings,
+    *,
+    namespace_name: str = "",
+) -> Result:
+    """Walk the decision flow for a pod CREATE and return the outcome with its patch operations.
+
+    ``namespace`` and ``dynakube`` come from the cache (None when unknown); ``dynakube`` is the one the
+    namespace's instance label names. The pod is never modified.
+    """
+    if namespace is None:
+        return _skip(SKIP_NAMESPACE_UNKNOWN, f"namespace {namespace_name!r} is not known to the webhook yet")
+    ns_labels = _map(_map(namespace.get("metadata")).get("labels"))
+    dynakube_name = ns_labels.get(dk.INSTANCE_LABEL)
+    if not isinstance(dynakube_name, str) or not dynakube_name:
+        return _skip(
+            SKIP_NAMESPACE_UNLABELED, f"namespace {namespace_name!r} has no {dk.INSTANCE_LABEL} label"
+        )
+    if dynakube is None:
+        return _skip(
+            SKIP_MISSING_DYNAKUBE,
+            f"namespace {namespace_name!r} is mapped to DynaKube {dynakube_name!r}, which does not exist",
+            dynakube_name,
+        )
+
+    meta = _map(pod.get("metadata"))
+    annotations = _map(meta.get("annotations"))
+    if str(annotations.get(ANNOTATION_DYNATRACE_INJECT, "")).lower() == "false":
+        return _skip(SKIP_POD_OPT_OUT, f"pod is annotated {ANNOTATION_DYNATRACE_INJECT}=false", dynakube_name)
+    if all(key in annotations for key in OPENSHIFT_DEBUG_ANNOTATIONS):
+        return _skip(SKIP_OPENSHIFT_DEBUG, "OpenShift debug pod", dynakube_name)
+
+    raw_containers = _list(_map(pod.get("spec")).get("containers"))
+    containers = [_map(c) for c in raw_containers]
+    dk_annotations = dk.annotations(dynakube)
+    eligible = [
+        i
+        for i, c in enumerate(containers)
+        if isinstance(raw_containers[i], Mapping)
+        and isinstance(c.get("name"), str)
+        and not _container_excluded(c["name"], annotations, dk_annotations)
+    ]
+    if already_injected(pod):
+        new = [i for i in eligible if not _container_injected(containers[i])]
+        if not new:
+            return Result(REINVOKED, (SKIP_NOTHING_NEW,), "pod is already injected", dynakube_name)
+        patch = Patch(pod)
+        _inject_containers(patch, pod, containers, new, dynakube, settings)
+        injected = sorted({i for i, c in enumerate(containers) if _container_injected(c)} | set(new))
+        _update_container_info(patch, pod, containers, injected)
+        return Result(REINVOKED, (), f"injected {len(new)} new container(s)", dynakube_name, patch.ops)
+
+    mode = dk.mode(dynakube)
+    if mode not in dk.INJECTION_MODES:
+        return _skip(SKIP_MODE, f"DynaKube {dynakube_name!r} mode {mode or 'none'!r} does not inject", dynakube_name)
+    try:
+        selected = matches(dk.namespace_selector(dynakube), ns_labels)
+    except InvalidSelector as err:
+        return _skip(
+            SKIP_INVALID_SELECTOR, f"DynaKube {dynakube_name!r} has an invalid namespaceSelector: {err}", dynakube_name
+        )
+    if not selected:
+        return _skip(
+            SKIP_NAMESPACE_SELECTOR,
+            f"namespace {namespace_name!r} is not selected by DynaKube {dynakube_name!r}",
+            dynakube_name,
+        )
+    default = "true" if dk.automatic_injection(dynakube) else "false"
+    if str(annotations.get(ANNOTATION_ONEAGENT_INJECT, default)).lower() == "false":
+        return _skip(SKIP_ONEAGENT_OPT_OUT, "OneAgent injection is disabled for this pod", dynakube_name)
+
+    targets = eligible
+    if not targets:
+        return _skip(SKIP_ALL_CONTAINERS_EXCLUDED, "every container is excluded from injection", dynakube_name)
+
+    reasons = connection_info_reasons(dynakube)
+    patch = Patch(pod)
+    if reasons:
+        joined = ", ".join(reasons)
+        patch.set_in_map(("metadata", "annotations"), ANNOTATION_INJECTED, "false")
+        patch.set_in_map(("metadata", "annotations"), ANNOTATION_REASON, joined)
+        return Result(
+            SKIPPED,
+            tuple(reasons),
+            f"OneAgent not injected: DynaKube {dynakube_name!r} connection info incomplete ({joined})",
+            dynakube_name,
+            patch.ops,
+        )
+
+    patch.set_in_map(("metadata", "annotations"), ANNOTATION_INJECTED, "true")
+    patch.set_in_map(("metadata", "annotations"), ANNOTATION_DYNAKUBE_INJECTED, "true")
+    patch.remove_from_map(("metadata", "annotations"), ANNOTATION_REASON)
+    _add_volumes(patch, pod, dynakube)
+    _inject_containers(patch, pod, containers, targets, dynakube, settings)
+    init = _init_container(pod, containers, targets, annotations, dynakube, settings)
+    patch.append(("spec", "initContainers"), init)
+    return Result(INJECTED, (), f"OneAgent injected into {len(targets)} container(s)", dynakube_name, patch.ops)
+
+
+def _install_path(annotations: Mapping[str, Any]) -> str:
+    value = annotations.get(ANNOTATION_INSTALL_PATH)
+    return value if isinstance(value, str) and value.startswith("/") else DEFAULT_INSTALL_PATH
+
+
+def _annotation(annotations: Mapping[str, Any], key: str, default: str) -> str:
+    value = annotations.get(key)
+    return value if isinstance(value, str) and value else default
+
+
+def _add_volumes(patch: Patch, pod: Mapping[str, Any], dynakube: Mapping[str, Any]) -> None:
+    existing = {_map(v).get("name") for v in _list(_map(pod.get("spec")).get("volumes"))}
+    if dk.mode(dynakube) == dk.CLOUD_NATIVE:
+        bin_volume: dict[str, Any] = {
+            "name": VOLUME_BIN,
+            "csi": {
+                "driver": CSI_DRIVER,
+                "readOnly": False,
+                "volumeAttributes": {"mode": "app", "dynakube": dk.name(dynakube)},
+            },
+        }
+    else:
+        bin_volume = {"name": VOLUME_BIN, "emptyDir": {}}
+    for volume in (
+        {"name": VOLUME_CONFIG, "secret": {"secretName": CONFIG_SECRET}},
+        bin_volume,
+        {"name": VOLUME_SHARE, "emptyDir": {}},
+    ):
+        if volume["name"] not in existing:
+            patch.append(("spec", "volumes"), volume)
+
+
+def _deployment_metadata(dynakube: Mapping[str, Any], settings: Settings) -> str:
+    return (
+        f"orchestration_tech=Operator-{DEPLOYMENT_TYPES.get(dk.mode(dynakube), dk.mode(dynakube))};"
+        f"script_version={settings.version};orchestrator_id={dk.kube_system_uuid(dynakube)}"
+    )
+
+
+def _inject_containers(
+    patch: Patch,
+    pod: Mapping[str, Any],
+    containers: list[Mapping[str, Any]],
+    indexes: list[int],
+    dynakube: Mapping[str, Any],
+    settings: Settings,
+) -> None:
+    annotations = _map(_map(pod.get("metadata")).get("annotations"))
+    install_path = _install_path(annotations)
+    preload = f"{install_path}/{PRELOAD_LIBRARY}"
+    env_values = {"DT_DEPLOYMENT_METADATA": _deployment_metadata(dynakube, settings)}
+    if dk.network_zone(dynakube):
+        env_values["DT_NETWORK_ZONE"] = dk.network_zone(dynakube)
+    for i in indexes:
+        container = containers[i]
+        name = str(container.get("name", ""))
+        base = ("spec", "containers", i)
+        env = _list(container.get("env"))
+        env_index = {_map(e).get("name"): j for j, e in enumerate(env)}
+        # LD_PRELOAD: appended to a literal value, left alone when it comes from a reference
+        if "LD_PRELOAD" in env_index:
+            j = env_index["LD_PRELOAD"]
+            current = _map(env[j])
+            if "valueFrom" not in current:
+                value = current.get("value")
+                value = value if isinstance(value, str) else ""
+                if preload not in value.split():
+                    patch.replace((*base, "env", j, "value"), f"{value} {preload}".strip())
+        else:
+            patch.append((*base, "env"), {"name": "LD_PRELOAD", "value": preload})
+        for env_name, value in env_values.items():
+            if env_name in env_index:
+                patch.replace((*base, "env", env_index[env_name]), {"name": env_name, "value": value})
+            else:
+                patch.append((*base, "env"), {"name": env_name, "value": value})
+        mount_paths = {_map(m).get("mountPath") for m in _list(container.get("volumeMounts"))}
+        for mount in (
+            {"name": VOLUME_SHARE, "mountPath": "/etc/ld.so.preload", "subPath": "ld.so.preload"},
+            {"name": VOLUME_BIN, "mountPath": install_path},
+            {
+                "name": VOLUME_SHARE,
+                "mountPath": "/var/lib/dynatrace/oneagent/agent/config/container.conf",
+                "subPath": f"container_{name}.conf",
+            },
+        ):
+            if mount["mountPath"] not in mount_paths:
+                patch.append((*base, "volumeMounts"), mount)
+
+
+def _container_info(containers: list[Mapping[str, Any]], indexes: list[int]) -> str:
+    info = [{"name": str(containers[i].get("name", "")), "image": str(containers[i].get("image", ""))} for i in indexes]
+    return orjson.dumps(info).decode()
+
+
+def _update_container_info(
+    patch: Patch, pod: Mapping[str, Any], containers: list[Mapping[str, Any]], injected: list[int]
+) -> None:
+    """Keep the init container's CONTAINER_INFO equal to every container injected so far."""
+    index = _init_container_index(pod)
+    if index < 0:
+        return
+    init = _map(_list(_map(pod.get("spec")).get("initContainers"))[index])
+    value = _container_info(containers, injected)
+    for j, e in enumerate(_list(init.get("env"))):
+        if _map(e).get("name") == "CONTAINER_INFO":
+            if _map(e).get("value") != value:
+                patch.replace(("spec", "initContainers", index, "env", j, "value"), value)
+            return
+    patch.append(("spec", "initContainers", index, "env"), {"name": "CONTAINER_INFO", "value": value})
+
+
+def _run_as(pod: Mapping[str, Any], containers: list[Mapping[str, Any]], key: str) -> int:
+    for source in (
+        _map(containers[0].get("securityContext")) if containers else {},
+        _map(_map(pod.get("spec")).get("securityContext")),
+    ):
+        value = source.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+    return DEFAULT_USER
+
+
+def _field_env(name: str, field_path: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": field_path}}}
+
+
+def _init_container(
+    pod: Mapping[str, Any],
+    containers: list[Mapping[str, Any]],
+    targets: list[int],
+    annotations: Mapping[str, Any],
+    dynakube: Mapping[str, Any],
+    settings: Settings,
+) -> dict[str, Any]:
+    policy = _annotation(annotations, ANNOTATION_FAILURE_POLICY, dk.failure_policy(dynakube))
+    flavor = _annotation(annotations, ANNOTATION_FLAVOR, "default")
+    user = _run_as(pod, containers, "runAsUser")
+    group = _run_as(pod, containers, "runAsGroup")
+    security_context: dict[str, Any] = {
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsUser": user,
+        "runAsGroup": group,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if user != 0:
+        security_context["runAsNonRoot"] = True
+    init: dict[str, Any] = {
+        "name": INIT_CONTAINER_NAME,
+        "image": settings.image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["init"],
+        "env": [
+            {"name": "FAILURE_POLICY", "value": "fail" if policy == "fail" else "silent"},
+            _field_env("K8S_PODNAME", "metadata.name"),
+            _field_env("K8S_PODUID", "metadata.uid"),
+            {"name": "K8S_BASEPODNAME", "value": base_pod_name(pod)},
+            {"name": "K8S_CLUSTER_ID", "value": dk.kube_system_uuid(dynakube)},
+            _field_env("K8S_NAMESPACE", "metadata.namespace"),
+            _field_env("K8S_NODE_NAME", "spec.nodeName"),
+            {"name": "CONTAINER_INFO", "value": _container_info(containers, targets)},
+            {"name": "FLAVOR", "value": flavor if flavor in ("default", "musl") else "default"},
+            {"name": "TECHNOLOGIES", "value": _annotation(annotations, ANNOTATION_TECHNOLOGIES, "all")},
+            {"name": "INSTALLPATH", "value": _install_path(annotations)},
+            {"name": "INSTALLER_URL", "value": _annotation(annotations, ANNOTATION_INSTALLER_URL, "")},
+            {"name": "VERSION", "value": dk.code_modules_version(dynakube)},
+            {"name": "ONEAGENT_INJECTED", "value": "true"},
+        ],
+        "volumeMounts": [
+            {"name": VOLUME_BIN, "mountPath": "/mnt/bin"},
+            {"name": VOLUME_SHARE, "mountPath": "/mnt/share"},
+            {"name": VOLUME_CONFIG, "mountPath": "/mnt/config"},
+        ],
+        "securityContext": security_context,
+    }
+    resources = dk.mode_spec(dynakube).get("initResources")
+    if isinstance(resources, Mapping):
+        init["resources"] = dict(resources)
+    return init

@@ -1,0 +1,112 @@
+"""JSON Patch (RFC 6902) operations built from the changes a mutation makes.
+
+The request path never diffs whole objects: each mutation says what it changes and this module turns that
+into operations. ``jsonpatch.make_patch`` stays in the tests as the oracle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+Op = dict[str, Any]
+
+
+def escape(token: str) -> str:
+    """Escape one JSON Pointer reference token (RFC 6901): ``~`` -> ``~0``, ``/`` -> ``~1``."""
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def pointer(*tokens: str | int) -> str:
+    return "".join("/" + escape(str(t)) for t in tokens)
+
+
+class Patch:
+    """An ordered list of JSON Patch operations against one document.
+
+    Every method looks at the *original* document to decide between adding a missing map or list as a whole
+    and adding into an existing one, so the patch applies cleanly to exactly what kube-apiserver sent.
+    """
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        self._document = document
+        self.ops: list[Op] = []
+        # maps and lists that this patch itself created, with their current value, so that later additions to
+        # them become operations on the created value instead of a second "add the whole thing"
+        self._created: dict[tuple[str | int, ...], Any] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.ops)
+
+    def _lookup(self, path: Sequence[str | int]) -> Any:
+        key = tuple(path)
+        if key in self._created:
+            return self._created[key]
+        node: Any = self._document
+        for token in path:
+            if isinstance(node, Mapping) and isinstance(token, str):
+                node = node.get(token)
+            elif isinstance(node, list) and isinstance(token, int) and 0 <= token < len(node):
+                node = node[token]
+            else:
+                return None
+        return node
+
+    def _ensure(self, path: Sequence[str | int], empty: Any) -> tuple[bool, Any]:
+        """Return (existed, container) for the map or list at ``path``.
+
+        A missing container is not added here: the caller adds it whole, with its first value. A container
+        that is null or of the wrong type counts as missing (``add`` then replaces it).
+        """
+        node = self._lookup(path)
+        if isinstance(node, type(empty)):
+            return True, node
+        return False, None
+
+    def set_in_map(self, path: Sequence[str | int], key: str, value: Any) -> None:
+        """Set ``key`` to ``value`` in the map at ``path``; nothing when it already holds that value."""
+        existed, node = self._ensure(path, {})
+        if not existed:
+            self._add_missing(path, {key: value})
+        elif tuple(path) in self._created:
+            node[key] = value
+        elif key not in node or node[key] != value:
+            self.ops.append({"op": "add", "path": pointer(*path, key), "value": value})
+
+    def remove_from_map(self, path: Sequence[str | int], key: str) -> None:
+        existed, node = self._ensure(path, {})
+        if existed and key in node:
+            self.ops.append({"op": "remove", "path": pointer(*path, key)})
+
+    def append(self, path: Sequence[str | int], value: Any) -> None:
+        """Append ``value`` to the list at ``path``, adding the list when it is missing."""
+        existed, node = self._ensure(path, [])
+        if not existed:
+            self._add_missing(path, [value])
+        elif tuple(path) in self._created:
+            node.append(value)
+        else:
+            self.ops.append({"op": "add", "path": pointer(*path, "-"), "value": value})
+
+    def replace(self, path: Sequence[str | int], value: Any) -> None:
+        self.ops.append({"op": "replace", "path": pointer(*path), "value": value})
+
+    def _add_missing(self, path: Sequence[str | int], value: Any) -> None:
+        # Walk up to the deepest ancestor that is a map, and add the missing part below it as one value.
+        for depth in range(len(path) - 1, -1, -1):
+            parent = self._lookup(path[:depth])
+            if isinstance(parent, Mapping):
+                nested = value
+                for token in reversed(path[depth + 1 :]):
+                    nested = {token: nested}
+                self.ops.append({"op": "add", "path": pointer(*path[: depth + 1]), "value": nested})
+                # remember every created container: later changes to it edit the value of this one operation
+                node = nested
+                for i in range(depth + 1, len(path) + 1):
+                    self._created[tuple(path[:i])] = node
+                    if i < len(path):
+                        node = node[path[i]]
+                return
+            if isinstance(parent, list):
+                break
+        raise ValueError(f"cannot add {pointer(*path)}: its parent is not an object")

@@ -1,0 +1,198 @@
+"""One process, three listeners (admission over TLS, health, metrics) in one event loop.
+
+Start-up: state source, certificate, then listeners; the health listener answers from the first moment
+(``/readyz`` 503 until the cache has synced and a valid certificate is loaded). SIGTERM or SIGINT: readiness
+goes false, after ``--shutdown-delay`` the listeners stop accepting, in-flight requests finish, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import uvicorn
+
+from webhook import dynakube as dk
+from webhook import handlers, logs
+from webhook.app import VALIDATE_ALIASES, AdmissionApp, Route, admission_fallback, health_app, metrics_app
+from webhook.certs import ensure_dev_certificates
+from webhook.config import Settings
+from webhook.metrics import Metrics
+from webhook.mutation import pod as pods
+from webhook.mutation.pod import connection_info_reasons
+from webhook.state.local import LocalState
+from webhook.state.store import RESOURCES, Store
+from webhook.tls import CertificateWatcher
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to the Webhook, which owns all three."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Webhook:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.store = Store(settings.namespace)
+        self.watcher = CertificateWatcher(settings.cert_file, settings.key_file, on_reload=self._cert_reloaded)
+        self.injection = pods.Settings(image=settings.init_image, version=settings.version)
+        self.draining = False
+        self.servers: list[_Server] = []
+        self.local: LocalState | None = None
+        self._stopping = asyncio.Event()
+        self._kube: Any = None
+
+    # --- readiness and metrics ---
+    def readiness(self) -> dict[str, bool]:
+        return {
+            "cache_synced": self.store.synced,
+            "certificate_valid": self.watcher.valid,
+            "serving": bool(self.servers) and self.servers[0].started and not self.draining,
+        }
+
+    def refresh_metrics(self) -> None:
+        m = self.metrics
+        m.cache_synced.set(1 if self.store.synced else 0)
+        m.cache_objects.labels("dynakubes").set(len(self.store.dynakubes()))
+        m.cache_objects.labels("namespaces").set(len(self.store.namespaces()))
+        for resource in RESOURCES:
+            m.cache_last_event.labels(resource).set(self.store.last_event[resource])
+        m.connection_info_complete.clear()
+        for obj in self.store.dynakubes():
+            complete = dk.injection_enabled(obj) and not connection_info_reasons(obj)
+            m.connection_info_complete.labels(dk.name(obj), dk.network_zone(obj)).set(1 if complete else 0)
+        if self.watcher.not_after is not None:
+            m.cert_not_after.set(self.watcher.not_after.timestamp())
+
+    def _cert_reloaded(self, ok: bool) -> None:
+        self.metrics.cert_reloads.labels("success" if ok else "failure").inc()
+
+    def _watch_event(self, resource: str, kind: str) -> None:
+        self.metrics.watch_events.labels(resource, kind.lower()).inc()
+
+    # --- the apps ---
+    def routes(self) -> dict[str, Route]:
+        inject = Route("inject", lambda review: handlers.inject(review, self.store, self.injection))
+        label = Route("label-ns", lambda review: handlers.label_namespace(review, self.store))
+        validate = Route("validate", lambda review: handlers.validate_dynakube(review, self.store))
+        routes = {"/inject": inject, "/label-ns": label, "/validate": validate}
+        routes.update(dict.fromkeys(VALIDATE_ALIASES, validate))
+        return routes
+
+    def _config(self, app: Any, host: str, port: int, **kw: Any) -> uvicorn.Config:
+        return uvicorn.Config(
+            app, host=host, port=port, lifespan="off", log_config=None, access_log=False,
+            server_header=False, date_header=False, timeout_keep_alive=int(self.settings.keep_alive),
+            timeout_graceful_shutdown=int(self.settings.graceful_timeout), **kw,
+        )
+
+    # --- lifecycle ---
+    def start_state(self) -> None:
+        s = self.settings
+        if s.state_file is not None:
+            self.local = LocalState(s.state_file, self.store)
+            ok = self.local.load()
+            self.metrics.state_reloads.labels("success" if ok else "failure").inc()
+            return
+        from webhook.state.kube import KubeClient, KubeState, load_api_client
+
+        self._kube = KubeState(
+            self.store, KubeClient(load_api_client(s.kubeconfig)),
+            dynakube_api_version=s.dynakube_api_version, on_event=self._watch_event,
+        )
+        self._kube.start()
+
+    async def _poll(self, interval: float, action: Callable[[], Any]) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval)
+            try:
+                action()
+            except Exception:
+                log.exception("background task failed")
+
+    def _poll_state(self) -> None:
+        if self.local is not None and self.local.poll():
+            self.metrics.state_reloads.labels("success").inc()
+
+    def request_stop(self) -> None:
+        if self.draining:
+            for server in self.servers:
+                server.force_exit = True
+            return
+        log.info("stopping: readiness is now false, listeners close in %.1fs", self.settings.shutdown_delay)
+        self.draining = True
+        asyncio.get_running_loop().call_later(self.settings.shutdown_delay, self._close)
+
+    def _close(self) -> None:
+        self._stopping.set()
+        for server in self.servers:
+            server.should_exit = True
+
+    async def run(self) -> int:
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        if s.cert_mode == "dev":
+            ca = ensure_dev_certificates(s.certs_dir, s.dev_names)
+            log.info("development certificate for %s; CA at %s", ", ".join(s.dev_names), ca)
+        self.start_state()
+        self.watcher.poll()
+        tasks = [asyncio.create_task(self._poll(s.cert_poll_interval, self.watcher.poll))]
+        if self.local is not None:
+            tasks.append(asyncio.create_task(self._poll(s.state_poll_interval, self._poll_state)))
+        admission = _Server(self._config(
+            AdmissionApp(self.routes(), self.metrics, admission_fallback()), s.webhook_host, s.webhook_port,
+            ssl_context_factory=lambda config, default: self.watcher.server_context(),
+            limit_concurrency=s.limit_concurrency,
+        ))
+        self.servers.append(admission)
+        side = [_Server(self._config(health_app(self.readiness), *s.health_bind))]
+        if s.metrics_bind[1]:
+            side.append(_Server(self._config(metrics_app(self.metrics, self.refresh_metrics), *s.metrics_bind)))
+        self.servers.extend(side)
+        serving = [asyncio.create_task(server.serve()) for server in side]
+        while not self.watcher.loaded and not self._stopping.is_set():
+            log.warning("waiting for a certificate in %s", s.certs_dir)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), s.cert_poll_interval)
+            self.watcher.poll()
+        if not self._stopping.is_set():
+            serving.append(asyncio.create_task(admission.serve()))
+        # everything made during start-up lives as long as the process: keep it out of the collector's way
+        gc.collect()
+        gc.freeze()
+        results = await asyncio.gather(*serving, return_exceptions=True)
+        self._stopping.set()
+        for task in tasks:
+            task.cancel()
+        if self._kube is not None:
+            self._kube.close()
+        failed = [r for r in results if isinstance(r, BaseException)]
+        for err in failed:
+            log.error("listener failed: %s", err)
+        if any(server.started is False and not self.draining for server in self.servers):
+            return 1
+        log.info("stopped")
+        return 1 if failed else 0
+
+
+def run(settings: Settings) -> int:
+    logs.setup(settings.log_level, settings.log_format)
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional (not on Windows)
+        return asyncio.run(Webhook(settings).run())
+    return uvloop.run(Webhook(settings).run())

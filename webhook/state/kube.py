@@ -1,0 +1,144 @@
+"""The Kubernetes API side of the cache: the official ``kubernetes`` client, raw JSON, one thread per watch.
+
+Imported only when the webhook runs against a cluster, so local runs and tests do not pay for the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+
+from webhook.state.reflector import ApiError, Reflector
+from webhook.state.store import DYNAKUBES, NAMESPACES, Store
+
+log = logging.getLogger(__name__)
+
+DYNAKUBE_GROUP = "dynatrace.com"
+
+
+def _retry_after(headers: Any) -> float | None:
+    try:
+        value = headers.get("Retry-After") if headers else None
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class KubeClient:
+    """Lists and watches any path with raw JSON (no model deserialization)."""
+
+    def __init__(self, api_client: Any, request_timeout: float = 30.0) -> None:
+        self.api = api_client
+        self.request_timeout = request_timeout
+
+    def _get(self, path: str, query: list[tuple[str, str]], timeout: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self.api.call_api(
+                path,
+                "GET",
+                query_params=query,
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=timeout,
+            )[0]
+        except ApiException as err:
+            raise ApiError(err.status or 500, err.reason or "", _retry_after(err.headers)) from None
+
+    def get_json(self, path: str) -> Any:
+        response = self._get(path, [], self.request_timeout)
+        return orjson.loads(response.data)
+
+    def list(self, path: str) -> tuple[list[dict[str, Any]], str]:
+        document = orjson.loads(self._get(path, [], self.request_timeout).data)
+        return list(document.get("items") or []), str((document.get("metadata") or {}).get("resourceVersion", ""))
+
+    def watch(self, path: str, resource_version: str, timeout_seconds: int) -> Iterator[dict[str, Any]]:
+        query = [
+            ("watch", "true"),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(timeout_seconds)),
+        ]
+        # the socket read timeout exceeds the server-side watch timeout, so a silent dead stream still ends
+        response = self._get(path, query, (self.request_timeout, timeout_seconds + 30))
+        try:
+            buffer = b""
+            for chunk in response.stream(amt=65536, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        yield orjson.loads(line)
+        finally:
+            response.release_conn()
+
+
+def load_api_client(kubeconfig: str | None) -> Any:
+    """In-cluster configuration when running in a pod, else KUBECONFIG (or the given file)."""
+    from kubernetes import client, config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config(config_file=kubeconfig)
+    return client.ApiClient()
+
+
+def dynakube_version(kube: KubeClient, preferred: str) -> str:
+    """The served DynaKube version to watch: ``preferred`` when set, else the group's preferred version."""
+    if preferred:
+        return preferred
+    group = kube.get_json(f"/apis/{DYNAKUBE_GROUP}")
+    return str(group["preferredVersion"]["version"])
+
+
+class KubeState:
+    """Two reflectors (DynaKubes in the webhook namespace, all namespaces), each in its own daemon thread."""
+
+    def __init__(
+        self,
+        store: Store,
+        kube: KubeClient,
+        *,
+        dynakube_api_version: str = "",
+        on_event: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.kube = kube
+        self.version = dynakube_api_version
+        self.on_event = on_event
+        self.stop = threading.Event()
+        self.reflectors: list[Reflector] = []
+        store.source = "kubernetes"
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="state", daemon=True).start()
+
+    def _run(self) -> None:
+        delay = 1.0
+        while not self.stop.is_set():
+            try:
+                self.version = dynakube_version(self.kube, self.version)
+                break
+            except Exception as err:
+                log.warning("DynaKube API version not discovered (%s); retrying in %.0fs", err, delay)
+                self.stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+        paths = {
+            DYNAKUBES: f"/apis/{DYNAKUBE_GROUP}/{self.version}/namespaces/{self.store.namespace}/dynakubes",
+            NAMESPACES: "/api/v1/namespaces",
+        }
+        for resource, path in paths.items():
+            reflector = Reflector(self.kube, self.store, resource, path, on_event=self.on_event, stop=self.stop)
+            self.reflectors.append(reflector)
+            threading.Thread(target=reflector.run, name=f"watch-{resource}", daemon=True).start()
+
+    def close(self) -> None:
+        self.stop.set()

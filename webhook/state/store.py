@@ -1,0 +1,87 @@
+"""In-memory state read by every admission request.
+
+Writers (the watch threads or the local file loader) replace whole entries or whole maps; readers on the
+event loop only do dictionary look-ups, so no lock is needed and no admission ever waits for the API.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+Obj = dict[str, Any]
+
+DYNAKUBES = "dynakubes"
+NAMESPACES = "namespaces"
+RESOURCES = (DYNAKUBES, NAMESPACES)
+
+
+def slim(resource: str, obj: Mapping[str, Any]) -> Obj:
+    """What the webhook keeps of an object: managedFields never, namespaces only their metadata."""
+    meta = dict(obj.get("metadata") or {})
+    meta.pop("managedFields", None)
+    if resource == NAMESPACES:
+        keep = {k: meta[k] for k in ("name", "labels", "annotations", "resourceVersion", "uid") if k in meta}
+        return {"apiVersion": "v1", "kind": "Namespace", "metadata": keep}
+    out = dict(obj)
+    out["metadata"] = meta
+    return out
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    return name if isinstance(name, str) else ""
+
+
+class Store:
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace  # where DynaKubes live (the webhook's own namespace)
+        self._objects: dict[str, dict[str, Obj]] = {r: {} for r in RESOURCES}
+        self._synced: dict[str, bool] = dict.fromkeys(RESOURCES, False)
+        self.last_event: dict[str, float] = dict.fromkeys(RESOURCES, 0.0)
+        self.source = "none"
+
+    # --- readers (admission path) ---
+    def dynakube(self, name: str) -> Obj | None:
+        return self._objects[DYNAKUBES].get(name)
+
+    def namespace_object(self, name: str) -> Obj | None:
+        return self._objects[NAMESPACES].get(name)
+
+    def dynakubes(self) -> list[Obj]:
+        return list(self._objects[DYNAKUBES].values())
+
+    def namespaces(self) -> list[Obj]:
+        return list(self._objects[NAMESPACES].values())
+
+    @property
+    def synced(self) -> bool:
+        return all(self._synced.values())
+
+    def is_synced(self, resource: str) -> bool:
+        return self._synced[resource]
+
+    # --- writers ---
+    def replace(self, resource: str, objects: Iterable[Mapping[str, Any]]) -> None:
+        """A full list: swap the whole map at once and mark the resource synced."""
+        fresh = {}
+        for obj in objects:
+            if _name(obj):
+                fresh[_name(obj)] = slim(resource, obj)
+        self._objects[resource] = fresh
+        self._synced[resource] = True
+        self.last_event[resource] = time.time()
+
+    def upsert(self, resource: str, obj: Mapping[str, Any]) -> None:
+        if _name(obj):
+            self._objects[resource][_name(obj)] = slim(resource, obj)
+        self.last_event[resource] = time.time()
+
+    def delete(self, resource: str, obj: Mapping[str, Any]) -> None:
+        self._objects[resource].pop(_name(obj), None)
+        self.last_event[resource] = time.time()
+
+    def touch(self, resource: str) -> None:
+        self.last_event[resource] = time.time()
