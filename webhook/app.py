@@ -81,7 +81,9 @@ class AdmissionApp:
     ) -> tuple[int, bytes, Review | None, Answer | None]:
         try:
             if scope.get("method") != "POST":
-                raise ReviewError(405, f"method {scope.get('method')} not allowed; admission reviews are POSTed")
+                raise ReviewError(
+                    405, f"method {scope.get('method')} not allowed; admission reviews are POSTed"
+                )
             body = await self._read_body(scope, receive)
             review = decode(body)
         except ReviewError as err:
@@ -126,7 +128,13 @@ class AdmissionApp:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _record(
-        self, route: Route, scope: Scope, status: int, review: Review | None, answer: Answer | None, elapsed: float
+        self,
+        route: Route,
+        scope: Scope,
+        status: int,
+        review: Review | None,
+        answer: Answer | None,
+        elapsed: float,
     ) -> None:
         outcome = answer.outcome if answer else "error"
         reasons = tuple(answer.reasons) if answer else ()

@@ -31,15 +31,24 @@ def _now() -> dt.datetime:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def service_names(service: str, namespace: str) -> list[str]:
     """The DNS names kube-apiserver may use for a Service."""
-    return [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local"]
+    return [
+        service,
+        f"{service}.{namespace}",
+        f"{service}.{namespace}.svc",
+        f"{service}.{namespace}.svc.cluster.local",
+    ]
 
 
-def generate_ca(common_name: str = "dynatrace-webhook-ca", validity: dt.timedelta = dt.timedelta(days=365)) -> KeyPair:
+def generate_ca(
+    common_name: str = "dynatrace-webhook-ca", validity: dt.timedelta = dt.timedelta(days=365)
+) -> KeyPair:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = _now()
@@ -54,8 +63,14 @@ def generate_ca(common_name: str = "dynatrace-webhook-ca", validity: dt.timedelt
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False, encipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
                 decipher_only=False,
             ),
             critical=True,
@@ -120,7 +135,12 @@ def ensure_dev_certificates(directory: Path, names: Iterable[str]) -> Path:
         covered = {str(v) for v in san.get_values_for_type(x509.DNSName)} | {
             str(v) for v in san.get_values_for_type(x509.IPAddress)
         }
-        if ca_path.exists() and key_path.exists() and remaining(current) > dt.timedelta(hours=1) and set(names) <= covered:
+        if (
+            ca_path.exists()
+            and key_path.exists()
+            and remaining(current) > dt.timedelta(hours=1)
+            and set(names) <= covered
+        ):
             return ca_path
     except (OSError, ValueError, x509.ExtensionNotFound):
         pass

@@ -14,40 +14,81 @@ SUBCOMMANDS = ("serve", "init")
 
 def _serve_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("listeners")
-    g.add_argument("--webhook-host", default=env("WEBHOOK_HOST", "0.0.0.0"), help="admission bind host (0.0.0.0)")
-    g.add_argument("--webhook-port", type=int, default=int(env("WEBHOOK_PORT", "8443") or 8443),
-                   help="admission HTTPS port (env WEBHOOK_PORT, 8443)")
-    g.add_argument("--health-probe-bind-address", default=env("HEALTH_PROBE_BIND_ADDRESS", ":10080"),
-                   help="health listener, host:port or :port (env HEALTH_PROBE_BIND_ADDRESS, :10080)")
-    g.add_argument("--metrics-bind-address", default=env("METRICS_BIND_ADDRESS", ":8080"),
-                   help="metrics listener, host:port or :port; 0 disables (env METRICS_BIND_ADDRESS, :8080)")
+    g.add_argument(
+        "--webhook-host", default=env("WEBHOOK_HOST", "0.0.0.0"), help="admission bind host (0.0.0.0)"
+    )
+    g.add_argument(
+        "--webhook-port",
+        type=int,
+        default=int(env("WEBHOOK_PORT", "8443") or 8443),
+        help="admission HTTPS port (env WEBHOOK_PORT, 8443)",
+    )
+    g.add_argument(
+        "--health-probe-bind-address",
+        default=env("HEALTH_PROBE_BIND_ADDRESS", ":10080"),
+        help="health listener, host:port or :port (env HEALTH_PROBE_BIND_ADDRESS, :10080)",
+    )
+    g.add_argument(
+        "--metrics-bind-address",
+        default=env("METRICS_BIND_ADDRESS", ":8080"),
+        help="metrics listener, host:port or :port; 0 disables (env METRICS_BIND_ADDRESS, :8080)",
+    )
     g = p.add_argument_group("state")
-    g.add_argument("--namespace", default=env("POD_NAMESPACE", "dynatrace"),
-                   help="namespace holding the DynaKubes (env POD_NAMESPACE, dynatrace)")
-    g.add_argument("--state-file", default=env("STATE_FILE"),
-                   help="read DynaKubes and namespaces from this YAML file instead of the Kubernetes API")
+    g.add_argument(
+        "--namespace",
+        default=env("POD_NAMESPACE", "dynatrace"),
+        help="namespace holding the DynaKubes (env POD_NAMESPACE, dynatrace)",
+    )
+    g.add_argument(
+        "--state-file",
+        default=env("STATE_FILE"),
+        help="read DynaKubes and namespaces from this YAML file instead of the Kubernetes API",
+    )
     g.add_argument("--kubeconfig", default=env("KUBECONFIG"), help="kubeconfig when not running in a pod")
-    g.add_argument("--dynakube-api-version", default=env("DYNAKUBE_API_VERSION", ""),
-                   help="DynaKube version to watch (default: the dynatrace.com group's preferred version)")
+    g.add_argument(
+        "--dynakube-api-version",
+        default=env("DYNAKUBE_API_VERSION", ""),
+        help="DynaKube version to watch (default: the dynatrace.com group's preferred version)",
+    )
     g = p.add_argument_group("certificates")
-    g.add_argument("--certs-dir", default=env("CERTS_DIR", DEFAULT_CERTS_DIR),
-                   help=f"directory with tls.crt and tls.key ({DEFAULT_CERTS_DIR})")
+    g.add_argument(
+        "--certs-dir",
+        default=env("CERTS_DIR", DEFAULT_CERTS_DIR),
+        help=f"directory with tls.crt and tls.key ({DEFAULT_CERTS_DIR})",
+    )
     g.add_argument("--cert-name", default="tls.crt")
     g.add_argument("--key-name", default="tls.key")
-    g.add_argument("--cert-mode", choices=("files", "dev"), default=env("CERT_MODE"),
-                   help="files: serve the files in --certs-dir; dev: generate a local CA and certificate there "
-                        "(default: dev with --state-file, else files)")
+    g.add_argument(
+        "--cert-mode",
+        choices=("files", "dev"),
+        default=env("CERT_MODE"),
+        help="files: serve the files in --certs-dir; dev: generate a local CA and certificate there "
+        "(default: dev with --state-file, else files)",
+    )
     g = p.add_argument_group("injection")
-    g.add_argument("--init-image", default=env("INIT_IMAGE", DEFAULT_INIT_IMAGE),
-                   help="image of the install-oneagent init container (env INIT_IMAGE)")
+    g.add_argument(
+        "--init-image",
+        default=env("INIT_IMAGE", DEFAULT_INIT_IMAGE),
+        help="image of the install-oneagent init container (env INIT_IMAGE)",
+    )
     g = p.add_argument_group("serving")
     g.add_argument("--keep-alive", type=float, default=120.0, help="idle keep-alive seconds (120)")
-    g.add_argument("--shutdown-delay", type=float, default=float(env("SHUTDOWN_DELAY", "0") or 0),
-                   help="seconds between readiness going false on SIGTERM and the listeners closing (0)")
+    g.add_argument(
+        "--shutdown-delay",
+        type=float,
+        default=float(env("SHUTDOWN_DELAY", "0") or 0),
+        help="seconds between readiness going false on SIGTERM and the listeners closing (0)",
+    )
     g.add_argument("--graceful-timeout", type=float, default=25.0, help="seconds in-flight requests get (25)")
-    g.add_argument("--limit-concurrency", type=int, default=None,
-                   help="connections+requests above which the admission server answers 503")
-    g.add_argument("--log-level", default=env("LOG_LEVEL", "info"), choices=("debug", "info", "warning", "error"))
+    g.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=None,
+        help="connections+requests above which the admission server answers 503",
+    )
+    g.add_argument(
+        "--log-level", default=env("LOG_LEVEL", "info"), choices=("debug", "info", "warning", "error")
+    )
     g.add_argument("--log-format", default=env("LOG_FORMAT", "json"), choices=("json", "text"))
 
 

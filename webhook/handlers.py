@@ -27,8 +27,11 @@ def _kind(review: Review) -> str:
 def inject(review: Review, store: Store, settings: pods.Settings) -> Answer:
     obj = review.object
     if review.operation != "CREATE":
-        return allowed(f"operation {review.operation or 'none'} is not handled by /inject", outcome=pods.SKIPPED,
-                       reasons=(pods.SKIP_OPERATION,))
+        return allowed(
+            f"operation {review.operation or 'none'} is not handled by /inject",
+            outcome=pods.SKIPPED,
+            reasons=(pods.SKIP_OPERATION,),
+        )
     if not isinstance(obj, dict) or _kind(review) not in ("Pod", "") or obj.get("kind", "Pod") != "Pod":
         return allowed("object is not a Pod", outcome=pods.SKIPPED, reasons=(pods.SKIP_NOT_A_POD,))
     meta = obj.get("metadata")
@@ -42,10 +45,14 @@ def inject(review: Review, store: Store, settings: pods.Settings) -> Answer:
         result = pods.decide(obj, namespace, dynakube, settings, namespace_name=ns_name)
     except Exception as err:  # never block a pod: admit unchanged and say why
         log.exception("injection failed for pod %s/%s", ns_name, name)
-        return allowed(f"Failed to inject into pod: {name} because {err}", outcome="failed",
-                       reasons=(type(err).__name__,))
-    return patched(result.ops, result.message, outcome=result.outcome, reasons=result.reasons,
-                   target=result.dynakube)
+        return allowed(
+            f"Failed to inject into pod: {name} because {err}",
+            outcome="failed",
+            reasons=(type(err).__name__,),
+        )
+    return patched(
+        result.ops, result.message, outcome=result.outcome, reasons=result.reasons, target=result.dynakube
+    )
 
 
 def label_namespace(review: Review, store: Store) -> Answer:

@@ -21,33 +21,67 @@ class Metrics:
         PlatformCollector(registry=r)
         GCCollector(registry=r)
         p = "dynatrace_webhook_"
-        self.requests = Counter(p + "requests", "Admission requests by webhook path and HTTP status code.",
-                                ["path", "code"], registry=r)
-        self.latency = Histogram(p + "request_duration_seconds", "Admission request handling time by path.",
-                                 ["path"], buckets=LATENCY_BUCKETS, registry=r)
+        self.requests = Counter(
+            p + "requests",
+            "Admission requests by webhook path and HTTP status code.",
+            ["path", "code"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            p + "request_duration_seconds",
+            "Admission request handling time by path.",
+            ["path"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.in_flight = Gauge(p + "requests_in_flight", "Admission requests being handled.", registry=r)
-        self.injections = Counter(p + "injections", "Pod admissions by outcome (injected, reinvoked, skipped, "
-                                  "failed) and reason.", ["outcome", "reason"], registry=r)
-        self.admissions = Counter(p + "admissions", "Admission answers by webhook and outcome.",
-                                  ["webhook", "outcome"], registry=r)
-        self.cache_synced = Gauge(p + "cache_synced", "1 when the state cache has synced, else 0.", registry=r)
-        self.cache_objects = Gauge(p + "cache_objects", "Objects in the state cache by resource.",
-                                   ["resource"], registry=r)
-        self.cache_last_event = Gauge(p + "cache_last_event_timestamp_seconds",
-                                      "Unix time of the last list or watch event by resource.", ["resource"],
-                                      registry=r)
-        self.watch_events = Counter(p + "watch_events", "Watch events, relists and reconnects by resource.",
-                                    ["resource", "type"], registry=r)
+        self.injections = Counter(
+            p + "injections",
+            "Pod admissions by outcome (injected, reinvoked, skipped, failed) and reason.",
+            ["outcome", "reason"],
+            registry=r,
+        )
+        self.admissions = Counter(
+            p + "admissions", "Admission answers by webhook and outcome.", ["webhook", "outcome"], registry=r
+        )
+        self.cache_synced = Gauge(
+            p + "cache_synced", "1 when the state cache has synced, else 0.", registry=r
+        )
+        self.cache_objects = Gauge(
+            p + "cache_objects", "Objects in the state cache by resource.", ["resource"], registry=r
+        )
+        self.cache_last_event = Gauge(
+            p + "cache_last_event_timestamp_seconds",
+            "Unix time of the last list or watch event by resource.",
+            ["resource"],
+            registry=r,
+        )
+        self.watch_events = Counter(
+            p + "watch_events",
+            "Watch events, relists and reconnects by resource.",
+            ["resource", "type"],
+            registry=r,
+        )
         self.connection_info_complete = Gauge(
             p + "dynakube_connection_info_complete",
             "1 when the DynaKube's connection info allows injection, else 0.",
-            ["dynakube", "network_zone"], registry=r)
-        self.cert_not_after = Gauge(p + "certificate_not_after_timestamp_seconds",
-                                    "Expiry of the serving certificate (Unix time).", registry=r)
-        self.cert_reloads = Counter(p + "certificate_reloads", "Certificate loads by result (success, failure).",
-                                    ["result"], registry=r)
-        self.state_reloads = Counter(p + "state_file_reloads", "Local state file loads by result.", ["result"],
-                                     registry=r)
+            ["dynakube", "network_zone"],
+            registry=r,
+        )
+        self.cert_not_after = Gauge(
+            p + "certificate_not_after_timestamp_seconds",
+            "Expiry of the serving certificate (Unix time).",
+            registry=r,
+        )
+        self.cert_reloads = Counter(
+            p + "certificate_reloads",
+            "Certificate loads by result (success, failure).",
+            ["result"],
+            registry=r,
+        )
+        self.state_reloads = Counter(
+            p + "state_file_reloads", "Local state file loads by result.", ["result"], registry=r
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

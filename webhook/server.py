@@ -45,7 +45,9 @@ class Webhook:
         self.settings = settings
         self.metrics = Metrics()
         self.store = Store(settings.namespace)
-        self.watcher = CertificateWatcher(settings.cert_file, settings.key_file, on_reload=self._cert_reloaded)
+        self.watcher = CertificateWatcher(
+            settings.cert_file, settings.key_file, on_reload=self._cert_reloaded
+        )
         self.injection = pods.Settings(image=settings.init_image, version=settings.version)
         self.draining = False
         self.servers: list[_Server] = []
@@ -92,9 +94,17 @@ class Webhook:
 
     def _config(self, app: Any, host: str, port: int, **kw: Any) -> uvicorn.Config:
         return uvicorn.Config(
-            app, host=host, port=port, lifespan="off", log_config=None, access_log=False,
-            server_header=False, date_header=False, timeout_keep_alive=int(self.settings.keep_alive),
-            timeout_graceful_shutdown=int(self.settings.graceful_timeout), **kw,
+            app,
+            host=host,
+            port=port,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            date_header=False,
+            timeout_keep_alive=int(self.settings.keep_alive),
+            timeout_graceful_shutdown=int(self.settings.graceful_timeout),
+            **kw,
         )
 
     # --- lifecycle ---
@@ -105,11 +115,13 @@ class Webhook:
             ok = self.local.load()
             self.metrics.state_reloads.labels("success" if ok else "failure").inc()
             return
-        from webhook.state.kube import KubeClient, KubeState, load_api_client
+        from webhook.state.kube import KubeApi, KubeState, load_api_client
 
         self._kube = KubeState(
-            self.store, KubeClient(load_api_client(s.kubeconfig)),
-            dynakube_api_version=s.dynakube_api_version, on_event=self._watch_event,
+            self.store,
+            KubeApi(load_api_client(s.kubeconfig)),
+            dynakube_api_version=s.dynakube_api_version,
+            on_event=self._watch_event,
         )
         self._kube.start()
 
@@ -153,15 +165,21 @@ class Webhook:
         tasks = [asyncio.create_task(self._poll(s.cert_poll_interval, self.watcher.poll))]
         if self.local is not None:
             tasks.append(asyncio.create_task(self._poll(s.state_poll_interval, self._poll_state)))
-        admission = _Server(self._config(
-            AdmissionApp(self.routes(), self.metrics, admission_fallback()), s.webhook_host, s.webhook_port,
-            ssl_context_factory=lambda config, default: self.watcher.server_context(),
-            limit_concurrency=s.limit_concurrency,
-        ))
+        admission = _Server(
+            self._config(
+                AdmissionApp(self.routes(), self.metrics, admission_fallback()),
+                s.webhook_host,
+                s.webhook_port,
+                ssl_context_factory=lambda config, default: self.watcher.server_context(),
+                limit_concurrency=s.limit_concurrency,
+            )
+        )
         self.servers.append(admission)
         side = [_Server(self._config(health_app(self.readiness), *s.health_bind))]
         if s.metrics_bind[1]:
-            side.append(_Server(self._config(metrics_app(self.metrics, self.refresh_metrics), *s.metrics_bind)))
+            side.append(
+                _Server(self._config(metrics_app(self.metrics, self.refresh_metrics), *s.metrics_bind))
+            )
         self.servers.extend(side)
         serving = [asyncio.create_task(server.serve()) for server in side]
         while not self.watcher.loaded and not self._stopping.is_set():

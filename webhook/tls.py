@@ -77,11 +77,15 @@ class CertificateWatcher:
         self._context = context
         self._digest = digest
         self.not_after = cert.not_valid_after_utc
-        log.info("serving certificate loaded from %s (valid until %s)", self.cert_file, self.not_after.isoformat())
+        log.info(
+            "serving certificate loaded from %s (valid until %s)", self.cert_file, self.not_after.isoformat()
+        )
         self.on_reload(True)
         return True
 
-    def _select(self, sslobj: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, ctx: ssl.SSLContext) -> None:
+    def _select(
+        self, sslobj: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, ctx: ssl.SSLContext
+    ) -> None:
         current = self._context
         if current is not None and current is not ctx:
             sslobj.context = current

@@ -120,7 +120,9 @@ def connection_info_reasons(dynakube: Mapping[str, Any]) -> list[str]:
     return reasons
 
 
-def _container_excluded(name: str, pod_annotations: Mapping[str, Any], dk_annotations: Mapping[str, Any]) -> bool:
+def _container_excluded(
+    name: str, pod_annotations: Mapping[str, Any], dk_annotations: Mapping[str, Any]
+) -> bool:
     key = ANNOTATION_CONTAINER_INJECT_PREFIX + name
     value = pod_annotations.get(key, dk_annotations.get(key))
     return isinstance(value, str) and value.lower() == "false"
@@ -199,12 +201,16 @@ def decide(
 
     mode = dk.mode(dynakube)
     if mode not in dk.INJECTION_MODES:
-        return _skip(SKIP_MODE, f"DynaKube {dynakube_name!r} mode {mode or 'none'!r} does not inject", dynakube_name)
+        return _skip(
+            SKIP_MODE, f"DynaKube {dynakube_name!r} mode {mode or 'none'!r} does not inject", dynakube_name
+        )
     try:
         selected = matches(dk.namespace_selector(dynakube), ns_labels)
     except InvalidSelector as err:
         return _skip(
-            SKIP_INVALID_SELECTOR, f"DynaKube {dynakube_name!r} has an invalid namespaceSelector: {err}", dynakube_name
+            SKIP_INVALID_SELECTOR,
+            f"DynaKube {dynakube_name!r} has an invalid namespaceSelector: {err}",
+            dynakube_name,
         )
     if not selected:
         return _skip(
@@ -218,7 +224,9 @@ def decide(
 
     targets = eligible
     if not targets:
-        return _skip(SKIP_ALL_CONTAINERS_EXCLUDED, "every container is excluded from injection", dynakube_name)
+        return _skip(
+            SKIP_ALL_CONTAINERS_EXCLUDED, "every container is excluded from injection", dynakube_name
+        )
 
     reasons = connection_info_reasons(dynakube)
     patch = Patch(pod)
@@ -241,7 +249,9 @@ def decide(
     _inject_containers(patch, pod, containers, targets, dynakube, settings)
     init = _init_container(pod, containers, targets, annotations, dynakube, settings)
     patch.append(("spec", "initContainers"), init)
-    return Result(INJECTED, (), f"OneAgent injected into {len(targets)} container(s)", dynakube_name, patch.ops)
+    return Result(
+        INJECTED, (), f"OneAgent injected into {len(targets)} container(s)", dynakube_name, patch.ops
+    )
 
 
 def _install_path(annotations: Mapping[str, Any]) -> str:
@@ -334,7 +344,10 @@ def _inject_containers(
 
 
 def _container_info(containers: list[Mapping[str, Any]], indexes: list[int]) -> str:
-    info = [{"name": str(containers[i].get("name", "")), "image": str(containers[i].get("image", ""))} for i in indexes]
+    info = [
+        {"name": str(containers[i].get("name", "")), "image": str(containers[i].get("image", ""))}
+        for i in indexes
+    ]
     return orjson.dumps(info).decode()
 
 

@@ -1,4 +1,4 @@
-"""The Kubernetes API side of the cache: the official ``kubernetes`` client, raw JSON, one thread per watch.
+"""The Kubernetes side: ``KubeApi`` (the official ``kubernetes`` client, raw JSON) and the watch threads.
 
 Imported only when the webhook runs against a cluster, so local runs and tests do not pay for the client.
 """
@@ -12,12 +12,18 @@ from typing import Any
 
 import orjson
 
-from webhook.state.reflector import ApiError, Reflector
+from webhook.kubeapi import ApiError
+from webhook.state.reflector import Reflector
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 
 log = logging.getLogger(__name__)
 
 DYNAKUBE_GROUP = "dynatrace.com"
+PATCH_CONTENT_TYPES = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+}
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -28,36 +34,66 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
-class KubeClient:
-    """Lists and watches any path with raw JSON (no model deserialization)."""
+class KubeApi:
+    """``webhook.kubeapi.Api`` on the official client: any path, raw JSON in and out, no model classes."""
 
     def __init__(self, api_client: Any, request_timeout: float = 30.0) -> None:
         self.api = api_client
         self.request_timeout = request_timeout
 
-    def _get(self, path: str, query: list[tuple[str, str]], timeout: Any) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: Any = None,
+    ) -> Any:
         from kubernetes.client.exceptions import ApiException
 
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
         try:
             return self.api.call_api(
                 path,
-                "GET",
-                query_params=query,
-                header_params={"Accept": "application/json"},
+                method,
+                query_params=query or [],
+                header_params=headers,
+                body=body,
                 auth_settings=["BearerToken"],
                 _preload_content=False,
-                _request_timeout=timeout,
+                _request_timeout=timeout or self.request_timeout,
             )[0]
         except ApiException as err:
             raise ApiError(err.status or 500, err.reason or "", _retry_after(err.headers)) from None
 
-    def get_json(self, path: str) -> Any:
-        response = self._get(path, [], self.request_timeout)
-        return orjson.loads(response.data)
+    def _json(self, *args: Any, **kw: Any) -> dict[str, Any]:
+        data = self._call(*args, **kw).data
+        return orjson.loads(data) if data else {}
 
-    def list(self, path: str) -> tuple[list[dict[str, Any]], str]:
-        document = orjson.loads(self._get(path, [], self.request_timeout).data)
-        return list(document.get("items") or []), str((document.get("metadata") or {}).get("resourceVersion", ""))
+    def get(self, path: str) -> dict[str, Any]:
+        return self._json("GET", path)
+
+    def list(self, path: str, label_selector: str = "") -> tuple[list[dict[str, Any]], str]:
+        query = [("labelSelector", label_selector)] if label_selector else []
+        document = self._json("GET", path, query)
+        return list(document.get("items") or []), str(
+            (document.get("metadata") or {}).get("resourceVersion", "")
+        )
+
+    def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", path, body=body)
+
+    def replace(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json("PUT", path, body=body)
+
+    def patch(self, path: str, body: Any, patch_type: str = "merge") -> dict[str, Any]:
+        return self._json("PATCH", path, body=body, content_type=PATCH_CONTENT_TYPES[patch_type])
+
+    def delete(self, path: str) -> None:
+        self._call("DELETE", path)
 
     def watch(self, path: str, resource_version: str, timeout_seconds: int) -> Iterator[dict[str, Any]]:
         query = [
@@ -67,7 +103,7 @@ class KubeClient:
             ("timeoutSeconds", str(timeout_seconds)),
         ]
         # the socket read timeout exceeds the server-side watch timeout, so a silent dead stream still ends
-        response = self._get(path, query, (self.request_timeout, timeout_seconds + 30))
+        response = self._call("GET", path, query, timeout=(self.request_timeout, timeout_seconds + 30))
         try:
             buffer = b""
             for chunk in response.stream(amt=65536, decode_content=True):
@@ -91,11 +127,11 @@ def load_api_client(kubeconfig: str | None) -> Any:
     return client.ApiClient()
 
 
-def dynakube_version(kube: KubeClient, preferred: str) -> str:
+def dynakube_version(api: KubeApi, preferred: str) -> str:
     """The served DynaKube version to watch: ``preferred`` when set, else the group's preferred version."""
     if preferred:
         return preferred
-    group = kube.get_json(f"/apis/{DYNAKUBE_GROUP}")
+    group = api.get(f"/apis/{DYNAKUBE_GROUP}")
     return str(group["preferredVersion"]["version"])
 
 
@@ -105,13 +141,13 @@ class KubeState:
     def __init__(
         self,
         store: Store,
-        kube: KubeClient,
+        api: KubeApi,
         *,
         dynakube_api_version: str = "",
         on_event: Callable[[str, str], None] | None = None,
     ) -> None:
         self.store = store
-        self.kube = kube
+        self.api = api
         self.version = dynakube_api_version
         self.on_event = on_event
         self.stop = threading.Event()
@@ -125,7 +161,7 @@ class KubeState:
         delay = 1.0
         while not self.stop.is_set():
             try:
-                self.version = dynakube_version(self.kube, self.version)
+                self.version = dynakube_version(self.api, self.version)
                 break
             except Exception as err:
                 log.warning("DynaKube API version not discovered (%s); retrying in %.0fs", err, delay)
@@ -136,7 +172,9 @@ class KubeState:
             NAMESPACES: "/api/v1/namespaces",
         }
         for resource, path in paths.items():
-            reflector = Reflector(self.kube, self.store, resource, path, on_event=self.on_event, stop=self.stop)
+            reflector = Reflector(
+                self.api, self.store, resource, path, on_event=self.on_event, stop=self.stop
+            )
             self.reflectors.append(reflector)
             threading.Thread(target=reflector.run, name=f"watch-{resource}", daemon=True).start()
 

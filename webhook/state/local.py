@@ -69,7 +69,12 @@ class LocalState:
         self._stamp = (stat.st_mtime, stat.st_size)
         self.store.replace(DYNAKUBES, dynakubes)
         self.store.replace(NAMESPACES, namespaces)
-        log.info("state loaded from %s: %d DynaKube(s), %d namespace(s)", self.path, len(dynakubes), len(namespaces))
+        log.info(
+            "state loaded from %s: %d DynaKube(s), %d namespace(s)",
+            self.path,
+            len(dynakubes),
+            len(namespaces),
+        )
         return True
 
     def poll(self) -> bool:

@@ -19,22 +19,16 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from webhook.kubeapi import ApiError
 from webhook.state.store import Store
 
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
-    """An HTTP error from the API server; ``retry_after`` in seconds when it said so."""
-
-    def __init__(self, status: int, message: str = "", retry_after: float | None = None) -> None:
-        super().__init__(f"HTTP {status}: {message}" if message else f"HTTP {status}")
-        self.status = status
-        self.retry_after = retry_after
-
-
 class Client(Protocol):
-    def list(self, path: str) -> tuple[list[dict[str, Any]], str]:
+    """The part of ``webhook.kubeapi.Api`` a reflector needs."""
+
+    def list(self, path: str, label_selector: str = "") -> tuple[list[dict[str, Any]], str]:
         """Return (items, resourceVersion of the list)."""
         ...
 
