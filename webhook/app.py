@@ -30,7 +30,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
-VALIDATE_ALIASES = tuple(f"/validate-dynatrace-com-v1beta{v}-dynakube" for v in range(1, 7)) + (
+VALIDATE_ALIASES = (
+    *(f"/validate-dynatrace-com-v1beta{v}-dynakube" for v in range(1, 7)),
     "/validate-dynatrace-com-v1alpha1-edgeconnect",
     "/validate-dynatrace-com-v1alpha2-edgeconnect",
 )

@@ -39,7 +39,7 @@ def namespace(dk: Mapping[str, Any]) -> str:
     return _str(_map(dk.get("metadata")).get("namespace"))
 
 
-def annotations(dk: Mapping[str, Any]) -> Mapping[str, Any]:
+def annotations_of(dk: Mapping[str, Any]) -> Mapping[str, Any]:
     return _map(_map(dk.get("metadata")).get("annotations"))
 
 
@@ -130,7 +130,7 @@ def communication_hosts(dk: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def feature(dk: Mapping[str, Any], key: str, default: str) -> str:
-    value = annotations(dk).get(key)
+    value = annotations_of(dk).get(key)
     return value if isinstance(value, str) else default
 
 

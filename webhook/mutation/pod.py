@@ -181,7 +181,7 @@ def decide(
 
     raw_containers = _list(_map(pod.get("spec")).get("containers"))
     containers = [_map(c) for c in raw_containers]
-    dk_annotations = dk.annotations(dynakube)
+    dk_annotations = dk.annotations_of(dynakube)
     eligible = [
         i
         for i, c in enumerate(containers)
