@@ -1,0 +1,1 @@
+"""Validation of DynaKube custom resources (pure)."""
