@@ -321,12 +321,13 @@ def _inject_containers(
                 value = current.get("value")
                 value = value if isinstance(value, str) else ""
                 if preload not in value.split():
-                    patch.replace((*base, "env", j, "value"), f"{value} {preload}".strip())
+                    patch.set_in_map((*base, "env", j), "value", f"{value} {preload}".strip())
         else:
             patch.append((*base, "env"), {"name": "LD_PRELOAD", "value": preload})
         for env_name, value in env_values.items():
             if env_name in env_index:
-                patch.replace((*base, "env", env_index[env_name]), {"name": env_name, "value": value})
+                if env[env_index[env_name]] != {"name": env_name, "value": value}:
+                    patch.replace((*base, "env", env_index[env_name]), {"name": env_name, "value": value})
             else:
                 patch.append((*base, "env"), {"name": env_name, "value": value})
         mount_paths = {_map(m).get("mountPath") for m in _list(container.get("volumeMounts"))}

@@ -1,0 +1,132 @@
+"""Properties of /inject over generated pods and DynaKube states.
+
+- the decision never raises and never modifies the request;
+- the patch applies cleanly to the original pod, and equals (in effect) what a generic diff would produce;
+- a second pass over the patched pod yields no patch (reinvocationPolicy: IfNeeded is safe);
+- an injected pod is a valid pod shape: unique volume names, unique mount paths per container.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import jsonpatch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import SETTINGS, make_dynakube, make_namespace
+from webhook.mutation import pod as pods
+
+names = st.text(alphabet="abc-/~.0", min_size=1, max_size=6)
+env_var = st.fixed_dictionaries(
+    {"name": st.sampled_from(["LD_PRELOAD", "DT_NETWORK_ZONE", "PATH", "DT_DEPLOYMENT_METADATA", "X"])},
+    optional={"value": st.sampled_from(["", "/lib/a.so", "x y"])},
+)
+mount = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["data", "oneagent-share", "cfg"]),
+        "mountPath": st.sampled_from(["/data", "/etc/ld.so.preload", "/opt/dynatrace/oneagent-paas", "/cfg"]),
+    }
+)
+container = st.fixed_dictionaries(
+    {"name": names, "image": st.sampled_from(["a:1", "b:2"])},
+    optional={
+        "env": st.one_of(st.none(), st.lists(env_var, max_size=4)),
+        "volumeMounts": st.lists(mount, max_size=3, unique_by=lambda m: m["mountPath"]),
+        "securityContext": st.fixed_dictionaries({}, optional={"runAsUser": st.integers(0, 5000)}),
+    },
+)
+annotation_keys = st.sampled_from(
+    [
+        "oneagent.dynatrace.com/inject",
+        "dynatrace.com/inject",
+        "oneagent.dynatrace.com/flavor",
+        "oneagent.dynatrace.com/install-path",
+        "oneagent.dynatrace.com/injected",
+        "oneagent.dynatrace.com/reason",
+        "container.inject.dynatrace.com/a",
+        "container.inject.dynatrace.com/b",
+        "other/x",
+    ]
+)
+annotation_values = st.one_of(
+    st.sampled_from(["true", "false", "musl", "/opt/x", "EmptyConnectionInfo"]), st.integers(), st.none()
+)
+
+
+@st.composite
+def pods_(draw):
+    containers = draw(st.lists(container, max_size=4, unique_by=lambda c: c["name"]))
+    meta = {"generateName": draw(st.sampled_from(["web-", "web-abc-", ""])), "namespace": "shop"}
+    annotations = draw(st.one_of(st.none(), st.dictionaries(annotation_keys, annotation_values, max_size=4)))
+    if annotations is not None or draw(st.booleans()):
+        meta["annotations"] = annotations
+    spec = {"containers": containers}
+    if draw(st.booleans()):
+        spec["volumes"] = draw(
+            st.lists(
+                st.fixed_dictionaries({"name": st.sampled_from(["data", "oneagent-bin"])}),
+                max_size=2,
+                unique_by=lambda v: v["name"],
+            )
+        )
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+
+dynakubes = st.builds(
+    make_dynakube,
+    mode=st.sampled_from(["cloudNativeFullStack", "applicationMonitoring", "classicFullStack"]),
+    hosts=st.sampled_from([None, [], [{"host": "h"}]]),
+    tenant=st.sampled_from(["abc", ""]),
+    version=st.sampled_from(["1.2.3", ""]),
+    network_zone=st.sampled_from(["", "zone-a"]),
+    annotations=st.dictionaries(
+        st.sampled_from(["feature.dynatrace.com/automatic-injection", "container.inject.dynatrace.com/a"]),
+        st.sampled_from(["true", "false"]),
+        max_size=2,
+    ),
+)
+
+
+def clean_annotations(pod):
+    """Annotation values that are not strings are rejected by the API server before any webhook runs."""
+    meta = pod["metadata"]
+    if isinstance(meta.get("annotations"), dict):
+        meta["annotations"] = {k: v for k, v in meta["annotations"].items() if isinstance(v, str)}
+    return pod
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pod=pods_(), dynakube=dynakubes)
+def test_patch_applies_and_second_pass_is_a_no_op(pod, dynakube):
+    namespace = make_namespace()
+    original = copy.deepcopy(pod)
+    first = pods.decide(pod, namespace, dynakube, SETTINGS, namespace_name="shop")
+    assert pod == original
+    patched = jsonpatch.apply_patch(pod, first.ops)
+    # the generic diff (the oracle) describes the same change
+    assert jsonpatch.apply_patch(pod, jsonpatch.make_patch(pod, patched)) == patched
+    second = pods.decide(patched, namespace, dynakube, SETTINGS, namespace_name="shop")
+    assert second.ops == [], (first.outcome, second.outcome, second.ops)
+
+    if first.outcome == "injected":
+        spec = patched["spec"]
+        volume_names = [v["name"] for v in spec["volumes"]]
+        assert len(volume_names) == len(set(volume_names))
+        for c in spec["containers"]:
+            paths = [m["mountPath"] for m in c.get("volumeMounts") or []]
+            assert len(paths) == len(set(paths))
+        assert patched["metadata"]["annotations"]["oneagent.dynatrace.com/injected"] == "true"
+
+
+@settings(max_examples=100, deadline=None)
+@given(pod=pods_().map(clean_annotations), dynakube=dynakubes)
+def test_skips_only_ever_touch_the_two_annotations(pod, dynakube):
+    result = pods.decide(pod, make_namespace(), dynakube, SETTINGS, namespace_name="shop")
+    if result.outcome == "skipped" and result.ops:
+        touched = {op["path"] for op in result.ops}
+        assert touched <= {
+            "/metadata/annotations",
+            "/metadata/annotations/oneagent.dynatrace.com~1injected",
+            "/metadata/annotations/oneagent.dynatrace.com~1reason",
+        }
