@@ -50,27 +50,46 @@ class KubeApi:
         content_type: str = "application/json",
         timeout: Any = None,
     ) -> Any:
+        """One request; returns the urllib3 response, unread (so watches stream). Non-2xx raises ApiError."""
         from kubernetes.client.exceptions import ApiException
 
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type
         try:
-            return self.api.call_api(
-                path,
-                method,
+            method, url, headers, body, _ = self.api.param_serialize(
+                method=method,
+                resource_path=path,
                 query_params=query or [],
                 header_params=headers,
                 body=body,
                 auth_settings=["BearerToken"],
-                _preload_content=False,
+            )
+            response = self.api.call_api(
+                method,
+                url,
+                header_params=headers,
+                body=body,
                 _request_timeout=timeout or self.request_timeout,
-            )[0]
+            ).response
         except ApiException as err:
             raise ApiError(err.status or 500, err.reason or "", _retry_after(err.headers)) from None
+        if not 200 <= response.status < 300:
+            try:
+                message = orjson.loads(response.data).get("message", "")
+            except (orjson.JSONDecodeError, AttributeError):
+                message = response.reason or ""
+            finally:
+                response.release_conn()
+            raise ApiError(response.status, str(message), _retry_after(response.headers))
+        return response
 
     def _json(self, *args: Any, **kw: Any) -> dict[str, Any]:
-        data = self._call(*args, **kw).data
+        response = self._call(*args, **kw)
+        try:
+            data = response.data
+        finally:
+            response.release_conn()
         return orjson.loads(data) if data else {}
 
     def get(self, path: str) -> dict[str, Any]:
@@ -116,15 +135,26 @@ class KubeApi:
             response.release_conn()
 
 
+def api_client(configuration: Any) -> Any:
+    """An ApiClient whose transport retries connection errors but never HTTP statuses: 429/5xx and their
+    Retry-After reach the caller (the reflector's backoff), instead of blocking a thread inside urllib3."""
+    from kubernetes import client
+    from urllib3.util.retry import Retry
+
+    configuration.retries = Retry(total=2, status=0, redirect=0, respect_retry_after_header=False)
+    return client.ApiClient(configuration)
+
+
 def load_api_client(kubeconfig: str | None) -> Any:
     """In-cluster configuration when running in a pod, else KUBECONFIG (or the given file)."""
     from kubernetes import client, config
 
+    configuration = client.Configuration()
     try:
-        config.load_incluster_config()
+        config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
-        config.load_kube_config(config_file=kubeconfig)
-    return client.ApiClient()
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return api_client(configuration)
 
 
 def dynakube_version(api: KubeApi, preferred: str) -> str:
