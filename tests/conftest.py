@@ -4,7 +4,11 @@ import copy
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
+from webhook import handlers
+from webhook.app import VALIDATE_ALIASES, AdmissionApp, Route, admission_fallback
+from webhook.metrics import Metrics
 from webhook.mutation import pod as pods
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 
@@ -123,3 +127,25 @@ def make_review(
 @pytest.fixture()
 def settings() -> pods.Settings:
     return SETTINGS
+
+
+@pytest.fixture()
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture()
+def client(metrics) -> TestClient:
+    """The admission app on a cache with a ready DynaKube (namespace shop) and a pending one (payments)."""
+    store = make_store(
+        [make_dynakube(), make_dynakube("pending", hosts=[])],
+        [make_namespace(), make_namespace("payments", dynakube="pending")],
+    )
+    validate = Route("validate", lambda r: handlers.validate_dynakube(r, store))
+    routes = {
+        "/inject": Route("inject", lambda r: handlers.inject(r, store, SETTINGS)),
+        "/label-ns": Route("label-ns", lambda r: handlers.label_namespace(r, store)),
+        "/validate": validate,
+        **dict.fromkeys(VALIDATE_ALIASES, validate),
+    }
+    return TestClient(AdmissionApp(routes, metrics, admission_fallback()))

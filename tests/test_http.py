@@ -9,32 +9,10 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import SETTINGS, make_dynakube, make_namespace, make_pod, make_review, make_store
-from webhook import handlers
+from tests.conftest import make_pod, make_review
 from webhook.admission import MAX_BODY_BYTES
-from webhook.app import VALIDATE_ALIASES, AdmissionApp, Route, admission_fallback, health_app, metrics_app
+from webhook.app import AdmissionApp, Route, admission_fallback, health_app, metrics_app
 from webhook.metrics import Metrics
-
-
-@pytest.fixture()
-def metrics() -> Metrics:
-    return Metrics()
-
-
-@pytest.fixture()
-def client(metrics) -> TestClient:
-    store = make_store(
-        [make_dynakube(), make_dynakube("pending", hosts=[])],
-        [make_namespace(), make_namespace("payments", dynakube="pending")],
-    )
-    validate = Route("validate", lambda r: handlers.validate_dynakube(r, store))
-    routes = {
-        "/inject": Route("inject", lambda r: handlers.inject(r, store, SETTINGS)),
-        "/label-ns": Route("label-ns", lambda r: handlers.label_namespace(r, store)),
-        "/validate": validate,
-        **dict.fromkeys(VALIDATE_ALIASES, validate),
-    }
-    return TestClient(AdmissionApp(routes, metrics, admission_fallback()))
 
 
 def post(client, path, body, content_type="application/json"):

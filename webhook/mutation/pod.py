@@ -174,7 +174,7 @@ def decide(
 
     meta = _map(pod.get("metadata"))
     annotations = _map(meta.get("annotations"))
-    if str(annotations.get(ANNOTATION_DYNATRACE_INJECT, "")).lower() == "false":
+    if _annotation(annotations, ANNOTATION_DYNATRACE_INJECT, "").lower() == "false":
         return _skip(SKIP_POD_OPT_OUT, f"pod is annotated {ANNOTATION_DYNATRACE_INJECT}=false", dynakube_name)
     if all(key in annotations for key in OPENSHIFT_DEBUG_ANNOTATIONS):
         return _skip(SKIP_OPENSHIFT_DEBUG, "OpenShift debug pod", dynakube_name)
@@ -219,7 +219,7 @@ def decide(
             dynakube_name,
         )
     default = "true" if dk.automatic_injection(dynakube) else "false"
-    if str(annotations.get(ANNOTATION_ONEAGENT_INJECT, default)).lower() == "false":
+    if _annotation(annotations, ANNOTATION_ONEAGENT_INJECT, default).lower() == "false":
         return _skip(SKIP_ONEAGENT_OPT_OUT, "OneAgent injection is disabled for this pod", dynakube_name)
 
     targets = eligible
