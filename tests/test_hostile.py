@@ -69,7 +69,7 @@ def test_integers_beyond_64_bits_are_answered(client):
     review = make_review(make_pod(securityContext={"runAsUser": 1}))
     body = orjson.dumps(review).replace(b'"runAsUser":1', b'"runAsUser":18446744073709551616000', 1)
     r = answer(post(client, body))
-    init = [op for op in json.loads(base64.b64decode(r["patch"])) if op["path"] == "/spec/initContainers"][0]
+    init = next(op for op in json.loads(base64.b64decode(r["patch"])) if op["path"] == "/spec/initContainers")
     # a number that cannot be a uid is ignored: the default user is used
     assert init["value"][0]["securityContext"]["runAsUser"] == 1001
 
