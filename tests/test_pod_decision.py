@@ -278,6 +278,10 @@ def test_decision(namespace, dynakube, pod, outcome, reasons, expected):
     assert result.outcome == outcome
     assert result.reasons == reasons
     assert result.message
+    # the trace ends with the check that decided: failed for a skip, passed for an injection
+    assert result.checks[-1][1] is (outcome == "injected")
+    if outcome == "skipped":
+        assert result.checks[-1][2] == result.message
     if expected is None:
         assert result.ops == []
     elif expected == "injected":

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from webhook.admission import MAX_BODY_BYTES, Answer, Review, ReviewError, decode, encode
@@ -177,9 +177,27 @@ def admission_fallback() -> FastAPI:
     return app
 
 
-def health_app(checks: Callable[[], dict[str, bool]]) -> FastAPI:
-    """``/healthz`` and ``/livez``: the process serves. ``/readyz``: every check in ``checks()`` passes."""
+def health_app(
+    checks: Callable[[], dict[str, bool]], debug: Callable[[Any, str], dict[str, Any]] | None = None
+) -> FastAPI:
+    """``/healthz`` and ``/livez``: the process serves. ``/readyz``: every check in ``checks()`` passes.
+
+    With ``debug`` (off by default): ``POST /debug/decision[?namespace=ns]`` with a pod manifest (JSON or
+    YAML) answers ``debug(pod, namespace)``: the decision explained from the live cache.
+    """
     app = FastAPI(title="dynatrace-webhook health", docs_url=None, redoc_url=None, openapi_url=None)
+
+    if debug is not None:
+
+        @app.post("/debug/decision")
+        async def decision(request: Request, namespace: str = "") -> JSONResponse:
+            from webhook.explain_cli import load_manifest
+
+            try:
+                pod = load_manifest((await request.body()).decode("utf-8", "replace"))
+            except Exception as err:
+                return JSONResponse({"error": f"not a pod manifest: {err}", "code": 400}, status_code=400)
+            return JSONResponse(debug(pod, namespace))
 
     @app.get("/healthz")
     @app.get("/livez")

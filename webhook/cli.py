@@ -9,7 +9,7 @@ from pathlib import Path
 from webhook import __version__
 from webhook.config import DEFAULT_CERTS_DIR, DEFAULT_INIT_IMAGE, Settings, env, parse_bind
 
-SUBCOMMANDS = ("serve", "init")
+SUBCOMMANDS = ("serve", "init", "explain")
 
 
 def _serve_arguments(p: argparse.ArgumentParser) -> None:
@@ -114,6 +114,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         limit_concurrency=args.limit_concurrency,
         log_level=args.log_level,
         log_format=args.log_format,
+        debug_endpoints=args.debug_endpoints,
     )
 
 
@@ -125,6 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_arguments(serve)
     init = sub.add_parser("init", help="init-container entry point: prepare the shared volume layout, exit 0")
     init.add_argument("--share-dir", default=env("SHARE_DIR", "/mnt/share"))
+    explain = sub.add_parser("explain", help="show why a pod would (not) be injected, check by check")
+    explain.add_argument("pod", help="pod manifest, YAML or JSON; - for standard input")
+    explain.add_argument("--state-file", default=env("STATE_FILE"), help="state YAML (default: the cluster)")
+    explain.add_argument("--kubeconfig", default=env("KUBECONFIG"))
+    explain.add_argument(
+        "--namespace", default=env("POD_NAMESPACE", "dynatrace"), help="namespace of the DynaKubes"
+    )
+    explain.add_argument("--dynakube-api-version", default=env("DYNAKUBE_API_VERSION", ""))
+    explain.add_argument(
+        "-n", "--pod-namespace", default="", help="the pod's namespace (default: its metadata)"
+    )
+    explain.add_argument("--init-image", default=env("INIT_IMAGE", DEFAULT_INIT_IMAGE))
+    explain.add_argument("-o", "--output", choices=("text", "json"), default="text")
     return parser
 
 
@@ -133,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help", "--version"):
         argv.insert(0, "serve")
     args = build_parser().parse_args(argv)
+    if args.command == "explain":
+        from webhook.explain_cli import run_explain
+
+        return run_explain(args)
     if args.command == "init":
         from webhook.init import run_init
 

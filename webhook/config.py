@@ -49,6 +49,7 @@ class Settings:
     state_poll_interval: float = 1.0
     log_level: str = "info"
     log_format: str = "json"
+    debug_endpoints: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -22,6 +22,7 @@ from webhook import handlers, logs
 from webhook.app import VALIDATE_ALIASES, AdmissionApp, Route, admission_fallback, health_app, metrics_app
 from webhook.certs import ensure_dev_certificates
 from webhook.config import Settings
+from webhook.explain import explain
 from webhook.metrics import Metrics
 from webhook.mutation import pod as pods
 from webhook.mutation.pod import connection_info_reasons
@@ -175,7 +176,8 @@ class Webhook:
             )
         )
         self.servers.append(admission)
-        side = [_Server(self._config(health_app(self.readiness), *s.health_bind))]
+        debug = (lambda pod, ns: explain(pod, self.store, self.injection, ns)) if s.debug_endpoints else None
+        side = [_Server(self._config(health_app(self.readiness, debug), *s.health_bind))]
         if s.metrics_bind[1]:
             side.append(
                 _Server(self._config(metrics_app(self.metrics, self.refresh_metrics), *s.metrics_bind))

@@ -79,6 +79,7 @@ class Result:
     message: str = ""
     dynakube: str = ""
     ops: list[Op] = field(default_factory=list)
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)
 
 
 def _map(value: Any) -> Mapping[str, Any]:
@@ -102,10 +103,6 @@ def base_pod_name(pod: Mapping[str, Any]) -> str:
     """Up to the last dash: ``checkout-785cb95b9f-`` -> ``checkout-785cb95b9f``."""
     name = pod_name(pod)
     return name[: name.rfind("-")] if "-" in name else name
-
-
-def _skip(reason: str, message: str, dynakube: str = "") -> Result:
-    return Result(SKIPPED, (reason,), message, dynakube)
 
 
 def connection_info_reasons(dynakube: Mapping[str, Any]) -> list[str]:
@@ -144,6 +141,9 @@ def already_injected(pod: Mapping[str, Any]) -> bool:
     return annotations.get(ANNOTATION_INJECTED) == "true" or _init_container_index(pod) >= 0
 
 
+Check = tuple[str, bool, str]  # (check, passed, detail): the trace ``explain`` prints
+
+
 def decide(
     pod: Mapping[str, Any],
     namespace: Mapping[str, Any] | None,
@@ -155,29 +155,51 @@ def decide(
     """Walk the decision flow for a pod CREATE and return the outcome with its patch operations.
 
     ``namespace`` and ``dynakube`` come from the cache (None when unknown); ``dynakube`` is the one the
-    namespace's instance label names. The pod is never modified.
+    namespace's instance label names. The pod is never modified. ``Result.checks`` lists every check
+    made, in order, with its result: the last failed one is why the pod was not injected.
     """
+    checks: list[Check] = []
+    dynakube_name = ""
+
+    def skip(check: str, reason: str, message: str) -> Result:
+        checks.append((check, False, message))
+        return Result(SKIPPED, (reason,), message, dynakube_name, checks=checks)
+
     if namespace is None:
-        return _skip(SKIP_NAMESPACE_UNKNOWN, f"namespace {namespace_name!r} is not known to the webhook yet")
-    ns_labels = _map(_map(namespace.get("metadata")).get("labels"))
-    dynakube_name = ns_labels.get(dk.INSTANCE_LABEL)
-    if not isinstance(dynakube_name, str) or not dynakube_name:
-        return _skip(
-            SKIP_NAMESPACE_UNLABELED, f"namespace {namespace_name!r} has no {dk.INSTANCE_LABEL} label"
+        return skip(
+            "namespace known",
+            SKIP_NAMESPACE_UNKNOWN,
+            f"namespace {namespace_name!r} is not known to the webhook yet",
         )
+    checks.append(("namespace known", True, namespace_name))
+    ns_labels = _map(_map(namespace.get("metadata")).get("labels"))
+    label = ns_labels.get(dk.INSTANCE_LABEL)
+    if not isinstance(label, str) or not label:
+        return skip(
+            "namespace mapped",
+            SKIP_NAMESPACE_UNLABELED,
+            f"namespace {namespace_name!r} has no {dk.INSTANCE_LABEL} label",
+        )
+    dynakube_name = label
+    checks.append(("namespace mapped", True, f"{dk.INSTANCE_LABEL}={label}"))
     if dynakube is None:
-        return _skip(
+        return skip(
+            "DynaKube exists",
             SKIP_MISSING_DYNAKUBE,
             f"namespace {namespace_name!r} is mapped to DynaKube {dynakube_name!r}, which does not exist",
-            dynakube_name,
         )
+    checks.append(("DynaKube exists", True, dynakube_name))
 
     meta = _map(pod.get("metadata"))
     annotations = _map(meta.get("annotations"))
     if _annotation(annotations, ANNOTATION_DYNATRACE_INJECT, "").lower() == "false":
-        return _skip(SKIP_POD_OPT_OUT, f"pod is annotated {ANNOTATION_DYNATRACE_INJECT}=false", dynakube_name)
+        return skip(
+            "pod not opted out", SKIP_POD_OPT_OUT, f"pod is annotated {ANNOTATION_DYNATRACE_INJECT}=false"
+        )
+    checks.append(("pod not opted out", True, f"no {ANNOTATION_DYNATRACE_INJECT}=false"))
     if all(key in annotations for key in OPENSHIFT_DEBUG_ANNOTATIONS):
-        return _skip(SKIP_OPENSHIFT_DEBUG, "OpenShift debug pod", dynakube_name)
+        return skip("not an OpenShift debug pod", SKIP_OPENSHIFT_DEBUG, "OpenShift debug pod")
+    checks.append(("not an OpenShift debug pod", True, ""))
 
     raw_containers = _list(_map(pod.get("spec")).get("containers"))
     containers = [_map(c) for c in raw_containers]
@@ -191,42 +213,56 @@ def decide(
     ]
     if already_injected(pod):
         new = [i for i in eligible if not _container_injected(containers[i])]
+        checks.append(("already injected", True, f"{len(new)} container(s) added since"))
         if not new:
-            return Result(REINVOKED, (SKIP_NOTHING_NEW,), "pod is already injected", dynakube_name)
+            return Result(
+                REINVOKED, (SKIP_NOTHING_NEW,), "pod is already injected", dynakube_name, checks=checks
+            )
         patch = Patch(pod)
         _inject_containers(patch, pod, containers, new, dynakube, settings)
         injected = sorted({i for i, c in enumerate(containers) if _container_injected(c)} | set(new))
         _update_container_info(patch, pod, containers, injected)
-        return Result(REINVOKED, (), f"injected {len(new)} new container(s)", dynakube_name, patch.ops)
+        return Result(
+            REINVOKED, (), f"injected {len(new)} new container(s)", dynakube_name, patch.ops, checks
+        )
+    checks.append(("already injected", False, "first injection"))
 
     mode = dk.mode(dynakube)
     if mode not in dk.INJECTION_MODES:
-        return _skip(
-            SKIP_MODE, f"DynaKube {dynakube_name!r} mode {mode or 'none'!r} does not inject", dynakube_name
+        return skip(
+            "mode injects", SKIP_MODE, f"DynaKube {dynakube_name!r} mode {mode or 'none'!r} does not inject"
         )
+    checks.append(("mode injects", True, mode))
     try:
         selected = matches(dk.namespace_selector(dynakube), ns_labels)
     except InvalidSelector as err:
-        return _skip(
+        return skip(
+            "namespace selected",
             SKIP_INVALID_SELECTOR,
             f"DynaKube {dynakube_name!r} has an invalid namespaceSelector: {err}",
-            dynakube_name,
         )
     if not selected:
-        return _skip(
+        return skip(
+            "namespace selected",
             SKIP_NAMESPACE_SELECTOR,
             f"namespace {namespace_name!r} is not selected by DynaKube {dynakube_name!r}",
-            dynakube_name,
         )
+    checks.append(("namespace selected", True, f"by the {mode} namespaceSelector"))
     default = "true" if dk.automatic_injection(dynakube) else "false"
     if _annotation(annotations, ANNOTATION_ONEAGENT_INJECT, default).lower() == "false":
-        return _skip(SKIP_ONEAGENT_OPT_OUT, "OneAgent injection is disabled for this pod", dynakube_name)
+        return skip(
+            "OneAgent injection enabled",
+            SKIP_ONEAGENT_OPT_OUT,
+            f"OneAgent injection is disabled for this pod ({ANNOTATION_ONEAGENT_INJECT}, default {default})",
+        )
+    checks.append(("OneAgent injection enabled", True, f"{ANNOTATION_ONEAGENT_INJECT} (default {default})"))
 
     targets = eligible
     if not targets:
-        return _skip(
-            SKIP_ALL_CONTAINERS_EXCLUDED, "every container is excluded from injection", dynakube_name
+        return skip(
+            "containers to inject", SKIP_ALL_CONTAINERS_EXCLUDED, "every container is excluded from injection"
         )
+    checks.append(("containers to inject", True, ", ".join(str(containers[i].get("name")) for i in targets)))
 
     reasons = connection_info_reasons(dynakube)
     patch = Patch(pod)
@@ -234,13 +270,12 @@ def decide(
         joined = ", ".join(reasons)
         patch.set_in_map(("metadata", "annotations"), ANNOTATION_INJECTED, "false")
         patch.set_in_map(("metadata", "annotations"), ANNOTATION_REASON, joined)
-        return Result(
-            SKIPPED,
-            tuple(reasons),
-            f"OneAgent not injected: DynaKube {dynakube_name!r} connection info incomplete ({joined})",
-            dynakube_name,
-            patch.ops,
-        )
+        message = f"OneAgent not injected: DynaKube {dynakube_name!r} connection info incomplete ({joined})"
+        checks.append(("connection info complete", False, message))
+        return Result(SKIPPED, tuple(reasons), message, dynakube_name, patch.ops, checks)
+    checks.append(
+        ("connection info complete", True, f"network zone {dk.network_zone(dynakube) or '(default)'}")
+    )
 
     patch.set_in_map(("metadata", "annotations"), ANNOTATION_INJECTED, "true")
     patch.set_in_map(("metadata", "annotations"), ANNOTATION_DYNAKUBE_INJECTED, "true")
@@ -250,7 +285,7 @@ def decide(
     init = _init_container(pod, containers, targets, annotations, dynakube, settings)
     patch.append(("spec", "initContainers"), init)
     return Result(
-        INJECTED, (), f"OneAgent injected into {len(targets)} container(s)", dynakube_name, patch.ops
+        INJECTED, (), f"OneAgent injected into {len(targets)} container(s)", dynakube_name, patch.ops, checks
     )
 
 

@@ -1,0 +1,82 @@
+"""Why was this pod (not) injected? The decision for one pod, check by check, with the patch it gets.
+
+Used by ``dynatrace-webhook explain`` (state from a file or the cluster) and by ``POST /debug/decision``
+on the health port of a running webhook (its live cache). Pure: a pod and a Store in, a report out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jsonpatch
+
+from webhook import dynakube as dk
+from webhook.mutation import pod as pods
+from webhook.state.store import Store
+
+
+def explain(
+    pod: Mapping[str, Any], store: Store, settings: pods.Settings, namespace: str = ""
+) -> dict[str, Any]:
+    meta = pod.get("metadata") if isinstance(pod.get("metadata"), Mapping) else {}
+    ns_name = namespace or str((meta or {}).get("namespace") or "")
+    ns = store.namespace_object(ns_name)
+    labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
+    dynakube_name = labels.get(dk.INSTANCE_LABEL)
+    dynakube = store.dynakube(dynakube_name) if isinstance(dynakube_name, str) else None
+    result = pods.decide(pod, ns, dynakube, settings, namespace_name=ns_name)
+    report: dict[str, Any] = {
+        "pod": pods.pod_name(pod) or "<unnamed>",
+        "namespace": ns_name,
+        "dynakube": result.dynakube or None,
+        "outcome": result.outcome,
+        "reasons": list(result.reasons),
+        "message": result.message,
+        "checks": [{"check": c, "passed": ok, "detail": d} for c, ok, d in result.checks],
+        "patch": result.ops,
+    }
+    if dynakube is not None:
+        report["connectionInfo"] = {
+            "networkZone": dk.network_zone(dynakube) or None,
+            "tenantUUID": dk.tenant_uuid(dynakube) or None,
+            "communicationHosts": len(dk.communication_hosts(dynakube)),
+            "codeModulesVersion": dk.code_modules_version(dynakube)
+            or dk.code_modules_image(dynakube)
+            or None,
+            "missing": pods.connection_info_reasons(dynakube),
+        }
+    if result.ops:
+        report["annotationsAfter"] = (jsonpatch.apply_patch(dict(pod), result.ops).get("metadata") or {}).get(
+            "annotations"
+        )
+    return report
+
+
+def render_text(report: Mapping[str, Any]) -> str:
+    lines = [
+        f"pod        {report['namespace']}/{report['pod']}",
+        f"dynakube   {report['dynakube'] or '-'}",
+    ]
+    info = report.get("connectionInfo")
+    if info:
+        lines.append(
+            f"zone       {info['networkZone'] or '(default)'}: tenant {info['tenantUUID'] or '-'}, "
+            f"{info['communicationHosts']} communication host(s), code modules {info['codeModulesVersion'] or '-'}"
+        )
+    lines.append("")
+    for check in report["checks"]:
+        mark = "ok  " if check["passed"] else "FAIL"
+        if check["check"] == "already injected":
+            mark = "yes " if check["passed"] else "no  "
+        lines.append(f"  [{mark}] {check['check']}" + (f": {check['detail']}" if check["detail"] else ""))
+    lines += [
+        "",
+        f"outcome    {report['outcome']}"
+        + (f" ({', '.join(report['reasons'])})" if report["reasons"] else ""),
+    ]
+    lines.append(f"message    {report['message']}")
+    lines.append(f"patch      {len(report['patch'])} operation(s)")
+    for op in report["patch"]:
+        lines.append(f"  {op['op']:<7} {op['path']}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,65 @@
+"""``dynatrace-webhook explain``: read a pod manifest and the state, print the decision."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from webhook.explain import explain, render_text
+from webhook.mutation import pod as pods
+from webhook.state.local import LocalState
+from webhook.state.store import DYNAKUBES, NAMESPACES, Store
+
+
+def load_manifest(text: str) -> Any:
+    """JSON or YAML; a List or an AdmissionReview yields the pod inside."""
+    doc = yaml.safe_load(text)
+    if isinstance(doc, dict) and doc.get("kind") == "AdmissionReview":
+        doc = (doc.get("request") or {}).get("object")
+    if isinstance(doc, dict) and doc.get("kind") == "List":
+        doc = next(iter(doc.get("items") or []), None)
+    if not isinstance(doc, dict):
+        raise ValueError("the manifest is not a pod object")
+    return doc
+
+
+def load_cluster_state(store: Store, kubeconfig: str | None, version: str) -> None:
+    from webhook.state.kube import DYNAKUBE_GROUP, KubeApi, dynakube_version, load_api_client
+
+    api = KubeApi(load_api_client(kubeconfig))
+    version = dynakube_version(api, version)
+    dynakubes, _ = api.list(f"/apis/{DYNAKUBE_GROUP}/{version}/namespaces/{store.namespace}/dynakubes")
+    namespaces, _ = api.list("/api/v1/namespaces")
+    store.replace(DYNAKUBES, dynakubes)
+    store.replace(NAMESPACES, namespaces)
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    try:
+        text = sys.stdin.read() if args.pod == "-" else Path(args.pod).read_text()
+        pod = load_manifest(text)
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        print(f"explain: cannot read the pod manifest: {err}", file=sys.stderr)
+        return 2
+    store = Store(args.namespace)
+    try:
+        if args.state_file:
+            if not LocalState(args.state_file, store).load():
+                raise RuntimeError(f"state file {args.state_file} could not be loaded")
+        else:
+            load_cluster_state(store, args.kubeconfig, args.dynakube_api_version)
+    except Exception as err:
+        print(f"explain: cannot read the state: {err}", file=sys.stderr)
+        return 2
+    settings = pods.Settings(image=args.init_image, version=__import__("webhook").__version__)
+    report = explain(pod, store, settings, args.pod_namespace)
+    if args.output == "json":
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(render_text(report))
+    return 0
