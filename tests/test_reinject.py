@@ -204,7 +204,8 @@ def test_waiting_reasons(pod_, expected):
 # --- transitions ------------------------------------------------------------------------------------------
 
 
-def test_transition_restarts_each_workload_once(h):
+def test_transition_restarts_each_workload_once(h, caplog):
+    caplog.set_level("INFO", logger="webhook.reinject")
     deployment = seed_deployment(h.api, "shop", "web", pods=2)
     statefulset = seed_set(h.api, "StatefulSet", "shop", "db")
     daemonset = seed_set(h.api, "DaemonSet", "shop", "agent")
@@ -242,6 +243,13 @@ def test_transition_restarts_each_workload_once(h):
     }
     assert "web-5d4f8-0, web-5d4f8-1" in web["message"]
     assert "EmptyConnectionInfo" in web["message"]
+
+    restarts = [r for r in caplog.records if getattr(r, "outcome", "") == "restarted"]
+    assert sorted(r.workload for r in restarts) == ["DaemonSet/agent", "Deployment/web", "StatefulSet/db"]
+    assert {(r.dynakube, r.namespace, r.reason) for r in restarts} == {(DK, "shop", "RolloutRestart")}
+    assert "Restarted Deployment web" in next(
+        r.getMessage() for r in restarts if r.workload == "Deployment/web"
+    )
 
     for _ in range(5):
         h.tick(10)

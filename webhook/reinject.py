@@ -586,7 +586,7 @@ class Reinjector:
             f"Restarted {work.kind} {work.name} so that pods {work.pod_list()} get OneAgent: they were admitted "
             f"without it ({', '.join(work.reasons)}) and DynaKube {work.dynakube} connection info is complete now"
         )
-        log.info(message, extra=self._log_fields(work, RESTARTED, REASON_ROLLOUT_RESTART))
+        log.info("%s", message, extra=self._log_fields(work, RESTARTED, REASON_ROLLOUT_RESTART))
         self._event(work, "Normal", EVENT_RESTARTED, message)
 
     def _failure(self, work: Work, reason: str, err: ApiError) -> None:
@@ -612,7 +612,7 @@ class Reinjector:
             f"'kubectl rollout restart' to inject OneAgent into pods {work.pod_list()}"
         )
         self._set_state(work, MANUAL, reason)
-        log.warning(message, extra=self._log_fields(work, FAILED, reason))
+        log.warning("%s", message, extra=self._log_fields(work, FAILED, reason))
         self._event(work, "Warning", EVENT_FAILED, message)
 
     def _skip(
@@ -620,7 +620,7 @@ class Reinjector:
     ) -> None:
         self._set_state(work, state, reason)
         self._count(SKIPPED, reason)
-        log.info(message, extra=self._log_fields(work, SKIPPED, reason))
+        log.info("%s", message, extra=self._log_fields(work, SKIPPED, reason))
         self._event(work, "Normal", event_reason, message)
 
     def _report_manual(self, work: Work) -> None:
@@ -647,7 +647,7 @@ class Reinjector:
                 f"{work.name} cannot be restarted automatically: restart it by hand to inject OneAgent"
             )
         self._count(SKIPPED, work.detail)
-        log.info(message, extra=self._log_fields(work, SKIPPED, work.detail))
+        log.info("%s", message, extra=self._log_fields(work, SKIPPED, work.detail))
         self._event(work, "Normal", EVENT_SKIPPED, message)
 
     def _set_state(self, work: Work, state: str, detail: str) -> None:
