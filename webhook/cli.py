@@ -12,6 +12,20 @@ from webhook.config import DEFAULT_CERTS_DIR, DEFAULT_INIT_IMAGE, Settings, env,
 SUBCOMMANDS = ("serve", "init", "explain")
 
 
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be greater than 0")
+    return number
+
+
+def _flag(name: str) -> bool:
+    return (env(name, "false") or "false").strip().lower() in ("1", "true", "yes")
+
+
 def _serve_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("listeners")
     g.add_argument(
@@ -71,6 +85,27 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         default=env("INIT_IMAGE", DEFAULT_INIT_IMAGE),
         help="image of the install-oneagent init container (env INIT_IMAGE)",
     )
+    g = p.add_argument_group("automatic reinjection")
+    g.add_argument(
+        "--reinject",
+        action="store_true",
+        default=_flag("REINJECT"),
+        help="restart workloads whose pods were admitted without OneAgent (connection info incomplete) once it "
+        "is complete, for DynaKubes annotated feature.dynatrace.com/automatic-reinjection=true (env REINJECT)",
+    )
+    g.add_argument(
+        "--reinject-dry-run",
+        action="store_true",
+        default=_flag("REINJECT_DRY_RUN"),
+        help="report what --reinject would restart (log, Events, metrics) without restarting; implies --reinject "
+        "(env REINJECT_DRY_RUN)",
+    )
+    g.add_argument(
+        "--reinject-rate",
+        type=_positive_float,
+        default=env("REINJECT_RATE", "10"),  # argparse passes string defaults through type
+        help="workloads restarted per minute at most (env REINJECT_RATE, 10)",
+    )
     g = p.add_argument_group("serving")
     g.add_argument("--keep-alive", type=float, default=120.0, help="idle keep-alive seconds (120)")
     g.add_argument(
@@ -90,6 +125,12 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         "--log-level", default=env("LOG_LEVEL", "info"), choices=("debug", "info", "warning", "error")
     )
     g.add_argument("--log-format", default=env("LOG_FORMAT", "json"), choices=("json", "text"))
+    g.add_argument(
+        "--debug-endpoints",
+        action="store_true",
+        default=_flag("DEBUG_ENDPOINTS"),
+        help="serve POST /debug/decision on the health listener (env DEBUG_ENDPOINTS=true)",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -115,6 +156,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         log_level=args.log_level,
         log_format=args.log_format,
         debug_endpoints=args.debug_endpoints,
+        reinject=args.reinject or args.reinject_dry_run,
+        reinject_dry_run=args.reinject_dry_run,
+        reinject_rate=args.reinject_rate,
     )
 
 

@@ -50,6 +50,9 @@ class Settings:
     log_level: str = "info"
     log_format: str = "json"
     debug_endpoints: bool = False
+    reinject: bool = False  # restart workloads admitted without OneAgent once connection info is complete
+    reinject_dry_run: bool = False  # only report what would be restarted
+    reinject_rate: float = 10.0  # workloads restarted per minute at most
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -82,6 +82,20 @@ class Metrics:
         self.state_reloads = Counter(
             p + "state_file_reloads", "Local state file loads by result.", ["result"], registry=r
         )
+        self.reinjections = Counter(
+            p + "reinjections",
+            "Automatic reinjection: workloads by outcome (restarted, skipped, failed) and reason.",
+            ["outcome", "reason"],
+            registry=r,
+        )
+        self.reinjection_pending = Gauge(
+            p + "reinjection_pending_pods",
+            "Pods admitted without OneAgent that automatic reinjection has found and not yet restarted.",
+            registry=r,
+        )
+        self.reinjection_leader = Gauge(
+            p + "reinjection_leader", "1 when this replica holds the reinjection Lease, else 0.", registry=r
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

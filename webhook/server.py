@@ -55,6 +55,7 @@ class Webhook:
         self.local: LocalState | None = None
         self._stopping = asyncio.Event()
         self._kube: Any = None
+        self.reinjector: Any = None
 
     # --- readiness and metrics ---
     def readiness(self) -> dict[str, bool]:
@@ -77,6 +78,9 @@ class Webhook:
             m.connection_info_complete.labels(dk.name(obj), dk.network_zone(obj)).set(1 if complete else 0)
         if self.watcher.not_after is not None:
             m.cert_not_after.set(self.watcher.not_after.timestamp())
+        if self.reinjector is not None:
+            m.reinjection_pending.set(len(self.reinjector.pending()))
+            m.reinjection_leader.set(1 if self.reinjector.leader else 0)
 
     def _cert_reloaded(self, ok: bool) -> None:
         self.metrics.cert_reloads.labels("success" if ok else "failure").inc()
@@ -126,6 +130,24 @@ class Webhook:
         )
         self._kube.start()
 
+    def start_reinjector(self) -> None:
+        """Automatic reinjection (opt-in): a background thread, only with the Kubernetes API as state source."""
+        s = self.settings
+        if not s.reinject:
+            return
+        if self._kube is None:
+            log.warning("--reinject needs the Kubernetes API as state source; it stays off with --state-file")
+            return
+        from webhook.reinject import Config, Reinjector
+
+        self.reinjector = Reinjector(
+            self._kube.api,
+            self.store,
+            Config(enabled=True, dry_run=s.reinject_dry_run, rate_per_minute=s.reinject_rate),
+            on_count=lambda outcome, reason: self.metrics.reinjections.labels(outcome, reason).inc(),
+        )
+        self.reinjector.start()
+
     async def _poll(self, interval: float, action: Callable[[], Any]) -> None:
         while not self._stopping.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
@@ -162,6 +184,7 @@ class Webhook:
             ca = ensure_dev_certificates(s.certs_dir, s.dev_names)
             log.info("development certificate for %s; CA at %s", ", ".join(s.dev_names), ca)
         self.start_state()
+        self.start_reinjector()
         self.watcher.poll()
         tasks = [asyncio.create_task(self._poll(s.cert_poll_interval, self.watcher.poll))]
         if self.local is not None:
@@ -198,6 +221,8 @@ class Webhook:
         self._stopping.set()
         for task in tasks:
             task.cancel()
+        if self.reinjector is not None:
+            await asyncio.to_thread(self.reinjector.stop)  # joins the thread and releases the Lease
         if self._kube is not None:
             self._kube.close()
         failed = [r for r in results if isinstance(r, BaseException)]
