@@ -10,9 +10,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from webhook import dynakube as dk
-from webhook.admission import Answer, Review, allowed, patched
+from webhook.admission import Answer, Review, allowed, denied, patched
+from webhook.mutation import namespace as namespaces
 from webhook.mutation import pod as pods
-from webhook.state.store import Store
+from webhook.state.store import DYNAKUBES, Store
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,54 @@ def inject(review: Review, store: Store, settings: pods.Settings) -> Answer:
 
 
 def label_namespace(review: Review, store: Store) -> Answer:
-    return allowed("namespace labelling is not evaluated by this version", outcome="allowed")
+    """``/label-ns``: add, keep or remove the DynaKube instance label of a Namespace on CREATE and UPDATE.
+
+    Allowed with a JSON patch, allowed unchanged, or denied (400) when two or more DynaKubes match.
+    """
+    if review.operation not in ("CREATE", "UPDATE"):
+        return allowed(
+            f"operation {review.operation or 'none'} is not handled by /label-ns",
+            outcome=namespaces.SKIPPED,
+            reasons=(namespaces.REASON_UNSUPPORTED_OPERATION,),
+        )
+    obj = review.object
+    if (
+        not isinstance(obj, dict)
+        or _kind(review) not in ("Namespace", "")
+        or obj.get("kind", "Namespace") != "Namespace"
+    ):
+        return allowed(
+            "object is not a Namespace",
+            outcome=namespaces.SKIPPED,
+            reasons=(namespaces.REASON_NOT_A_NAMESPACE,),
+        )
+    if not store.is_synced(DYNAKUBES):
+        # without the DynaKubes a missing match cannot be told from a missing cache: change nothing
+        return allowed(
+            "DynaKubes are not loaded yet; namespace left unchanged",
+            outcome=namespaces.SKIPPED,
+            reasons=(namespaces.REASON_CACHE_NOT_SYNCED,),
+        )
+    fallback = review.request.get("name")
+    try:
+        decision = namespaces.decide(
+            obj,
+            store.dynakubes(),
+            webhook_namespace=store.namespace,
+            namespace_name=fallback if isinstance(fallback, str) else review.namespace,
+        )
+    except Exception as err:  # a bug must not block namespaces: admit unchanged and say why
+        log.exception("namespace mapping failed")
+        return allowed(f"namespace not mapped because {err}", outcome="failed", reasons=(type(err).__name__,))
+    if not decision.allowed:
+        return denied(decision.message, code=400, reasons=decision.reasons, target=decision.dynakube)
+    return patched(
+        decision.ops,
+        decision.message,
+        outcome=decision.outcome,
+        reasons=decision.reasons,
+        target=decision.dynakube,
+    )
 
 
 def validate_dynakube(review: Review, store: Store) -> Answer:
