@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from webhook import dynakube as dk
+from webhook import validation
 from webhook.admission import Answer, Review, allowed, denied, patched
 from webhook.mutation import namespace as namespaces
 from webhook.mutation import pod as pods
@@ -108,7 +109,40 @@ def label_namespace(review: Review, store: Store) -> Answer:
 
 
 def validate_dynakube(review: Review, store: Store) -> Answer:
-    return allowed("DynaKube validation is not evaluated by this version", outcome="allowed")
+    """``/validate``: DynaKube CREATE and UPDATE. Errors deny (403 Forbidden, as upstream's controller-runtime
+    ``Denied``) with the numbered summary; warnings go to ``response.warnings``. DELETE is always allowed."""
+    operation = review.operation
+    if operation not in ("CREATE", "UPDATE"):
+        return allowed(outcome="skipped", reasons=("UnsupportedOperation",))
+    kind = _kind(review)
+    obj = review.object
+    if kind not in ("DynaKube", ""):
+        return allowed(
+            f"{kind} objects are not validated by /validate", outcome="skipped", reasons=("NotADynaKube",)
+        )
+    if not isinstance(obj, dict):
+        message = f"{operation} request has no DynaKube object; send the DynaKube as request.object"
+        return denied(validation.summary([message]), code=400, reasons=("NoObject",))
+    old = review.old_object if operation == "UPDATE" and isinstance(review.old_object, dict) else None
+    context = validation.Context(
+        operation=operation,
+        old=old,
+        dynakubes=store.dynakubes(),
+        namespaces=store.namespaces(),
+        webhook_namespace=store.namespace,
+    )
+    result = validation.validate(obj, context)
+    if result.errors:
+        return denied(
+            validation.summary(result.errors),
+            code=403,
+            warnings=result.warnings,
+            reasons=tuple(result.failed),
+            target=dk.name(obj),
+        )
+    return allowed(
+        warnings=result.warnings, outcome="warned" if result.warnings else "allowed", target=dk.name(obj)
+    )
 
 
 def object_name(review: Review) -> str:
