@@ -155,8 +155,14 @@ def ignored_namespace_patterns(dk: Mapping[str, Any], fallback_namespace: str = 
     none). A value that is not a JSON list of strings falls back to the default, as upstream does, and the
     error says why so that the caller can log it. ``[]`` is valid and ignores nothing.
     """
-    default = default_ignored_namespaces(namespace(dk) or fallback_namespace)
-    raw = annotations_of(dk).get(FEATURE_IGNORED_NAMESPACES)
+    return parse_ignored_namespaces(
+        annotations_of(dk).get(FEATURE_IGNORED_NAMESPACES), namespace(dk) or fallback_namespace
+    )
+
+
+def parse_ignored_namespaces(raw: Any, dk_namespace: str) -> tuple[list[str], str]:
+    """``ignored_namespace_patterns`` on the raw annotation value."""
+    default = default_ignored_namespaces(dk_namespace)
     if raw is None or raw == "":
         return default, ""
     if not isinstance(raw, str):

@@ -52,12 +52,13 @@ def make_plan(
     """The label changes that bring every namespace in line with the DynaKubes, sorted by namespace."""
     changes: list[Change] = []
     conflicts: dict[str, tuple[str, ...]] = {}
+    rules = [mapping.rules_of(d, webhook_namespace) for d in dynakubes]
     for namespace in namespaces:
         name = mapping.name_of(namespace)
         if not name or name == webhook_namespace:
             continue
         labels = mapping.labels_of(namespace)
-        want = mapping.desired(dynakubes, name, labels, webhook_namespace)
+        want = mapping.desired_by_rules(rules, name, labels)
         if want.conflict:
             conflicts[name] = want.matching
             continue

@@ -53,6 +53,11 @@ def matches(selector: Any, labels: Mapping[str, Any] | None) -> bool:
     "matches nothing" and how to report it.
     """
     validate(selector)
+    return matches_valid(selector, labels)
+
+
+def matches_valid(selector: Any, labels: Mapping[str, Any] | None) -> bool:
+    """``matches`` for a selector that ``validate`` already accepted (skips the validation)."""
     if not selector:
         return True
     labels = labels if isinstance(labels, Mapping) else {}

@@ -24,13 +24,13 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from webhook import dynakube as dk
 from webhook.patch import Op, Patch
-from webhook.selectors import InvalidSelector, matches
+from webhook.selectors import InvalidSelector, matches_valid, validate
 
 log = logging.getLogger(__name__)
 
@@ -74,28 +74,17 @@ def _warn_once(dynakube_name: str, message: str) -> None:
 
 
 @functools.lru_cache(maxsize=256)
-def _compile(pattern: str) -> re.Pattern[str] | None:
-    try:
-        return re.compile(pattern)
-    except re.error:
-        return None
-
-
-def is_ignored(dynakube: Mapping[str, Any], namespace_name: str, webhook_namespace: str = "") -> bool:
-    """True when the DynaKube's ignored-namespaces patterns match ``namespace_name`` (searched anywhere)."""
-    patterns, error = dk.ignored_namespace_patterns(dynakube, webhook_namespace)
-    if error:
-        _warn_once(dk.name(dynakube), error)
+def _ignore_rules(raw: str | None, dk_namespace: str) -> tuple[tuple[re.Pattern[str], ...], tuple[str, ...]]:
+    """Compiled ignored-namespaces patterns for one annotation value, and the problems found on the way."""
+    patterns, error = dk.parse_ignored_namespaces(raw, dk_namespace)
+    problems = [error] if error else []
+    compiled = []
     for pattern in patterns:
-        compiled = _compile(pattern)
-        if compiled is None:
-            _warn_once(
-                dk.name(dynakube), f"ignored-namespaces pattern {pattern!r} is not a valid regex; skipped"
-            )
-            continue
-        if compiled.search(namespace_name):
-            return True
-    return False
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as err:
+            problems.append(f"ignored-namespaces pattern {pattern!r} is not a valid regex ({err}); skipped")
+    return tuple(compiled), tuple(problems)
 
 
 def takes_part(dynakube: Mapping[str, Any]) -> bool:
@@ -103,49 +92,94 @@ def takes_part(dynakube: Mapping[str, Any]) -> bool:
     return dk.injection_enabled(dynakube) or dk.metadata_enrichment_selector(dynakube) is not None
 
 
-def _selects(dynakube: Mapping[str, Any], selector: Any, labels: Mapping[str, Any], what: str) -> bool:
-    try:
-        return matches(selector, labels)
-    except InvalidSelector as err:
-        _warn_once(dk.name(dynakube), f"invalid {what} selects no namespace: {err}")
-        return False
+@dataclass(frozen=True)
+class Rules:
+    """What one DynaKube needs to decide about any namespace, worked out once (``rules_of``)."""
+
+    name: str
+    takes_part: bool
+    ignore: tuple[re.Pattern[str], ...] = ()
+    selectors: tuple[Any, ...] = ()  # valid selectors only; None or {} selects every namespace
+
+    def ignores(self, namespace_name: str) -> bool:
+        return any(pattern.search(namespace_name) for pattern in self.ignore)
+
+    def selects(self, labels: Mapping[str, Any]) -> bool:
+        return any(matches_valid(selector, labels) for selector in self.selectors)
+
+    def evaluate(self, namespace_name: str, labels: Mapping[str, Any]) -> tuple[bool, bool, bool]:
+        """(takes part, ignores the namespace, selects it)."""
+        if not self.takes_part:
+            return False, False, False
+        if self.ignores(namespace_name):
+            return True, True, False
+        return True, False, self.selects(labels)
+
+    def matches(self, namespace_name: str, labels: Mapping[str, Any]) -> bool:
+        return self.evaluate(namespace_name, labels)[2]
+
+
+# Rules by DynaKube object identity. The Store replaces DynaKube dicts and never edits them, so an object seen
+# again is unchanged; the entry keeps the object alive, so its id cannot be reused while cached.
+_rules_cache: dict[int, tuple[Mapping[str, Any], str, Rules]] = {}
+_RULES_CACHE_MAX = 256
+
+
+def rules_of(dynakube: Mapping[str, Any], webhook_namespace: str = "") -> Rules:
+    """The Rules of a DynaKube (cached per object: treat DynaKube dicts as immutable once passed here)."""
+    hit = _rules_cache.get(id(dynakube))
+    if hit is not None and hit[0] is dynakube and hit[1] == webhook_namespace:
+        return hit[2]
+    rules = _rules(dynakube, webhook_namespace)
+    if len(_rules_cache) >= _RULES_CACHE_MAX:
+        _rules_cache.clear()
+    _rules_cache[id(dynakube)] = (dynakube, webhook_namespace, rules)
+    return rules
+
+
+def _rules(dynakube: Mapping[str, Any], webhook_namespace: str) -> Rules:
+    """Work out the Rules; problems (bad patterns, invalid selectors) are logged once each."""
+    name = dk.name(dynakube)
+    if not takes_part(dynakube):
+        return Rules(name, False)
+    raw = dk.annotations_of(dynakube).get(dk.FEATURE_IGNORED_NAMESPACES)
+    if raw is not None and not isinstance(raw, str):
+        raw = repr(raw)  # hashable; parse_ignored_namespaces reports it as not a JSON list
+    compiled, problems = _ignore_rules(raw, dk.namespace(dynakube) or webhook_namespace)
+    for problem in problems:
+        _warn_once(name, problem)
+    candidates = []
+    if dk.injection_enabled(dynakube):
+        candidates.append(("namespaceSelector", dk.namespace_selector(dynakube)))
+    enrichment = dk.metadata_enrichment_selector(dynakube)
+    if enrichment is not None:
+        candidates.append(("metadataEnrichment.namespaceSelector", enrichment))
+    selectors = []
+    for what, selector in candidates:
+        try:
+            validate(selector)
+        except InvalidSelector as err:
+            _warn_once(name, f"invalid {what} selects no namespace: {err}")
+            continue
+        selectors.append(selector)
+    return Rules(name, True, compiled, tuple(selectors))
+
+
+def is_ignored(dynakube: Mapping[str, Any], namespace_name: str, webhook_namespace: str = "") -> bool:
+    """True when the DynaKube's ignored-namespaces patterns match ``namespace_name`` (searched anywhere)."""
+    return rules_of(dynakube, webhook_namespace).ignores(namespace_name)
 
 
 def selects(dynakube: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
     """Whether the DynaKube's selectors select a namespace with ``labels`` (ignored namespaces aside)."""
-    if dk.injection_enabled(dynakube) and _selects(
-        dynakube, dk.namespace_selector(dynakube), labels, "namespaceSelector"
-    ):
-        return True
-    enrichment = dk.metadata_enrichment_selector(dynakube)
-    return enrichment is not None and _selects(
-        dynakube, enrichment, labels, "metadataEnrichment.namespaceSelector"
-    )
+    return rules_of(dynakube).selects(labels)
 
 
 def matches_namespace(
     dynakube: Mapping[str, Any], namespace_name: str, labels: Mapping[str, Any], webhook_namespace: str = ""
 ) -> bool:
     """The full rule for one DynaKube and one namespace."""
-    if not takes_part(dynakube):
-        return False
-    if is_ignored(dynakube, namespace_name, webhook_namespace):
-        return False
-    return selects(dynakube, labels)
-
-
-def matching_dynakubes(
-    dynakubes: Iterable[Mapping[str, Any]],
-    namespace_name: str,
-    labels: Mapping[str, Any],
-    webhook_namespace: str = "",
-) -> list[str]:
-    """Names of the DynaKubes that match the namespace, sorted."""
-    return sorted(
-        dk.name(d)
-        for d in dynakubes
-        if dk.name(d) and matches_namespace(d, namespace_name, labels, webhook_namespace)
-    )
+    return rules_of(dynakube, webhook_namespace).matches(namespace_name, labels)
 
 
 @dataclass(frozen=True)
@@ -183,16 +217,29 @@ def desired(
 
     Conflicts keep the current value (the caller denies or leaves the namespace alone).
     """
-    found = matching_dynakubes(dynakubes, namespace_name, labels, webhook_namespace)
+    return desired_by_rules([rules_of(d, webhook_namespace) for d in dynakubes], namespace_name, labels)
+
+
+def desired_by_rules(rules: Sequence[Rules], namespace_name: str, labels: Mapping[str, Any]) -> Desired:
+    """``desired`` with the Rules worked out beforehand (once for many namespaces)."""
+    found: list[str] = []
+    taking_part = ignoring = 0
+    for rule in rules:
+        if not rule.name:
+            continue
+        part, ignores, selected = rule.evaluate(namespace_name, labels)
+        taking_part += part
+        ignoring += ignores
+        if selected:
+            found.append(rule.name)
+    found.sort()
     current = labels.get(dk.INSTANCE_LABEL)
     current = current if isinstance(current, str) else None
     if len(found) == 1:
         return Desired(found[0], tuple(found))
     if len(found) > 1:
         return Desired(current, tuple(found))
-    taking_part = [d for d in dynakubes if takes_part(d)]
-    ignored = bool(taking_part) and all(is_ignored(d, namespace_name, webhook_namespace) for d in taking_part)
-    return Desired(None, (), ignored)
+    return Desired(None, (), taking_part > 0 and ignoring == taking_part)
 
 
 @dataclass

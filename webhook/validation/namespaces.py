@@ -50,20 +50,23 @@ def conflicting_namespace_selector(dynakube: DynaKube, ctx: Context) -> str | No
     name = dk.name(dynakube)
     if not mapping.takes_part(dynakube):
         return None
-    others = [d for d in ctx.dynakubes if dk.name(d) != name and mapping.takes_part(d)]
+    others = [
+        rules
+        for rules in (mapping.rules_of(d, ctx.webhook_namespace) for d in ctx.dynakubes if dk.name(d) != name)
+        if rules.takes_part
+    ]
     if not others:
         return None
+    mine = mapping.rules_of(dynakube, ctx.webhook_namespace)
     conflicts: dict[str, list[str]] = {}  # namespace -> other DynaKubes selecting it
     for namespace in ctx.namespaces:
         ns_name = mapping.name_of(namespace)
         if not ns_name or ns_name == ctx.webhook_namespace:
             continue
         labels = mapping.labels_of(namespace)
-        if not mapping.matches_namespace(dynakube, ns_name, labels, ctx.webhook_namespace):
+        if not mine.matches(ns_name, labels):
             continue
-        clash = [
-            dk.name(o) for o in others if mapping.matches_namespace(o, ns_name, labels, ctx.webhook_namespace)
-        ]
+        clash = [o.name for o in others if o.matches(ns_name, labels)]
         if clash:
             conflicts[ns_name] = clash
     if not conflicts:
