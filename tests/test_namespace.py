@@ -464,3 +464,39 @@ def test_handler_survives_a_bug(monkeypatch):
     answer = handlers.label_namespace(review, fixture_store())
     assert answer.allowed and not answer.ops
     assert "boom" in answer.message
+
+
+# --- over HTTP, through the admission app ---
+
+
+@pytest.mark.parametrize("api_version", ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"])
+def test_over_http(api_version):
+    from starlette.testclient import TestClient
+
+    from webhook.app import AdmissionApp, Route, admission_fallback
+    from webhook.metrics import Metrics
+
+    store = fixture_store()
+    metrics = Metrics()
+    app = AdmissionApp(
+        {"/label-ns": Route("label-ns", lambda r: handlers.label_namespace(r, store))},
+        metrics,
+        admission_fallback(),
+    )
+    client = TestClient(app)
+    for case, outcome in (("create-selected", ns.LABELED), ("create-conflict", ns.DENIED)):
+        review_json = json.loads((FIXTURES / f"{case}.review.json").read_text())
+        review_json["apiVersion"] = api_version
+        response = client.post(
+            "/label-ns?timeout=10s",
+            content=orjson.dumps(review_json),
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 200
+        body = response.json()
+        assert body["apiVersion"] == api_version
+        assert body["response"]["uid"] == review_json["request"]["uid"]
+        expected = json.loads((FIXTURES / f"{case}.patch.json").read_text())
+        got = json.loads(base64.b64decode(body["response"]["patch"])) if "patch" in body["response"] else []
+        assert got == expected
+        assert metrics.admissions.labels("label-ns", outcome)._value.get() == 1

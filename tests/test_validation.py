@@ -587,3 +587,33 @@ def test_every_api_version(version):
     response = respond(review_of("CREATE", broken))
     assert response["allowed"] is False
     assert "'bad key'" in response["status"]["message"]
+
+
+def test_over_http_on_an_upstream_path():
+    from starlette.testclient import TestClient
+
+    from webhook.app import AdmissionApp, Route, admission_fallback
+    from webhook.metrics import Metrics
+
+    store = Store(NS)
+    store.replace(DYNAKUBES, [])
+    store.replace(NAMESPACES, [])
+    metrics = Metrics()
+    path = "/validate-dynatrace-com-v1beta3-dynakube"
+    app = AdmissionApp(
+        {path: Route("validate", lambda r: handlers.validate_dynakube(r, store))},
+        metrics,
+        admission_fallback(),
+    )
+    response = TestClient(app).post(
+        path + "?timeout=10s",
+        content=orjson.dumps(review_of("CREATE", make_dk(apiUrl=apiurl.EXAMPLE_API_URL))),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 200
+    body = response.json()["response"]
+    assert body["allowed"] is False
+    assert body["status"]["message"].startswith(
+        "\n1 error(s) found in the DynaKube\n 1. spec.apiUrl is still the example"
+    )
+    assert metrics.admissions.labels("validate", "denied")._value.get() == 1
