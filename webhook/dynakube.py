@@ -6,6 +6,7 @@ fail, it makes the webhook skip with a reason instead.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -140,3 +141,36 @@ def automatic_injection(dk: Mapping[str, Any]) -> bool:
 
 def failure_policy(dk: Mapping[str, Any]) -> str:
     return "fail" if feature(dk, FEATURE_FAILURE_POLICY, "silent") == "fail" else "silent"
+
+
+def default_ignored_namespaces(dk_namespace: str) -> list[str]:
+    """Upstream's default for ``feature.dynatrace.com/ignored-namespaces`` (v1.3/v1.4)."""
+    return [f"^{dk_namespace}$", "^kube-.*", "^openshift(-.*)?"]
+
+
+def ignored_namespace_patterns(dk: Mapping[str, Any], fallback_namespace: str = "") -> tuple[list[str], str]:
+    """The regular expressions of ``feature.dynatrace.com/ignored-namespaces`` and an error ("" when none).
+
+    Absent or empty: the default list for the DynaKube's namespace (``fallback_namespace`` when the object has
+    none). A value that is not a JSON list of strings falls back to the default, as upstream does, and the
+    error says why so that the caller can log it. ``[]`` is valid and ignores nothing.
+    """
+    return parse_ignored_namespaces(
+        annotations_of(dk).get(FEATURE_IGNORED_NAMESPACES), namespace(dk) or fallback_namespace
+    )
+
+
+def parse_ignored_namespaces(raw: Any, dk_namespace: str) -> tuple[list[str], str]:
+    """``ignored_namespace_patterns`` on the raw annotation value."""
+    default = default_ignored_namespaces(dk_namespace)
+    if raw is None or raw == "":
+        return default, ""
+    if not isinstance(raw, str):
+        return default, f"{FEATURE_IGNORED_NAMESPACES} must be a string holding a JSON list of regexes"
+    try:
+        value = json.loads(raw)
+    except ValueError as err:
+        return default, f"{FEATURE_IGNORED_NAMESPACES} is not valid JSON ({err}); using the default"
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        return default, f"{FEATURE_IGNORED_NAMESPACES} must be a JSON list of strings; using the default"
+    return value, ""
