@@ -515,3 +515,41 @@ def test_bad_certificate_flags_are_refused_with_a_clear_message(argv, message, c
         main(["serve", *argv])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_webhook_in_self_managed_mode_runs_the_manager_in_the_background(api, tmp_path, monkeypatch):
+    import time
+
+    import webhook.state.kube as kube
+    from webhook.config import Settings
+    from webhook.server import Webhook
+
+    monkeypatch.setattr(kube, "load_api_client", lambda kubeconfig: None)
+    monkeypatch.setattr(kube, "KubeApi", lambda client: api)
+    settings = Settings(
+        namespace=NS,
+        certs_dir=tmp_path,
+        cert_mode="self-managed",
+        mutating_webhook_configs=("dynatrace-webhook",),
+        validating_webhook_configs=("dynatrace-webhook",),
+    )
+    webhook = Webhook(settings)
+    webhook.start_cert_manager()
+    try:
+        deadline = time.monotonic() + 10
+        while not webhook.watcher.loaded and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert webhook.watcher.valid  # installed and loaded by the manager's thread, no poll needed
+        assert webhook.readiness()["certificate_valid"] is True
+        assert (tmp_path / "tls.crt").read_bytes() == secret_data(api)["tls.crt"]
+        webhook.refresh_metrics()
+        exposition = webhook.metrics.exposition().decode()
+        assert (
+            'dynatrace_webhook_certificate_not_after_timestamp_seconds{certificate="serving"}' in exposition
+        )
+        assert 'dynatrace_webhook_certificate_not_after_timestamp_seconds{certificate="ca"}' in exposition
+        assert (
+            'dynatrace_webhook_ca_bundle_patches_total{kind="validating",result="patched"} 1.0' in exposition
+        )
+    finally:
+        webhook.cert_manager.stop()
