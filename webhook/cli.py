@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from pathlib import Path
 
 from webhook import __version__
 from webhook.config import DEFAULT_CERTS_DIR, DEFAULT_INIT_IMAGE, Settings, env, parse_bind
 
-SUBCOMMANDS = ("serve", "init", "explain")
+SUBCOMMANDS = ("serve", "init", "explain", "certs")
 
 
 def _positive_float(value: str) -> float:
@@ -74,11 +75,13 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--key-name", default="tls.key")
     g.add_argument(
         "--cert-mode",
-        choices=("files", "dev"),
+        choices=("self-managed", "files", "dev"),
         default=env("CERT_MODE"),
-        help="files: serve the files in --certs-dir; dev: generate a local CA and certificate there "
-        "(default: dev with --state-file, else files)",
+        help="self-managed: keep a CA and certificate in a Secret and the caBundle in step; files: serve the "
+        "files in --certs-dir; dev: generate a local CA and certificate there "
+        "(env CERT_MODE; default: dev with --state-file, else files)",
     )
+    _cert_arguments(p)
     g = p.add_argument_group("injection")
     g.add_argument(
         "--init-image",
@@ -133,6 +136,78 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _duration(text: str) -> dt.timedelta:
+    from webhook.certs import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _names(value: str | None) -> list[str]:
+    return [n.strip() for n in (value or "").split(",") if n.strip()]
+
+
+def _cert_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("self-managed certificates (--cert-mode self-managed)")
+    g.add_argument(
+        "--service-name",
+        default=env("SERVICE_NAME", "dynatrace-webhook"),
+        help="Service in front of the webhook, for the certificate's names (env SERVICE_NAME)",
+    )
+    g.add_argument(
+        "--cert-extra-san",
+        action="append",
+        default=_names(env("CERT_EXTRA_SANS")),
+        metavar="NAME",
+        help="another DNS name or IP address for the certificate; repeatable (env CERT_EXTRA_SANS, commas)",
+    )
+    g.add_argument(
+        "--cert-secret-name",
+        default=env("CERT_SECRET_NAME", "dynatrace-webhook-certs"),
+        help="Secret holding the CA and certificate, in --namespace (dynatrace-webhook-certs)",
+    )
+    g.add_argument(
+        "--mutating-webhook-config",
+        action="append",
+        default=_names(env("MUTATING_WEBHOOK_CONFIGS")),
+        metavar="NAME",
+        help="MutatingWebhookConfiguration whose caBundle to keep; repeatable (env MUTATING_WEBHOOK_CONFIGS)",
+    )
+    g.add_argument(
+        "--validating-webhook-config",
+        action="append",
+        default=_names(env("VALIDATING_WEBHOOK_CONFIGS")),
+        metavar="NAME",
+        help="ValidatingWebhookConfiguration whose caBundle to keep; repeatable "
+        "(env VALIDATING_WEBHOOK_CONFIGS)",
+    )
+    for flag, default, text in (
+        ("--ca-validity", "365d", "lifetime of a new CA"),
+        ("--ca-renew-before", "30d", "roll the CA when less than this remains"),
+        ("--cert-validity", "7d", "lifetime of a new serving certificate"),
+        ("--cert-renew-before", "12h", "renew the serving certificate when less than this remains"),
+        (
+            "--ca-bundle-propagation-delay",
+            "30s",
+            "after a CA roll, how long the caBundle must have trusted "
+            "the new CA before a certificate signed by it is served",
+        ),
+        ("--cert-check-interval", "5m", "how often the Secret and caBundles are checked"),
+    ):
+        g.add_argument(
+            flag, type=_duration, default=_duration(default), metavar="DURATION", help=f"{text} ({default})"
+        )
+
+
+def _check_cert_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.cert_renew_before >= args.cert_validity:
+        parser.error("--cert-renew-before must be shorter than --cert-validity")
+    if args.ca_renew_before >= args.ca_validity:
+        parser.error("--ca-renew-before must be shorter than --ca-validity")
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     state_file = Path(args.state_file) if args.state_file else None
     return Settings(
@@ -159,6 +234,17 @@ def settings_from(args: argparse.Namespace) -> Settings:
         reinject=args.reinject or args.reinject_dry_run,
         reinject_dry_run=args.reinject_dry_run,
         reinject_rate=args.reinject_rate,
+        service_name=args.service_name,
+        cert_extra_sans=tuple(args.cert_extra_san),
+        cert_secret_name=args.cert_secret_name,
+        mutating_webhook_configs=tuple(args.mutating_webhook_config),
+        validating_webhook_configs=tuple(args.validating_webhook_config),
+        ca_validity=args.ca_validity,
+        ca_renew_before=args.ca_renew_before,
+        cert_validity=args.cert_validity,
+        cert_renew_before=args.cert_renew_before,
+        ca_bundle_propagation_delay=args.ca_bundle_propagation_delay,
+        cert_check_interval=args.cert_check_interval.total_seconds(),
     )
 
 
@@ -183,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--init-image", default=env("INIT_IMAGE", DEFAULT_INIT_IMAGE))
     explain.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    sub.add_parser(
+        "certs",
+        add_help=False,
+        help="generate, inspect and check certificates (dynatrace-webhook certs --help)",
+    )
     return parser
 
 
@@ -190,7 +281,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help", "--version"):
         argv.insert(0, "serve")
-    args = build_parser().parse_args(argv)
+    if argv[0] == "certs":
+        from certs.cli import main as certs_main
+
+        return certs_main(argv[1:], prog="dynatrace-webhook certs")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        _check_cert_arguments(parser, args)
     if args.command == "explain":
         from webhook.explain_cli import run_explain
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ class Settings:
     certs_dir: Path = Path(DEFAULT_CERTS_DIR)
     cert_name: str = "tls.crt"
     key_name: str = "tls.key"
-    cert_mode: str = "files"  # files | dev
+    cert_mode: str = "files"  # files | dev | self-managed
     dev_names: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
     state_file: Path | None = None
     kubeconfig: str | None = None
@@ -53,6 +54,18 @@ class Settings:
     reinject: bool = False  # restart workloads admitted without OneAgent once connection info is complete
     reinject_dry_run: bool = False  # only report what would be restarted
     reinject_rate: float = 10.0  # workloads restarted per minute at most
+    # self-managed certificates (webhook/certmanager.py)
+    service_name: str = "dynatrace-webhook"
+    cert_extra_sans: tuple[str, ...] = ()
+    cert_secret_name: str = "dynatrace-webhook-certs"
+    mutating_webhook_configs: tuple[str, ...] = ()
+    validating_webhook_configs: tuple[str, ...] = ()
+    ca_validity: dt.timedelta = dt.timedelta(days=365)
+    ca_renew_before: dt.timedelta = dt.timedelta(days=30)
+    cert_validity: dt.timedelta = dt.timedelta(days=7)
+    cert_renew_before: dt.timedelta = dt.timedelta(hours=12)
+    ca_bundle_propagation_delay: dt.timedelta = dt.timedelta(seconds=30)
+    cert_check_interval: float = 300.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

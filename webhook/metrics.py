@@ -70,7 +70,23 @@ class Metrics:
         )
         self.cert_not_after = Gauge(
             p + "certificate_not_after_timestamp_seconds",
-            "Expiry of the serving certificate (Unix time).",
+            "Expiry (Unix time) of the served certificate (certificate=serving) and, with self-managed "
+            "certificates, of the CA (certificate=ca).",
+            ["certificate"],
+            registry=r,
+        )
+        self.cert_secret_writes = Counter(
+            p + "certificate_secret_writes",
+            "Writes of the certificate Secret by action (create, rotate_ca, trust, renew) and result "
+            "(success, conflict: another replica wrote first, error).",
+            ["action", "result"],
+            registry=r,
+        )
+        self.ca_bundle_patches = Counter(
+            p + "ca_bundle_patches",
+            "caBundle updates by webhook configuration kind (mutating, validating) and result (patched, "
+            "unchanged, conflict, not_found, error).",
+            ["kind", "result"],
             registry=r,
         )
         self.cert_reloads = Counter(

@@ -56,6 +56,7 @@ class Webhook:
         self._stopping = asyncio.Event()
         self._kube: Any = None
         self.reinjector: Any = None
+        self.cert_manager: Any = None
 
     # --- readiness and metrics ---
     def readiness(self) -> dict[str, bool]:
@@ -77,7 +78,7 @@ class Webhook:
             complete = dk.injection_enabled(obj) and not connection_info_reasons(obj)
             m.connection_info_complete.labels(dk.name(obj), dk.network_zone(obj)).set(1 if complete else 0)
         if self.watcher.not_after is not None:
-            m.cert_not_after.set(self.watcher.not_after.timestamp())
+            m.cert_not_after.labels("serving").set(self.watcher.not_after.timestamp())
         if self.reinjector is not None:
             m.reinjection_pending.set(len(self.reinjector.pending()))
             m.reinjection_leader.set(1 if self.reinjector.leader else 0)
@@ -148,6 +149,15 @@ class Webhook:
         )
         self.reinjector.start()
 
+    def start_cert_manager(self) -> None:
+        """Self-managed certificates: a background thread keeps the Secret, caBundles and certs dir in step."""
+        from webhook.certmanager import from_settings
+        from webhook.state.kube import KubeApi, load_api_client
+
+        api = KubeApi(load_api_client(self.settings.kubeconfig))
+        self.cert_manager = from_settings(self.settings, api, self.metrics, on_installed=self.watcher.poll)
+        self.cert_manager.start()
+
     async def _poll(self, interval: float, action: Callable[[], Any]) -> None:
         while not self._stopping.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
@@ -184,6 +194,8 @@ class Webhook:
             ca = ensure_dev_certificates(s.certs_dir, s.dev_names)
             log.info("development certificate for %s; CA at %s", ", ".join(s.dev_names), ca)
         self.start_state()
+        if s.cert_mode == "self-managed":
+            self.start_cert_manager()
         self.start_reinjector()
         self.watcher.poll()
         tasks = [asyncio.create_task(self._poll(s.cert_poll_interval, self.watcher.poll))]
@@ -225,6 +237,8 @@ class Webhook:
             await asyncio.to_thread(self.reinjector.stop)  # joins the thread and releases the Lease
         if self._kube is not None:
             self._kube.close()
+        if self.cert_manager is not None:
+            self.cert_manager.stop()
         failed = [r for r in results if isinstance(r, BaseException)]
         for err in failed:
             log.error("listener failed: %s", err)

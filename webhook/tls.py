@@ -2,7 +2,13 @@
 
 Every handshake asks the watcher for the current context (through the SNI callback, which OpenSSL calls
 for every ClientHello, with or without SNI), so a renewed certificate is served to new connections while
-established ones finish on the old one. A pair that fails to load keeps the previous pair in service.
+established ones finish on the old one. A pair that fails to load keeps the previous pair in service; so
+does an expired pair offered while the current one is still valid.
+
+The certificate and key are two files that a writer (kubelet's Secret volume, the self-managed certificate
+manager, an operator) replaces one after the other. A poll that reads the files while they change could see
+a new certificate with an old key: the watcher reads both before and after loading and only accepts a load
+whose content did not change underneath it, so a half-written pair is retried, never counted as a failure.
 """
 
 from __future__ import annotations
@@ -11,10 +17,12 @@ import datetime as dt
 import hashlib
 import logging
 import ssl
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +43,18 @@ class CertificateWatcher:
         cert_file: Path,
         key_file: Path,
         on_reload: Callable[[bool], None] | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.cert_file = cert_file
         self.key_file = key_file
         self.on_reload = on_reload or (lambda ok: None)
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._context: ssl.SSLContext | None = None
         self._digest = b""
+        self._lock = threading.Lock()
+        self.not_before: dt.datetime | None = None
         self.not_after: dt.datetime | None = None
+        self.fingerprint = ""  # SHA-256 of the served certificate (DER), hex
         self._server_context: ssl.SSLContext | None = None
 
     @property
@@ -50,33 +63,57 @@ class CertificateWatcher:
 
     @property
     def valid(self) -> bool:
-        """A certificate is loaded and has not expired."""
-        return self.not_after is not None and self.not_after > dt.datetime.now(dt.UTC)
+        """A certificate is loaded and is within its validity period right now."""
+        if self.not_after is None or self.not_before is None:
+            return False
+        now = self.clock()
+        return self.not_before <= now < self.not_after
+
+    def _read(self) -> tuple[bytes, bytes] | None:
+        try:
+            return self.cert_file.read_bytes(), self.key_file.read_bytes()
+        except OSError as err:
+            if not self.loaded:  # deleted or unreadable later: keep serving what we have
+                log.warning("certificate not loaded from %s: %s", self.cert_file, err)
+            return None
 
     def poll(self) -> bool:
-        """Load the pair when its content changed; True when a new pair is now served."""
-        try:
-            cert_pem = self.cert_file.read_bytes()
-            key_pem = self.key_file.read_bytes()
-        except OSError as err:
-            if self.loaded:
-                return False  # deleted or unreadable: keep serving what we have
-            log.warning("certificate not loaded from %s: %s", self.cert_file, err)
+        """Load the pair when its content changed; True when a new pair is now served. Thread-safe."""
+        with self._lock:
+            for _ in range(3):
+                outcome = self._poll_once()
+                if outcome is not None:
+                    return outcome
+            return False  # still changing: the next poll picks up the settled content
+
+    def _poll_once(self) -> bool | None:
+        """True/False as ``poll``; None when the files changed while they were being loaded."""
+        before = self._read()
+        if before is None:
             return False
-        digest = hashlib.sha256(cert_pem + b"\0" + key_pem).digest()
+        digest = hashlib.sha256(before[0] + b"\0" + before[1]).digest()
         if digest == self._digest:
             return False
+        error: Exception | None = None
         try:
             context = make_context(self.cert_file, self.key_file)
-            cert = x509.load_pem_x509_certificate(cert_pem)
+            cert = x509.load_pem_x509_certificate(before[0])
         except (ssl.SSLError, OSError, ValueError) as err:
+            error = err
+        if self._read() != before:
+            return None  # a writer is replacing the pair right now: what was loaded may be a mix
+        if error is None and self.valid and cert.not_valid_after_utc <= self.clock():
+            error = ValueError(f"the new certificate expired at {cert.not_valid_after_utc.isoformat()}")
+        if error is not None:
             self._digest = digest  # do not retry the same broken content every poll
-            log.error("certificate in %s failed to load, keeping the previous one: %s", self.cert_file, err)
+            log.error("certificate in %s failed to load, keeping the previous one: %s", self.cert_file, error)
             self.on_reload(False)
             return False
         self._context = context
         self._digest = digest
+        self.not_before = cert.not_valid_before_utc
         self.not_after = cert.not_valid_after_utc
+        self.fingerprint = cert.fingerprint(hashes.SHA256()).hex()
         log.info(
             "serving certificate loaded from %s (valid until %s)", self.cert_file, self.not_after.isoformat()
         )
