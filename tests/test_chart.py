@@ -516,8 +516,9 @@ REINJECT = {
         for v in ("get", "patch")
     },
     ("cluster", "", "events", "create", "*"),
-    ("cluster", "events.k8s.io", "events", "create", "*"),
-    *{("namespace", "coordination.k8s.io", "leases", v, "*") for v in ("get", "create", "update")},
+    ("namespace", "coordination.k8s.io", "leases", "get", "dynatrace-webhook-reinject"),
+    ("namespace", "coordination.k8s.io", "leases", "update", "dynatrace-webhook-reinject"),
+    ("namespace", "coordination.k8s.io", "leases", "create", "*"),
 }
 
 
