@@ -1,0 +1,770 @@
+"""The Helm chart, rendered offline with helm-python-sdk (Helm's own engine) for each supported mode.
+
+Every rendered object is validated against the Kubernetes OpenAPI schema in strict mode (kubernetes-validate)
+for the oldest Kubernetes the chart supports and the newest the validator knows; then the properties the
+platform relies on are asserted: security context, probes, ports, webhook paths and policies, RBAC exactly as
+needed per mode, the values schema, and byte-identical renders.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+
+CHART = Path(__file__).resolve().parents[1] / "charts" / "dynatrace-webhook"
+RELEASE = "dynatrace-webhook"
+NAMESPACE = "dynatrace"
+FULLNAME = "dynatrace-webhook"
+CERTS_DIR = "/tmp/k8s-webhook-server/serving-certs"
+CA_BUNDLE = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").decode()
+
+# Kinds without a schema in kubernetes-validate (third-party CRDs): checked by hand below.
+THIRD_PARTY = {("cert-manager.io/v1", "Certificate"), ("cert-manager.io/v1", "Issuer")}
+THIRD_PARTY |= {("monitoring.coreos.com/v1", "ServiceMonitor")}
+
+CASES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "cert-manager": {"certificates": {"mode": "cert-manager"}},
+    "cert-manager-issuer": {
+        "certificates": {
+            "mode": "cert-manager",
+            "certManager": {
+                "issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+            },
+        }
+    },
+    "secret": {"certificates": {"mode": "secret", "secret": {"name": "webhook-tls", "caBundle": CA_BUNDLE}}},
+    "network-policy": {
+        "networkPolicy": {
+            "enabled": True,
+            "ingress": {
+                "apiServer": [{"ipBlock": {"cidr": "172.18.0.0/16"}}],
+                "prometheus": [
+                    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+                ],
+            },
+            "egress": {"apiServer": [{"ipBlock": {"cidr": "172.18.0.2/32"}}]},
+        }
+    },
+    "hpa": {"autoscaling": {"enabled": True}},
+    "single": {"replicaCount": 1},
+    "features": {"features": {"relabelNamespaces": True, "reinject": True}},
+    "prestop-sleep": {"shutdown": {"method": "preStopSleep"}},
+    "service-monitor": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}},
+    "metrics-off": {"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}},
+    "no-crd": {"crd": {"install": False}},
+}
+# Oldest Kubernetes in Chart.yaml's kubeVersion; preStop sleep needs 1.30.
+MIN_KUBE = {"prestop-sleep": "1.30"}
+
+
+def render_raw(values: dict[str, Any] | None = None) -> dict[str, str]:
+    with helm.Chart.load(CHART) as chart:
+        return chart.render(values=values, name=RELEASE, namespace=NAMESPACE)
+
+
+def objects(rendered: dict[str, str]) -> list[dict[str, Any]]:
+    docs = []
+    for path in sorted(rendered):
+        if path.endswith(".yaml"):
+            docs += [d for d in yaml.safe_load_all(rendered[path]) if d]
+    return docs
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, dict[str, str]]:
+    return {name: render_raw(values) for name, values in CASES.items()}
+
+
+@pytest.fixture(scope="module")
+def docs(rendered: dict[str, dict[str, str]]) -> dict[str, list[dict[str, Any]]]:
+    return {name: objects(out) for name, out in rendered.items()}
+
+
+def find(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = find(docs, kind, name)
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (c,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def args_of(docs: list[dict[str, Any]]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for arg in container(docs)["args"]:
+        key, sep, value = arg.partition("=")
+        out[key] = value if sep else None
+    return out
+
+
+def rbac_rules(docs: list[dict[str, Any]]) -> set[tuple[str, str, str, str, str]]:
+    """(scope, apiGroup, resource, verb, resourceName or '*') for every permission granted."""
+    out = set()
+    for kind, scope in (("Role", "namespace"), ("ClusterRole", "cluster")):
+        for role in find(docs, kind):
+            for rule in role["rules"]:
+                assert set(rule) <= {"apiGroups", "resources", "verbs", "resourceNames"}, rule
+                for group in rule["apiGroups"]:
+                    for resource in rule["resources"]:
+                        for verb in rule["verbs"]:
+                            for name in rule.get("resourceNames", ["*"]):
+                                out.add((scope, group, resource, verb, name))
+    return out
+
+
+# --- rendering and schema validation ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_object_is_valid_kubernetes(case: str, docs: dict[str, list[dict[str, Any]]]) -> None:
+    checked = 0
+    for doc in docs[case]:
+        if (doc["apiVersion"], doc["kind"]) in THIRD_PARTY:
+            continue
+        for version in (MIN_KUBE.get(case, "1.27"), kubernetes_validate.utils.latest_version()):
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} invalid for {version}: {e.message}")
+        checked += 1
+    assert checked >= 10
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_object_is_labelled_and_namespaced(case: str, docs: dict[str, list[dict[str, Any]]]) -> None:
+    cluster_scoped = {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+        "CustomResourceDefinition",
+    }
+    for doc in docs[case]:
+        meta = doc["metadata"]
+        assert meta["labels"]["app.kubernetes.io/instance"] == RELEASE
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+        if doc["kind"] in cluster_scoped:
+            assert "namespace" not in meta
+        else:
+            assert meta["namespace"] == NAMESPACE, doc["kind"]
+
+
+@pytest.mark.parametrize("case", ["default", "cert-manager", "secret", "features", "network-policy"])
+def test_helm_lint_is_clean(case: str) -> None:
+    report = helm.lint(CHART, CASES[case], strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert report["errors"] == [] and problems == [], problems or report["errors"]
+
+
+def test_renders_are_byte_identical(rendered: dict[str, dict[str, str]]) -> None:
+    for case in ("default", "cert-manager", "secret", "features"):
+        assert render_raw(CASES[case]) == rendered[case], case
+
+
+def test_templates_use_no_random_time_or_cluster_lookups() -> None:
+    forbidden = re.compile(
+        r"\b(randAlpha\w*|randAscii|randNumeric|randBytes|uuidv4|genCA|genPrivateKey|"
+        r"genSelfSignedCert|genSignedCert|now|lookup)\b"
+    )
+    for template in sorted((CHART / "templates").iterdir()):
+        found = forbidden.findall(template.read_text())
+        assert not found, f"{template.name} uses {found}: renders would differ between runs"
+
+
+# --- the Deployment ----------------------------------------------------------------------------------
+
+
+def test_deployment_defaults(docs: dict[str, list[dict[str, Any]]]) -> None:
+    default = docs["default"]
+    deploy = one(default, "Deployment", FULLNAME)
+    spec = deploy["spec"]
+    pod = spec["template"]["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert spec["template"]["metadata"]["annotations"]["dynatrace.com/inject"] == "false"
+    assert pod["serviceAccountName"] == FULLNAME
+    selector = spec["selector"]["matchLabels"]
+    assert selector.items() <= spec["template"]["metadata"]["labels"].items()
+    spread = {c["topologyKey"]: c for c in pod["topologySpreadConstraints"]}
+    assert set(spread) == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    for constraint in spread.values():
+        assert constraint["labelSelector"] == {"matchLabels": selector}
+        assert constraint["maxSkew"] == 1
+    assert spread["kubernetes.io/hostname"]["whenUnsatisfiable"] == "DoNotSchedule"
+
+
+def test_security_context_is_restricted(docs: dict[str, list[dict[str, Any]]]) -> None:
+    for case in CASES:
+        pod = one(docs[case], "Deployment")["spec"]["template"]["spec"]
+        psc = pod["securityContext"]
+        assert psc["runAsNonRoot"] is True and psc["runAsUser"] == 65532 != 0
+        assert psc["seccompProfile"] == {"type": "RuntimeDefault"}
+        sc = container(docs[case])["securityContext"]
+        assert sc["runAsNonRoot"] is True and isinstance(sc["runAsUser"], int) and sc["runAsUser"] > 0
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"] == {"drop": ["ALL"]}
+        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert "hostNetwork" not in pod and "hostPID" not in pod
+
+
+def test_resources_requests_equal_limits(docs: dict[str, list[dict[str, Any]]]) -> None:
+    resources = container(docs["default"])["resources"]
+    assert resources["requests"] == resources["limits"]
+    assert set(resources["requests"]) == {"cpu", "memory"}
+
+
+def test_probes_and_ports(docs: dict[str, list[dict[str, Any]]]) -> None:
+    c = container(docs["default"])
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"https": 8443, "health": 10080, "metrics": 8080}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "health"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    assert c["startupProbe"]["httpGet"] == {"path": "/livez", "port": "health"}
+    startup = c["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 30
+    args = args_of(docs["default"])
+    assert args["--webhook-port"] == "8443"
+    assert args["--health-probe-bind-address"] == ":10080"
+    assert args["--metrics-bind-address"] == ":8080"
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in c["env"]}
+    assert env == {"POD_NAMESPACE": "metadata.namespace", "POD_NAME": "metadata.name"}
+
+
+def test_services(docs: dict[str, list[dict[str, Any]]]) -> None:
+    default = docs["default"]
+    selector = one(default, "Deployment")["spec"]["selector"]["matchLabels"]
+    svc = one(default, "Service", FULLNAME)
+    assert svc["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"}]
+    assert svc["spec"]["selector"] == selector
+    metrics = one(default, "Service", f"{FULLNAME}-metrics")
+    assert metrics["spec"]["ports"][0]["targetPort"] == "metrics"
+    assert metrics["metadata"]["labels"]["app.kubernetes.io/component"] == "metrics"
+
+
+def test_graceful_shutdown_by_flag(docs: dict[str, list[dict[str, Any]]]) -> None:
+    pod = one(docs["default"], "Deployment")["spec"]["template"]["spec"]
+    args = args_of(docs["default"])
+    delay, graceful = int(args["--shutdown-delay"] or 0), int(args["--graceful-timeout"] or 0)
+    assert delay > 0
+    assert pod["terminationGracePeriodSeconds"] >= delay + graceful
+    assert "lifecycle" not in container(docs["default"])
+
+
+def test_graceful_shutdown_by_prestop_sleep(docs: dict[str, list[dict[str, Any]]]) -> None:
+    c = container(docs["prestop-sleep"])
+    assert c["lifecycle"] == {"preStop": {"sleep": {"seconds": 10}}}
+    assert "--shutdown-delay" not in args_of(docs["prestop-sleep"])
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"terminationGracePeriodSeconds": 15}, "terminationGracePeriodSeconds (15) must be at least"),
+        ({"certificates": {"mode": "secret", "secret": {"caBundle": CA_BUNDLE}}}, "certificates.secret.name"),
+        ({"certificates": {"mode": "secret", "secret": {"name": "x"}}}, "certificates.secret.caBundle"),
+        ({"serviceAccount": {"create": False}}, "serviceAccount.name is required"),
+        ({"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 3}}, "minReplicas (5) is above"),
+    ],
+)
+def test_inconsistent_values_fail_with_a_clear_message(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmError, match=re.escape(message)):
+        render_raw(values)
+
+
+def test_image_and_init_image(docs: dict[str, list[dict[str, Any]]]) -> None:
+    c = container(docs["default"])
+    assert c["image"] == "dynatrace-webhook:0.1.0"
+    assert args_of(docs["default"])["--init-image"] == c["image"]
+    digest = "sha256:" + "a" * 64
+    pinned = objects(render_raw({"image": {"repository": "registry.example/dt/webhook", "digest": digest}}))
+    assert container(pinned)["image"] == f"registry.example/dt/webhook@{digest}"
+    assert args_of(pinned)["--init-image"] == container(pinned)["image"]
+
+
+def test_pod_never_injects_itself_whatever_the_annotations() -> None:
+    out = objects(render_raw({"podAnnotations": {"dynatrace.com/inject": "true", "team": "platform"}}))
+    annotations = one(out, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {"dynatrace.com/inject": "false", "team": "platform"}
+
+
+def test_feature_flags(docs: dict[str, list[dict[str, Any]]]) -> None:
+    default, features = args_of(docs["default"]), args_of(docs["features"])
+    assert "--relabel-namespaces" not in default and "--reinject" not in default
+    assert features["--relabel-namespaces"] is None and features["--reinject"] is None
+
+
+# --- certificates ------------------------------------------------------------------------------------
+
+
+def volumes(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+
+
+def mounts(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {m["mountPath"]: m for m in container(docs)["volumeMounts"]}
+
+
+def webhooks(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        for hook in one(docs, kind, FULLNAME)["webhooks"]:
+            out[hook["name"]] = hook
+    return out
+
+
+def test_self_managed_certificates(docs: dict[str, list[dict[str, Any]]]) -> None:
+    default = docs["default"]
+    args = args_of(default)
+    assert args["--cert-mode"] == "self-managed"
+    assert args["--certs-dir"] == CERTS_DIR
+    assert args["--service-name"] == FULLNAME
+    assert args["--mutating-webhook-config"] == FULLNAME
+    assert args["--validating-webhook-config"] == FULLNAME
+    assert "emptyDir" in volumes(default)[mounts(default)[CERTS_DIR]["name"]]
+    assert all("caBundle" not in hook["clientConfig"] for hook in webhooks(default).values())
+    assert not find(default, "Certificate") and not find(default, "Issuer")
+
+
+@pytest.mark.parametrize("case", ["cert-manager", "cert-manager-issuer"])
+def test_cert_manager_certificates(case: str, docs: dict[str, list[dict[str, Any]]]) -> None:
+    out = docs[case]
+    args = args_of(out)
+    assert args["--cert-mode"] == "files"
+    assert "--mutating-webhook-config" not in args and "--service-name" not in args
+    serving = one(out, "Certificate", f"{FULLNAME}-serving")
+    secret_name = serving["spec"]["secretName"]
+    mount = mounts(out)[CERTS_DIR]
+    assert mount["readOnly"] is True
+    assert volumes(out)[mount["name"]]["secret"]["secretName"] == secret_name
+    assert serving["spec"]["dnsNames"] == [
+        FULLNAME,
+        f"{FULLNAME}.{NAMESPACE}",
+        f"{FULLNAME}.{NAMESPACE}.svc",
+        f"{FULLNAME}.{NAMESPACE}.svc.cluster.local",
+    ]
+    assert "server auth" in serving["spec"]["usages"]
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        annotations = one(out, kind)["metadata"]["annotations"]
+        assert annotations == {"cert-manager.io/inject-ca-from": f"{NAMESPACE}/{FULLNAME}-serving"}
+    assert all("caBundle" not in hook["clientConfig"] for hook in webhooks(out).values())
+    if case == "cert-manager":
+        issuers = {i["metadata"]["name"]: i["spec"] for i in find(out, "Issuer")}
+        assert issuers == {
+            f"{FULLNAME}-selfsigned": {"selfSigned": {}},
+            f"{FULLNAME}-ca": {"ca": {"secretName": f"{FULLNAME}-ca"}},
+        }
+        ca = one(out, "Certificate", f"{FULLNAME}-ca")["spec"]
+        assert ca["isCA"] is True and ca["issuerRef"]["name"] == f"{FULLNAME}-selfsigned"
+        assert serving["spec"]["issuerRef"] == {
+            "name": f"{FULLNAME}-ca",
+            "kind": "Issuer",
+            "group": "cert-manager.io",
+        }
+    else:
+        assert not find(out, "Issuer") and len(find(out, "Certificate")) == 1
+        assert serving["spec"]["issuerRef"] == {
+            "name": "corp-ca",
+            "kind": "ClusterIssuer",
+            "group": "cert-manager.io",
+        }
+
+
+def test_provided_secret_certificates(docs: dict[str, list[dict[str, Any]]]) -> None:
+    out = docs["secret"]
+    assert args_of(out)["--cert-mode"] == "files"
+    assert volumes(out)[mounts(out)[CERTS_DIR]["name"]]["secret"]["secretName"] == "webhook-tls"
+    assert all(hook["clientConfig"]["caBundle"] == CA_BUNDLE for hook in webhooks(out).values())
+    assert not find(out, "Certificate")
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        assert "annotations" not in one(out, kind)["metadata"]
+
+
+# --- webhook configurations --------------------------------------------------------------------------
+
+
+def test_mutating_webhooks(docs: dict[str, list[dict[str, Any]]]) -> None:
+    hooks = webhooks(docs["default"])
+    pod, ns = hooks["webhook.pod.dynatrace.com"], hooks["webhook.ns.dynatrace.com"]
+    for hook, path in ((pod, "/inject"), (ns, "/label-ns")):
+        assert hook["clientConfig"]["service"] == {
+            "name": FULLNAME,
+            "namespace": NAMESPACE,
+            "path": path,
+            "port": 443,
+        }
+        assert hook["failurePolicy"] == "Ignore"
+        assert hook["timeoutSeconds"] == 10
+        assert hook["reinvocationPolicy"] == "IfNeeded"
+        assert hook["sideEffects"] == "None"
+        assert hook["admissionReviewVersions"] == ["v1", "v1beta1"]
+        excluded = next(
+            e
+            for e in hook["namespaceSelector"]["matchExpressions"]
+            if e["key"] == "kubernetes.io/metadata.name"
+        )
+        assert excluded["operator"] == "NotIn" and NAMESPACE in excluded["values"]
+        assert "kube-system" in excluded["values"]
+    assert pod["rules"] == [
+        {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE"],
+            "resources": ["pods"],
+            "scope": "Namespaced",
+        }
+    ]
+    assert {"key": "dynakube.internal.dynatrace.com/instance", "operator": "Exists"} in pod[
+        "namespaceSelector"
+    ]["matchExpressions"]
+    assert ns["rules"] == [
+        {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["namespaces"],
+            "scope": "Cluster",
+        }
+    ]
+
+
+def test_validating_webhook(docs: dict[str, list[dict[str, Any]]]) -> None:
+    hook = webhooks(docs["default"])["webhook.dynakube.dynatrace.com"]
+    assert hook["clientConfig"]["service"]["path"] == "/validate"
+    assert hook["rules"] == [
+        {
+            "apiGroups": ["dynatrace.com"],
+            "apiVersions": ["*"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["dynakubes"],
+            "scope": "Namespaced",
+        }
+    ]
+    assert hook["sideEffects"] == "None" and "namespaceSelector" not in hook
+
+
+def test_webhook_settings_are_configurable() -> None:
+    values = {
+        "webhooks": {
+            "admissionReviewVersions": ["v1"],
+            "excludeNamespaces": ["istio-system"],
+            "pod": {
+                "failurePolicy": "Fail",
+                "timeoutSeconds": 3,
+                "reinvocationPolicy": "Never",
+                "objectSelector": {"matchLabels": {"inject": "yes"}},
+            },
+            "namespace": {"timeoutSeconds": 5},
+            "dynakube": {"failurePolicy": "Fail"},
+        }
+    }
+    hooks = webhooks(objects(render_raw(values)))
+    pod = hooks["webhook.pod.dynatrace.com"]
+    assert (pod["failurePolicy"], pod["timeoutSeconds"], pod["reinvocationPolicy"]) == ("Fail", 3, "Never")
+    assert pod["objectSelector"] == {"matchLabels": {"inject": "yes"}}
+    assert pod["namespaceSelector"]["matchExpressions"][1]["values"] == [NAMESPACE, "istio-system"]
+    assert hooks["webhook.ns.dynatrace.com"]["timeoutSeconds"] == 5
+    assert hooks["webhook.dynakube.dynatrace.com"]["failurePolicy"] == "Fail"
+    assert all(h["admissionReviewVersions"] == ["v1"] for h in hooks.values())
+
+
+# --- RBAC --------------------------------------------------------------------------------------------
+
+ALWAYS = {
+    ("namespace", "dynatrace.com", "dynakubes", "list", "*"),
+    ("namespace", "dynatrace.com", "dynakubes", "watch", "*"),
+    ("namespace", "", "events", "create", "*"),
+    ("namespace", "", "events", "patch", "*"),
+    ("namespace", "events.k8s.io", "events", "create", "*"),
+    ("namespace", "events.k8s.io", "events", "patch", "*"),
+    ("cluster", "", "namespaces", "list", "*"),
+    ("cluster", "", "namespaces", "watch", "*"),
+}
+SELF_MANAGED = {
+    ("namespace", "", "secrets", "get", "dynatrace-webhook-certs"),
+    ("namespace", "", "secrets", "update", "dynatrace-webhook-certs"),
+    ("namespace", "", "secrets", "create", "*"),
+    *{
+        ("cluster", "admissionregistration.k8s.io", resource, verb, FULLNAME)
+        for resource in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations")
+        for verb in ("get", "patch")
+    },
+}
+RELABEL = {("cluster", "", "namespaces", "patch", "*")}
+REINJECT = {
+    ("cluster", "", "pods", "get", "*"),
+    ("cluster", "", "pods", "list", "*"),
+    ("cluster", "apps", "replicasets", "get", "*"),
+    *{
+        ("cluster", "apps", r, v, "*")
+        for r in ("deployments", "statefulsets", "daemonsets")
+        for v in ("get", "patch")
+    },
+    ("cluster", "", "events", "create", "*"),
+    ("namespace", "coordination.k8s.io", "leases", "get", "dynatrace-webhook-reinject"),
+    ("namespace", "coordination.k8s.io", "leases", "update", "dynatrace-webhook-reinject"),
+    ("namespace", "coordination.k8s.io", "leases", "create", "*"),
+}
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("default", ALWAYS | SELF_MANAGED),
+        ("cert-manager", ALWAYS),
+        ("secret", ALWAYS),
+        ("features", ALWAYS | SELF_MANAGED | RELABEL | REINJECT),
+    ],
+)
+def test_rbac_is_exactly_what_the_mode_needs(
+    case: str, expected: set[tuple[str, ...]], docs: dict[str, list[dict[str, Any]]]
+) -> None:
+    assert rbac_rules(docs[case]) == expected
+
+
+def test_rbac_bindings_point_at_the_service_account(docs: dict[str, list[dict[str, Any]]]) -> None:
+    out = docs["default"]
+    sa = one(out, "ServiceAccount")["metadata"]["name"]
+    for kind, role_kind in (("RoleBinding", "Role"), ("ClusterRoleBinding", "ClusterRole")):
+        binding = one(out, kind)
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": role_kind,
+            "name": FULLNAME,
+        }
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}]
+    assert one(out, "Role")["metadata"]["namespace"] == NAMESPACE
+
+
+# --- availability: PDB, HPA --------------------------------------------------------------------------
+
+
+def test_pdb_with_two_replicas(docs: dict[str, list[dict[str, Any]]]) -> None:
+    pdb = one(docs["default"], "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert (
+        pdb["spec"]["selector"]["matchLabels"]
+        == one(docs["default"], "Deployment")["spec"]["selector"]["matchLabels"]
+    )
+    assert not find(docs["default"], "HorizontalPodAutoscaler")
+
+
+def test_single_replica_has_no_pdb(docs: dict[str, list[dict[str, Any]]]) -> None:
+    assert one(docs["single"], "Deployment")["spec"]["replicas"] == 1
+    assert not find(docs["single"], "PodDisruptionBudget")
+
+
+def test_hpa(docs: dict[str, list[dict[str, Any]]]) -> None:
+    out = docs["hpa"]
+    hpa = one(out, "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": FULLNAME}
+    assert hpa["spec"]["minReplicas"] == 2
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    assert "replicas" not in one(out, "Deployment")["spec"], "the HPA owns the replica count"
+    assert one(out, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+
+
+# --- NetworkPolicy -----------------------------------------------------------------------------------
+
+
+def test_network_policy_allows_exactly_the_traffic_table(docs: dict[str, list[dict[str, Any]]]) -> None:
+    assert not find(docs["default"], "NetworkPolicy")
+    policy = one(docs["network-policy"], "NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert (
+        policy["podSelector"]["matchLabels"]
+        == one(docs["default"], "Deployment")["spec"]["selector"]["matchLabels"]
+    )
+    ingress = {
+        tuple((p["protocol"], p["port"]) for p in rule["ports"]): rule.get("from")
+        for rule in policy["ingress"]
+    }
+    assert ingress == {
+        (("TCP", 8443),): [{"ipBlock": {"cidr": "172.18.0.0/16"}}],
+        (("TCP", 10080),): None,
+        (("TCP", 8080),): [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+        ],
+    }
+    egress = {
+        tuple((p["protocol"], p["port"]) for p in rule["ports"]): rule.get("to") for rule in policy["egress"]
+    }
+    assert set(egress) == {(("UDP", 53), ("TCP", 53)), (("TCP", 443), ("TCP", 6443))}
+    assert egress[(("UDP", 53), ("TCP", 53))][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    assert egress[(("TCP", 443), ("TCP", 6443))] == [{"ipBlock": {"cidr": "172.18.0.2/32"}}]
+
+
+def test_network_policy_without_metrics_closes_the_metrics_port() -> None:
+    out = objects(render_raw({"networkPolicy": {"enabled": True}, "metrics": {"enabled": False}}))
+    ports = {p["port"] for rule in one(out, "NetworkPolicy")["spec"]["ingress"] for p in rule["ports"]}
+    assert ports == {8443, 10080}
+
+
+# --- metrics -----------------------------------------------------------------------------------------
+
+
+def test_service_monitor(docs: dict[str, list[dict[str, Any]]]) -> None:
+    assert not find(docs["default"], "ServiceMonitor")
+    out = docs["service-monitor"]
+    monitor = one(out, "ServiceMonitor")
+    metrics_svc = one(out, "Service", f"{FULLNAME}-metrics")
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= metrics_svc["metadata"]["labels"].items()
+    assert (
+        not monitor["spec"]["selector"]["matchLabels"].items()
+        <= one(out, "Service", FULLNAME)["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+
+
+def test_metrics_off(docs: dict[str, list[dict[str, Any]]]) -> None:
+    out = docs["metrics-off"]
+    assert args_of(out)["--metrics-bind-address"] == "0"
+    assert not find(out, "ServiceMonitor") and not find(out, "Service", f"{FULLNAME}-metrics")
+    assert "metrics" not in {p["name"] for p in container(out)["ports"]}
+
+
+# --- CRD ---------------------------------------------------------------------------------------------
+
+
+def test_dynakube_crd(docs: dict[str, list[dict[str, Any]]]) -> None:
+    crd = one(docs["default"], "CustomResourceDefinition", "dynakubes.dynatrace.com")
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    spec = crd["spec"]
+    assert spec["group"] == "dynatrace.com" and spec["scope"] == "Namespaced"
+    versions = {v["name"]: v for v in spec["versions"]}
+    assert list(versions) == ["v1beta1", "v1beta2", "v1beta3", "v1beta4", "v1beta5"]
+    assert all(v["served"] for v in versions.values())
+    assert [name for name, v in versions.items() if v["storage"]] == ["v1beta5"]
+    for v in versions.values():
+        assert v["subresources"] == {"status": {}}
+        schema = v["schema"]["openAPIV3Schema"]
+        assert schema["properties"]["spec"]["x-kubernetes-preserve-unknown-fields"] is True
+    assert not find(docs["no-crd"], "CustomResourceDefinition")
+
+
+# --- values schema and documentation -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"replicaCount": "two"}, "/replicaCount"),
+        ({"replicaCountt": 2}, "'replicaCountt' not allowed"),
+        ({"webhooks": {"pod": {"timeoutSeconds": "10"}}}, "/webhooks/pod/timeoutSeconds"),
+        ({"webhooks": {"pod": {"timeoutSeconds": 31}}}, "/webhooks/pod/timeoutSeconds"),
+        ({"webhooks": {"pod": {"failurPolicy": "Fail"}}}, "'failurPolicy' not allowed"),
+        ({"certificates": {"mode": "vault"}}, "/certificates/mode"),
+        ({"networkPolicy": {"ingress": {"apiServer": [{"cidr": "10.0.0.0/8"}]}}}, "'cidr' not allowed"),
+        ({"securityContext": {"runAsUser": "root"}}, "/securityContext/runAsUser"),
+        ({"containerPorts": {"webhook": 443}}, "/containerPorts/webhook"),
+        ({"image": {"digest": "latest"}}, "/image/digest"),
+        ({"shutdown": {"method": "sigkill"}}, "/shutdown/method"),
+    ],
+)
+def test_schema_rejects_wrong_values(values: dict[str, Any], message: str) -> None:
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmValuesError, match=re.escape(message)):
+        chart.validate_schema(values)
+
+
+def walk_schema(node: dict[str, Any], defs: dict[str, Any], path: str) -> Iterator[str]:
+    if "$ref" in node:
+        node = defs[node["$ref"].rsplit("/", 1)[1]]
+    if node.get("type") == "object" and "properties" in node:
+        assert node.get("additionalProperties") is False, f"{path or '/'} accepts unknown keys"
+        for key, child in node["properties"].items():
+            yield f"{path}.{key}".lstrip(".")
+            yield from walk_schema(child, defs, f"{path}.{key}")
+
+
+def test_schema_closes_every_object() -> None:
+    with helm.Chart.load(CHART) as chart:
+        schema = chart.schema
+        defaults = chart.values
+    assert schema is not None
+    keys = set(walk_schema(schema, schema["definitions"], ""))
+    with helm.Chart.load(CHART) as chart:
+        chart.validate_schema(defaults)
+
+    def leaves(values: dict[str, Any], prefix: str = "") -> Iterator[str]:
+        for key, value in values.items():
+            yield f"{prefix}{key}"
+            if (
+                isinstance(value, dict)
+                and value
+                and key not in {"podSecurityContext", "securityContext", "resources"}
+            ):
+                yield from leaves(value, f"{prefix}{key}.")
+
+    missing = set(leaves(defaults)) - keys
+    assert not missing, f"values.yaml keys the schema does not describe: {sorted(missing)}"
+
+
+def documented_paths() -> Iterator[tuple[str, bool]]:
+    """(dotted key path, documented) for every key of values.yaml; a `# --` comment documents its key and
+    everything under it."""
+    stack: list[tuple[int, str, bool]] = []
+    previous_comment = False
+    for line in (CHART / "values.yaml").read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            previous_comment = previous_comment or stripped.startswith("# --")
+            continue
+        match = re.match(r"^(\s*)([A-Za-z][\w.-]*):", line)
+        if not match:
+            previous_comment = False
+            continue
+        indent = len(match[1])
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        documented = previous_comment or (bool(stack) and stack[-1][2])
+        path = ".".join([s[1] for s in stack] + [match[2]])
+        stack.append((indent, match[2], documented))
+        previous_comment = False
+        yield path, documented
+
+
+def test_values_yaml_documents_every_field() -> None:
+    paths = dict(documented_paths())
+    undocumented = [
+        p for p, doc in paths.items() if not doc and not any(q.startswith(p + ".") for q in paths)
+    ]
+    assert len(paths) > 50
+    assert not undocumented, f"values.yaml fields without a '# --' comment: {undocumented}"
+
+
+def test_readme_lists_every_value() -> None:
+    readme = (CHART / "README.md").read_text().split("\n## Values\n", 1)[1]
+    paths = dict(documented_paths())
+    leaves = [p for p in paths if not any(q.startswith(p + ".") for q in paths)]
+    listed = set(re.findall(r"^\| `([^`]+)` \|", readme, flags=re.M))
+    missing = [p for p in leaves if p not in listed and not any(p.startswith(q + ".") for q in listed)]
+    assert not missing, f"chart README.md does not list: {missing}"
+    assert not listed - set(paths), f"chart README.md lists values that do not exist: {listed - set(paths)}"
+
+
+def test_notes_tell_how_to_verify_injection(rendered: dict[str, dict[str, str]]) -> None:
+    notes = rendered["default"][f"{RELEASE}/templates/NOTES.txt"]
+    assert f"kubectl -n {NAMESPACE} rollout status deployment/{FULLNAME}" in notes
+    assert f"kubectl get mutatingwebhookconfiguration {FULLNAME}" in notes
+    assert "oneagent.dynatrace.com/injected" in notes and "install-oneagent" in notes
+    assert "dynatrace-webhook-certs" in notes
+    assert "dynatrace-webhook-certs" not in rendered["cert-manager"][f"{RELEASE}/templates/NOTES.txt"]
