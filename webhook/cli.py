@@ -50,6 +50,19 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     )
     g = p.add_argument_group("state")
     g.add_argument(
+        "--relabel-namespaces",
+        action="store_true",
+        default=_flag("RELABEL_NAMESPACES"),
+        help="relabel existing namespaces when DynaKubes change (needs RBAC patch on namespaces; "
+        "not with --state-file; env RELABEL_NAMESPACES)",
+    )
+    g.add_argument(
+        "--relabel-interval",
+        type=_positive_float,
+        default=300.0,
+        help="seconds between full relabel passes (300)",
+    )
+    g.add_argument(
         "--namespace",
         default=env("POD_NAMESPACE", "dynatrace"),
         help="namespace holding the DynaKubes (env POD_NAMESPACE, dynatrace)",
@@ -231,6 +244,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         log_level=args.log_level,
         log_format=args.log_format,
         debug_endpoints=args.debug_endpoints,
+        relabel_namespaces=args.relabel_namespaces,
+        relabel_interval=args.relabel_interval,
         reinject=args.reinject or args.reinject_dry_run,
         reinject_dry_run=args.reinject_dry_run,
         reinject_rate=args.reinject_rate,

@@ -56,6 +56,8 @@ class Webhook:
         self._stopping = asyncio.Event()
         self._kube: Any = None
         self.reinjector: Any = None
+        self.relabeler: Any = None
+        self._api: Any = None
         self.cert_manager: Any = None
 
     # --- readiness and metrics ---
@@ -87,7 +89,10 @@ class Webhook:
         self.metrics.cert_reloads.labels("success" if ok else "failure").inc()
 
     def _watch_event(self, resource: str, kind: str) -> None:
+        """Called from the watch threads."""
         self.metrics.watch_events.labels(resource, kind.lower()).inc()
+        if self.relabeler is not None:
+            self.relabeler.on_event(resource, kind)
 
     # --- the apps ---
     def routes(self) -> dict[str, Route]:
@@ -114,22 +119,38 @@ class Webhook:
         )
 
     # --- lifecycle ---
+    def kube_api(self) -> Any:
+        """One API client for the cache, certificates, reinjection and relabeling (created on first use)."""
+        if self._api is None:
+            from webhook.state.kube import KubeApi, load_api_client
+
+            self._api = KubeApi(load_api_client(self.settings.kubeconfig))
+        return self._api
+
     def start_state(self) -> None:
         s = self.settings
         if s.state_file is not None:
             self.local = LocalState(s.state_file, self.store)
             ok = self.local.load()
             self.metrics.state_reloads.labels("success" if ok else "failure").inc()
+            if s.relabel_namespaces:
+                log.warning("--relabel-namespaces needs the Kubernetes API; ignored with --state-file")
             return
-        from webhook.state.kube import KubeApi, KubeState, load_api_client
+        from webhook.state.kube import KubeState
 
+        if s.relabel_namespaces:
+            from webhook.relabel import Relabeler
+
+            self.relabeler = Relabeler(self.kube_api(), self.store, interval=s.relabel_interval)
         self._kube = KubeState(
             self.store,
-            KubeApi(load_api_client(s.kubeconfig)),
+            self.kube_api(),
             dynakube_api_version=s.dynakube_api_version,
             on_event=self._watch_event,
         )
         self._kube.start()
+        if self.relabeler is not None:
+            self.relabeler.start()
 
     def start_reinjector(self) -> None:
         """Automatic reinjection (opt-in): a background thread, only with the Kubernetes API as state source."""
@@ -142,7 +163,7 @@ class Webhook:
         from webhook.reinject import Config, Reinjector
 
         self.reinjector = Reinjector(
-            self._kube.api,
+            self.kube_api(),
             self.store,
             Config(enabled=True, dry_run=s.reinject_dry_run, rate_per_minute=s.reinject_rate),
             on_count=lambda outcome, reason: self.metrics.reinjections.labels(outcome, reason).inc(),
@@ -152,10 +173,10 @@ class Webhook:
     def start_cert_manager(self) -> None:
         """Self-managed certificates: a background thread keeps the Secret, caBundles and certs dir in step."""
         from webhook.certmanager import from_settings
-        from webhook.state.kube import KubeApi, load_api_client
 
-        api = KubeApi(load_api_client(self.settings.kubeconfig))
-        self.cert_manager = from_settings(self.settings, api, self.metrics, on_installed=self.watcher.poll)
+        self.cert_manager = from_settings(
+            self.settings, self.kube_api(), self.metrics, on_installed=self.watcher.poll
+        )
         self.cert_manager.start()
 
     async def _poll(self, interval: float, action: Callable[[], Any]) -> None:
@@ -239,6 +260,8 @@ class Webhook:
             self._kube.close()
         if self.cert_manager is not None:
             self.cert_manager.stop()
+        if self.relabeler is not None:
+            self.relabeler.stop()
         failed = [r for r in results if isinstance(r, BaseException)]
         for err in failed:
             log.error("listener failed: %s", err)
