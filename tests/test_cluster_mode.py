@@ -1,0 +1,154 @@
+"""The real process in cluster mode against a loopback API server (no kube-apiserver runs here):
+state from list+watch, decisions follow DynaKube status changes, self-managed certificates, relabeling."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from tests.apiserver import ApiServer
+from tests.conftest import make_dynakube, make_namespace, make_pod, make_review
+from tests.fakeapi import FakeApi
+from tests.test_server import Running, ops
+
+DK_PATH = "/apis/dynatrace.com/v1beta2/namespaces/dynatrace/dynakubes"
+MWC = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+VWC = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
+
+
+@pytest.fixture()
+def cluster(tmp_path):
+    api = FakeApi()
+    api.seed(DK_PATH, make_dynakube("dk", hosts=[]))
+    api.seed("/api/v1/namespaces", make_namespace("shop", "dk"))
+    api.seed("/api/v1/namespaces", make_namespace("dynatrace", None))
+    server = ApiServer(api)
+    yield api, server, server.kubeconfig(tmp_path / "kubeconfig")
+    server.close()
+
+
+def inject(client, body) -> list:
+    response = client.post("/inject", content=json.dumps(body), headers={"Content-Type": "application/json"})
+    assert response.status_code == 200
+    return ops(response.json()["response"])
+
+
+def test_state_from_the_api_and_status_changes_reach_the_next_admission(cluster, tmp_path):
+    api, server, kubeconfig = cluster
+    running = Running(
+        tmp_path, "--kubeconfig", str(kubeconfig), "--cert-mode", "dev", env={"KUBERNETES_SERVICE_HOST": ""}
+    )
+    try:
+        running.wait_ready()
+        review = make_review(make_pod())
+        with running.tls_client() as client:
+            assert (
+                inject(client, review)[0]["value"]["oneagent.dynatrace.com/reason"] == "EmptyConnectionInfo"
+            )
+            api.patch(
+                f"{DK_PATH}/dk",
+                {
+                    "status": {
+                        "oneAgent": {
+                            "connectionInfoStatus": {
+                                "communicationHosts": [{"protocol": "https", "host": "10.0.0.9", "port": 443}]
+                            }
+                        }
+                    }
+                },
+            )
+            running.wait(lambda: any(op["path"] == "/spec/initContainers" for op in inject(client, review)))
+        metrics = running.get(running.metrics, "/metrics").text
+        assert "dynatrace_webhook_cache_synced 1.0" in metrics
+        assert 'dynatrace_webhook_cache_objects{resource="namespaces"} 2.0' in metrics
+    finally:
+        assert running.stop() == 0
+    # the cache only reads (discovery, list, watch) and resumes watches rather than relisting
+    assert {method for method, _ in server.requests} == {"GET"}
+    lists = [
+        path for _, path in server.requests if "watch=true" not in path and path != "/apis/dynatrace.com"
+    ]
+    assert sorted(lists) == ["/api/v1/namespaces", DK_PATH]
+
+
+def test_self_managed_certificates_are_created_and_trusted_by_the_bundle(cluster, tmp_path):
+    api, _, kubeconfig = cluster
+    for path, kind in ((MWC, "MutatingWebhookConfiguration"), (VWC, "ValidatingWebhookConfiguration")):
+        api.seed(
+            path,
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": kind,
+                "metadata": {"name": "dynatrace-webhook"},
+                "webhooks": [{"name": "webhook.pod.dynatrace.com", "clientConfig": {"url": "https://x"}}],
+            },
+        )
+    running = Running(
+        tmp_path,
+        "--kubeconfig",
+        str(kubeconfig),
+        "--cert-mode",
+        "self-managed",
+        "--cert-extra-san",
+        "localhost",
+        "--mutating-webhook-config",
+        "dynatrace-webhook",
+        "--validating-webhook-config",
+        "dynatrace-webhook",
+        "--ca-bundle-propagation-delay",
+        "1s",
+        env={"KUBERNETES_SERVICE_HOST": ""},
+    )
+    try:
+        running.wait_ready()
+        secret = api.get("/api/v1/namespaces/dynatrace/secrets/dynatrace-webhook-certs")
+        assert {"ca.crt", "ca.key", "tls.crt", "tls.key"} <= set(secret["data"])
+        bundle = base64.b64decode(
+            api.get(f"{MWC}/dynatrace-webhook")["webhooks"][0]["clientConfig"]["caBundle"]
+        )
+        assert bundle.startswith(base64.b64decode(secret["data"]["ca.crt"]))
+        ca = tmp_path / "bundle.pem"
+        ca.write_bytes(bundle)
+        with running.tls_client(ca) as client:  # a client that trusts only the bundle
+            assert inject(client, make_review(make_pod()))
+    finally:
+        assert running.stop() == 0
+
+
+def test_relabeler_labels_existing_namespaces(cluster, tmp_path):
+    api, _, kubeconfig = cluster
+    api.patch(
+        f"{DK_PATH}/dk",
+        {
+            "spec": {
+                "oneAgent": {"cloudNativeFullStack": {"namespaceSelector": {"matchLabels": {"team": "shop"}}}}
+            }
+        },
+    )
+    api.seed(
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "orders", "labels": {"team": "shop"}}},
+    )
+    running = Running(
+        tmp_path,
+        "--kubeconfig",
+        str(kubeconfig),
+        "--cert-mode",
+        "dev",
+        "--relabel-namespaces",
+        env={"KUBERNETES_SERVICE_HOST": ""},
+    )
+    try:
+        running.wait_ready()
+        running.wait(
+            lambda: (
+                api.get("/api/v1/namespaces/orders")["metadata"]["labels"].get(
+                    "dynakube.internal.dynatrace.com/instance"
+                )
+                == "dk"
+            )
+        )
+    finally:
+        assert running.stop() == 0
