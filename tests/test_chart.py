@@ -768,3 +768,26 @@ def test_notes_tell_how_to_verify_injection(rendered: dict[str, dict[str, str]])
     assert "oneagent.dynatrace.com/injected" in notes and "install-oneagent" in notes
     assert "dynatrace-webhook-certs" in notes
     assert "dynatrace-webhook-certs" not in rendered["cert-manager"][f"{RELEASE}/templates/NOTES.txt"]
+
+
+# --- the chart and the program agree ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_program_accepts_the_rendered_arguments_and_env(
+    case: str, docs: dict[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every flag the chart passes exists, with a valid value, in the program it runs."""
+    from webhook import cli
+
+    c = container(docs[case])
+    for var in c.get("env", []):
+        monkeypatch.setenv(var["name"], var.get("value", "from-a-reference"))
+    parser = cli.build_parser()
+    args = parser.parse_args(["serve", *c.get("args", [])])
+    cli._check_cert_arguments(parser, args)
+    settings = cli.settings_from(args)
+    assert settings.webhook_port == 8443
+    assert settings.health_bind[1] == 10080
+    expected_mode = {"cert-manager": "files", "cert-manager-issuer": "files", "secret": "files"}
+    assert settings.cert_mode == expected_mode.get(case, "self-managed")
