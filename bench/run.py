@@ -369,7 +369,7 @@ def _f(value: Any, digits: int = 2) -> str:
 
 def table(result: dict[str, Any]) -> str:
     rates = result["plan"]["open_loop"]["rates"]
-    head = ["case", "bytes", "req/s", "×base", "CPU µs/req", "×base"]
+    head = ["case", "bytes", "req/s", "x base", "CPU µs/req", "x base"]
     for r in rates:
         head += [f"{r}/s p50", "p99", "p99.9", "max"]
     rows = []
@@ -418,7 +418,7 @@ def table(result: dict[str, Any]) -> str:
         run = ov[label]
         lines.append(
             f"- overload {label} (limit {run['limit_concurrency']}): offered {ov['offered_rps']} req/s "
-            f"(3× {ov['capacity_rps']}), sent {run['sent']}, statuses {run['statuses']}, errors {run['errors']}, "
+            f"(3x {ov['capacity_rps']}), sent {run['sent']}, statuses {run['statuses']}, errors {run['errors']}, "
             f"unfinished {run['unfinished']}, p99 {run['p99_ms']} ms, peak RSS {run['peak_rss_mib']} MiB"
         )
     lines += ["", "| target | value | limit | met |", "|---|---|---|---|"]
