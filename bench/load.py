@@ -10,6 +10,7 @@ that it waits, and the wait counts as latency.
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 import time
 from collections.abc import Sequence
@@ -97,7 +98,9 @@ class Connection:
 def percentile(sorted_values: Sequence[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
-    index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values) + 0.5) - 1))
+    index = min(
+        len(sorted_values) - 1, max(0, math.ceil(q / 100 * len(sorted_values) - 1e-9) - 1)
+    )  # nearest rank
     return sorted_values[index]
 
 
