@@ -77,7 +77,7 @@ class Connection:
         return status, body
 
     async def _chunks(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             line = await self.reader.readuntil(b"\r\n")
             try:
