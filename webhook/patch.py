@@ -18,7 +18,11 @@ def escape(token: str) -> str:
 
 
 def pointer(*tokens: str | int) -> str:
-    return "".join("/" + escape(str(t)) for t in tokens)
+    out = ""
+    for token in tokens:
+        text = token if type(token) is str else str(token)
+        out += "/" + (escape(text) if "~" in text or "/" in text else text)
+    return out
 
 
 class Patch:
@@ -44,7 +48,8 @@ class Patch:
             return self._created[key]
         node: Any = self._document
         for token in path:
-            if isinstance(node, Mapping) and isinstance(token, str):
+            # plain dicts first: the abstract-class check is several times slower
+            if (type(node) is dict or isinstance(node, Mapping)) and isinstance(token, str):
                 node = node.get(token)
             elif isinstance(node, list) and isinstance(token, int) and 0 <= token < len(node):
                 node = node[token]
