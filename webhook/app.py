@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -30,6 +31,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
+# the body was not (fully) read: the connection cannot carry another request
+CLOSE_HEADERS = [*JSON_HEADERS, (b"connection", b"close")]
 VALIDATE_ALIASES = (
     *(f"/validate-dynatrace-com-v1beta{v}-dynakube" for v in range(1, 7)),
     "/validate-dynatrace-com-v1alpha1-edgeconnect",
@@ -51,11 +54,13 @@ class AdmissionApp:
         fallback: ASGIApp,
         *,
         max_body: int = MAX_BODY_BYTES,
+        read_timeout: float | None = None,
     ) -> None:
         self.routes = routes
         self.metrics = metrics
         self.fallback = fallback
         self.max_body = max_body
+        self.read_timeout = read_timeout  # seconds for the whole body; None: no bound (tests)
         self._latency = {r.webhook: metrics.latency.labels(r.webhook) for r in routes.values()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -68,7 +73,8 @@ class AdmissionApp:
         status = 500
         try:
             status, body, review, answer = await self._handle(scope, receive, route)
-            await send({"type": "http.response.start", "status": status, "headers": JSON_HEADERS})
+            headers = CLOSE_HEADERS if status in (408, 413) else JSON_HEADERS
+            await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         finally:
             elapsed = time.perf_counter() - start
@@ -113,6 +119,15 @@ class AdmissionApp:
             raise ReviewError(400, f"Content-Type {content_type.decode('latin-1')!r} is not application/json")
         if length > self.max_body:
             raise ReviewError(413, f"request body of {length} bytes exceeds the limit of {self.max_body}")
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                return await self._receive_body(receive)
+        except TimeoutError:
+            raise ReviewError(
+                408, f"request body not received within {self.read_timeout:g}s (--read-timeout)"
+            ) from None
+
+    async def _receive_body(self, receive: Receive) -> bytes:
         chunks = []
         size = 0
         while True:

@@ -138,6 +138,19 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         help="connections+requests above which the admission server answers 503",
     )
     g.add_argument(
+        "--read-timeout",
+        type=_positive_float,
+        default=10.0,
+        help="seconds a client gets to send a request body once its headers are in; then 408 (10)",
+    )
+    g.add_argument(
+        "--header-timeout",
+        type=_positive_float,
+        default=10.0,
+        help="seconds a connection gets for its TLS handshake and for each request's headers; then it is "
+        "closed (10)",
+    )
+    g.add_argument(
         "--log-level", default=env("LOG_LEVEL", "info"), choices=("debug", "info", "warning", "error")
     )
     g.add_argument("--log-format", default=env("LOG_FORMAT", "json"), choices=("json", "text"))
@@ -241,6 +254,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         shutdown_delay=args.shutdown_delay,
         graceful_timeout=args.graceful_timeout,
         limit_concurrency=args.limit_concurrency,
+        read_timeout=args.read_timeout,
+        header_timeout=args.header_timeout,
         log_level=args.log_level,
         log_format=args.log_format,
         debug_endpoints=args.debug_endpoints,

@@ -46,6 +46,10 @@ class Settings:
     shutdown_delay: float = 0.0
     graceful_timeout: float = 25.0
     limit_concurrency: int | None = None
+    read_timeout: float = (
+        10.0  # request body, from the headers' end (kube-apiserver's default webhook timeout)
+    )
+    header_timeout: float = 10.0  # request headers, from connect or the request's first byte; TLS handshake
     cert_poll_interval: float = 2.0
     state_poll_interval: float = 1.0
     log_level: str = "info"

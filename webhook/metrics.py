@@ -34,6 +34,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.header_timeouts = Counter(
+            p + "header_timeouts",
+            "Connections closed because a request's headers did not arrive within --header-timeout, by "
+            "listener (admission, health, metrics).",
+            ["listener"],
+            registry=r,
+        )
         self.in_flight = Gauge(p + "requests_in_flight", "Admission requests being handled.", registry=r)
         self.injections = Counter(
             p + "injections",

@@ -18,7 +18,7 @@ from typing import Any
 import uvicorn
 
 from webhook import dynakube as dk
-from webhook import handlers, logs
+from webhook import guard, handlers, logs
 from webhook.app import VALIDATE_ALIASES, AdmissionApp, Route, admission_fallback, health_app, metrics_app
 from webhook.certs import ensure_dev_certificates
 from webhook.config import Settings
@@ -34,11 +34,19 @@ log = logging.getLogger(__name__)
 
 
 class _Server(uvicorn.Server):
-    """A uvicorn server that leaves signals to the Webhook, which owns all three."""
+    """A uvicorn server that leaves signals to the Webhook, which owns all three, and bounds TLS handshakes."""
+
+    handshake_timeout: float | None = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: Any = None) -> None:
+        if self.handshake_timeout is None:
+            return await super().startup(sockets)
+        with guard.handshake_timeout(asyncio.get_running_loop(), self.handshake_timeout):
+            return await super().startup(sockets)
 
 
 class Webhook:
@@ -103,7 +111,8 @@ class Webhook:
         routes.update(dict.fromkeys(VALIDATE_ALIASES, validate))
         return routes
 
-    def _config(self, app: Any, host: str, port: int, **kw: Any) -> uvicorn.Config:
+    def _config(self, listener: str, app: Any, host: str, port: int, **kw: Any) -> uvicorn.Config:
+        timeouts = self.metrics.header_timeouts.labels(listener)
         return uvicorn.Config(
             app,
             host=host,
@@ -115,6 +124,7 @@ class Webhook:
             date_header=False,
             timeout_keep_alive=int(self.settings.keep_alive),
             timeout_graceful_shutdown=int(self.settings.graceful_timeout),
+            http=guard.guarded_protocol(self.settings.header_timeout, timeouts.inc),
             **kw,
         )
 
@@ -224,19 +234,23 @@ class Webhook:
             tasks.append(asyncio.create_task(self._poll(s.state_poll_interval, self._poll_state)))
         admission = _Server(
             self._config(
-                AdmissionApp(self.routes(), self.metrics, admission_fallback()),
+                "admission",
+                AdmissionApp(self.routes(), self.metrics, admission_fallback(), read_timeout=s.read_timeout),
                 s.webhook_host,
                 s.webhook_port,
                 ssl_context_factory=lambda config, default: self.watcher.server_context(),
                 limit_concurrency=s.limit_concurrency,
             )
         )
+        admission.handshake_timeout = s.header_timeout
         self.servers.append(admission)
         debug = (lambda pod, ns: explain(pod, self.store, self.injection, ns)) if s.debug_endpoints else None
-        side = [_Server(self._config(health_app(self.readiness, debug), *s.health_bind))]
+        side = [_Server(self._config("health", health_app(self.readiness, debug), *s.health_bind))]
         if s.metrics_bind[1]:
             side.append(
-                _Server(self._config(metrics_app(self.metrics, self.refresh_metrics), *s.metrics_bind))
+                _Server(
+                    self._config("metrics", metrics_app(self.metrics, self.refresh_metrics), *s.metrics_bind)
+                )
             )
         self.servers.extend(side)
         serving = [asyncio.create_task(server.serve()) for server in side]
