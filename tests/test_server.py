@@ -30,9 +30,11 @@ def free_port() -> int:
 
 
 class Running:
-    def __init__(self, tmp: Path, *args: str, env: dict | None = None) -> None:
+    def __init__(
+        self, tmp: Path, *args: str, env: dict | None = None, ports: tuple[int, int, int] | None = None
+    ) -> None:
         self.certs = tmp / "certs"
-        self.port, self.health, self.metrics = free_port(), free_port(), free_port()
+        self.port, self.health, self.metrics = ports or (free_port(), free_port(), free_port())
         cmd = [
             sys.executable,
             "-m",

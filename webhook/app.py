@@ -55,12 +55,14 @@ class AdmissionApp:
         *,
         max_body: int = MAX_BODY_BYTES,
         read_timeout: float | None = None,
+        closing: Callable[[], bool] | None = None,
     ) -> None:
         self.routes = routes
         self.metrics = metrics
         self.fallback = fallback
         self.max_body = max_body
         self.read_timeout = read_timeout  # seconds for the whole body; None: no bound (tests)
+        self.closing = closing or (lambda: False)  # True while draining: answers tell clients to reconnect
         self._latency = {r.webhook: metrics.latency.labels(r.webhook) for r in routes.values()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -73,7 +75,7 @@ class AdmissionApp:
         status = 500
         try:
             status, body, review, answer = await self._handle(scope, receive, route)
-            headers = CLOSE_HEADERS if status in (408, 413) else JSON_HEADERS
+            headers = CLOSE_HEADERS if status in (408, 413) or self.closing() else JSON_HEADERS
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         finally:

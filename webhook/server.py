@@ -235,7 +235,13 @@ class Webhook:
         admission = _Server(
             self._config(
                 "admission",
-                AdmissionApp(self.routes(), self.metrics, admission_fallback(), read_timeout=s.read_timeout),
+                AdmissionApp(
+                    self.routes(),
+                    self.metrics,
+                    admission_fallback(),
+                    read_timeout=s.read_timeout,
+                    closing=lambda: self.draining,
+                ),
                 s.webhook_host,
                 s.webhook_port,
                 ssl_context_factory=lambda config, default: self.watcher.server_context(),

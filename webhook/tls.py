@@ -56,6 +56,7 @@ class CertificateWatcher:
         self.not_after: dt.datetime | None = None
         self.fingerprint = ""  # SHA-256 of the served certificate (DER), hex
         self._server_context: ssl.SSLContext | None = None
+        self._missing = False  # the files were unreadable at the last poll
 
     @property
     def loaded(self) -> bool:
@@ -71,11 +72,20 @@ class CertificateWatcher:
 
     def _read(self) -> tuple[bytes, bytes] | None:
         try:
-            return self.cert_file.read_bytes(), self.key_file.read_bytes()
+            pair = self.cert_file.read_bytes(), self.key_file.read_bytes()
         except OSError as err:
-            if not self.loaded:  # deleted or unreadable later: keep serving what we have
+            if not self.loaded:
                 log.warning("certificate not loaded from %s: %s", self.cert_file, err)
+            elif not self._missing:  # deleted or unreadable later: keep serving what we have, say so once
+                log.error(
+                    "certificate files unreadable, serving the loaded certificate until they return: %s", err
+                )
+            self._missing = True
             return None
+        if self._missing:
+            log.info("certificate files in %s are readable again", self.cert_file.parent)
+            self._missing = False
+        return pair
 
     def poll(self) -> bool:
         """Load the pair when its content changed; True when a new pair is now served. Thread-safe."""
