@@ -301,7 +301,8 @@ def _annotation(annotations: Mapping[str, Any], key: str, default: str) -> str:
 
 
 def _add_volumes(patch: Patch, pod: Mapping[str, Any], dynakube: Mapping[str, Any]) -> None:
-    existing = {_map(v).get("name") for v in _list(_map(pod.get("spec")).get("volumes"))}
+    names = (_map(v).get("name") for v in _list(_map(pod.get("spec")).get("volumes")))
+    existing = {name for name in names if isinstance(name, str)}
     if dk.mode(dynakube) == dk.CLOUD_NATIVE:
         bin_volume: dict[str, Any] = {
             "name": VOLUME_BIN,
