@@ -158,7 +158,8 @@ class AdmissionApp:
                     "object": name or (review.request.get("name", "") if review else ""),
                     "operation": review.operation if review else "",
                     "dry_run": review.dry_run if review else False,
-                    "allowed": answer.allowed if answer else None,
+                    # None: no AdmissionReview answer (HTTP error), the API server applies the failure policy
+                    "allowed": answer.allowed if answer and status == 200 else None,
                     "decision": outcome,
                     "reasons": list(reasons),
                     "patch_ops": len(answer.ops) if answer else 0,
