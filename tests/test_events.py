@@ -220,8 +220,9 @@ def test_full_queue_drops_and_counts_and_record_never_blocks() -> None:
             durations.append(time.perf_counter() - start)
         assert results == [True] * 4 + [False] * 6
         assert counts["dropped"] == 6
-        # microseconds, not the API's half second (generous bound for a shared machine)
-        assert max(durations) < 0.005, durations
+        # microseconds, not the API's half second; the max bound leaves room for a busy shared machine
+        assert sorted(durations)[len(durations) // 2] < 50e-6, durations
+        assert max(durations) < 0.05, durations
     finally:
         api.delay = 0
         rec.stop()

@@ -80,10 +80,11 @@ def test_skipped_pods_produce_events_on_owner_and_dynakube(cluster, tmp_path):
         (on_dynakube,) = events(api, "dynatrace")
         assert on_dynakube["involvedObject"]["kind"] == "DynaKube"
         assert on_dynakube["involvedObject"]["name"] == "dk"
-        metrics = running.get(running.metrics, "/metrics").text
         sent = 'dynatrace_webhook_events_total{result="sent"} 2.0'
-        assert sent in metrics
+        running.wait(lambda: sent in running.get(running.metrics, "/metrics").text)  # counted after the write
+        metrics = running.get(running.metrics, "/metrics").text
         assert 'dynatrace_webhook_events_total{result="dropped"} 0.0' in metrics
+        assert 'dynatrace_webhook_events_total{result="failed"} 0.0' in metrics
     finally:
         assert running.stop() == 0
     # on shutdown the pending count of the repeated event is written

@@ -56,6 +56,7 @@ MAX_MESSAGE = 1024  # what kube-apiserver accepts in an Event message (it reject
 
 # involvedObject as a sorted tuple of items: hashable, so it can be part of the aggregation key
 Involved = tuple[tuple[str, str], ...]
+Key = tuple[Involved, str, str, str]  # (involvedObject, type, reason, message)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Occurrence:
     at: float  # clock() when recorded
 
     @property
-    def key(self) -> tuple[Involved, str, str, str]:
+    def key(self) -> Key:
         return (self.involved, self.event_type, self.reason, self.message)
 
     @property
@@ -149,7 +150,8 @@ class Recorder:
         self.clock = clock
         self.queue: queue.Queue[Occurrence] = queue.Queue(maxsize=queue_size)
         self.bucket = TokenBucket(burst, refill_seconds, clock())
-        self.entries: OrderedDict[tuple[Involved, str, str, str], _Entry] = OrderedDict()
+        self.entries: OrderedDict[Key, _Entry] = OrderedDict()
+        self._pending: dict[Key, None] = {}  # entries with something to write, in the order they got it
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -218,29 +220,40 @@ class Recorder:
             entry.count += 1
             entry.last_seen = max(entry.last_seen, occurrence.at)
             self.entries.move_to_end(key)
+            self._pending[key] = None
             self.on_count("aggregated")
             return
         if entry is not None and not entry.created:
             self.on_count("dropped")  # superseded before it could be written
         self.entries[key] = _Entry(occurrence, last_seen=occurrence.at)
         self.entries.move_to_end(key)
+        self._pending.pop(key, None)
+        self._pending[key] = None
         while len(self.entries) > self.max_entries:
-            _, evicted = self.entries.popitem(last=False)
+            evicted_key, evicted = self.entries.popitem(last=False)
+            self._pending.pop(evicted_key, None)
             if not evicted.created:
                 self.on_count("dropped")
 
     def _flush(self, final: bool) -> None:
+        """New Events first (oldest first), then the count updates that are due; only entries with something
+        to write are looked at, so an idle recorder costs nothing."""
         now = self.clock()
-        # new Events first (oldest first), then count updates that are due
-        for entry in [e for e in self.entries.values() if not e.created]:
-            if not self.bucket.take(now):
-                return
-            self._create(entry, now)
-        for entry in list(self.entries.values()):
-            if entry.created and entry.dirty and (final or now - entry.last_write >= self.flush_interval):
+        for creating in (True, False):
+            for key in list(self._pending):
+                entry = self.entries[key]
+                if entry.created == creating:
+                    continue
+                if not creating and not (final or now - entry.last_write >= self.flush_interval):
+                    continue
                 if not self.bucket.take(now):
                     return
-                self._patch(entry, now)
+                if creating:
+                    self._create(entry, now)
+                else:
+                    self._patch(entry, now)
+                if entry.created and not entry.dirty:
+                    del self._pending[key]
 
     def _body(self, entry: _Entry) -> dict[str, Any]:
         first = entry.first
