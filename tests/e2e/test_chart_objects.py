@@ -127,6 +127,9 @@ def test_api_server_accepts_chart_objects_and_rbac_grants_what_the_webhook_needs
         ("list", "namespaces", {}),
         ("watch", "namespaces", {}),
         ("create", "events", {"namespace": ns}),
+        # features.events (default on): Events on the owners of skipped pods, in their namespaces
+        ("create", "events", {"namespace": "default"}),
+        ("patch", "events", {"namespace": "default"}),
         ("get", "secrets", {"namespace": ns, "name": CERT_SECRET}),
         ("update", "secrets", {"namespace": ns, "name": CERT_SECRET}),
         ("create", "secrets", {"namespace": ns}),
