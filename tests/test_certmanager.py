@@ -304,10 +304,12 @@ def test_missing_configuration_is_skipped_and_counted(api, tmp_path):
     api.delete(MWC)
     clock = Clock()
     m = manager(api, tmp_path, clock)
-    m.reconcile()
+    outcome = m.reconcile()
     assert patches(m, "mutating", "not_found") == 1
     assert patches(m, "validating", "patched") == 1
     assert served(m) == secret_data(api)["tls.crt"]
+    # looked for again within seconds, not after the whole check interval
+    assert outcome.retry_in is not None and outcome.retry_in <= 10
 
 
 def test_bundle_patch_whose_test_fails_is_retried_on_fresh_data(api, tmp_path):

@@ -9,6 +9,7 @@ needed per mode, the values schema, and byte-identical renders.
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,10 @@ CA_BUNDLE = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTI
 
 # Kinds without a schema in kubernetes-validate (third-party CRDs): checked by hand below.
 THIRD_PARTY = {("cert-manager.io/v1", "Certificate"), ("cert-manager.io/v1", "Issuer")}
-THIRD_PARTY |= {("monitoring.coreos.com/v1", "ServiceMonitor")}
+THIRD_PARTY |= {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
 
 CASES: dict[str, dict[str, Any]] = {
     "default": {},
@@ -61,6 +65,9 @@ CASES: dict[str, dict[str, Any]] = {
     "service-monitor": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}},
     "metrics-off": {"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}},
     "no-crd": {"crd": {"install": False}},
+    "events-off": {"features": {"events": False}},
+    "observability": {"dashboards": {"enabled": True}, "prometheusRule": {"enabled": True}},
+    "reinject-without-events": {"features": {"reinject": True, "events": False}},
 }
 # Oldest Kubernetes in Chart.yaml's kubeVersion; preStop sleep needs 1.30.
 MIN_KUBE = {"prestop-sleep": "1.30"}
@@ -307,6 +314,9 @@ def test_feature_flags(docs: dict[str, list[dict[str, Any]]]) -> None:
     default, features = args_of(docs["default"]), args_of(docs["features"])
     assert "--relabel-namespaces" not in default and "--reinject" not in default
     assert features["--relabel-namespaces"] is None and features["--reinject"] is None
+    # Events are on by default in the program; the chart only says when they are off
+    assert "--no-events" not in default and "--events" not in default
+    assert args_of(docs["events-off"])["--no-events"] is None
 
 
 # --- certificates ------------------------------------------------------------------------------------
@@ -488,13 +498,11 @@ def test_webhook_settings_are_configurable() -> None:
 ALWAYS = {
     ("namespace", "dynatrace.com", "dynakubes", "list", "*"),
     ("namespace", "dynatrace.com", "dynakubes", "watch", "*"),
-    ("namespace", "", "events", "create", "*"),
-    ("namespace", "", "events", "patch", "*"),
-    ("namespace", "events.k8s.io", "events", "create", "*"),
-    ("namespace", "events.k8s.io", "events", "patch", "*"),
     ("cluster", "", "namespaces", "list", "*"),
     ("cluster", "", "namespaces", "watch", "*"),
 }
+# features.events (default on): Events on the owners of pods in any namespace; patch updates their count
+EVENTS = {("cluster", "", "events", "create", "*"), ("cluster", "", "events", "patch", "*")}
 SELF_MANAGED = {
     ("namespace", "", "secrets", "get", "dynatrace-webhook-certs"),
     ("namespace", "", "secrets", "update", "dynatrace-webhook-certs"),
@@ -515,7 +523,7 @@ REINJECT = {
         for r in ("deployments", "statefulsets", "daemonsets")
         for v in ("get", "patch")
     },
-    ("cluster", "", "events", "create", "*"),
+    ("cluster", "", "events", "create", "*"),  # also without features.events
     ("namespace", "coordination.k8s.io", "leases", "get", "dynatrace-webhook-reinject"),
     ("namespace", "coordination.k8s.io", "leases", "update", "dynatrace-webhook-reinject"),
     ("namespace", "coordination.k8s.io", "leases", "create", "*"),
@@ -525,10 +533,12 @@ REINJECT = {
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("default", ALWAYS | SELF_MANAGED),
-        ("cert-manager", ALWAYS),
-        ("secret", ALWAYS),
-        ("features", ALWAYS | SELF_MANAGED | RELABEL | REINJECT),
+        ("default", ALWAYS | EVENTS | SELF_MANAGED),
+        ("cert-manager", ALWAYS | EVENTS),
+        ("secret", ALWAYS | EVENTS),
+        ("features", ALWAYS | EVENTS | SELF_MANAGED | RELABEL | REINJECT),
+        ("events-off", ALWAYS | SELF_MANAGED),
+        ("reinject-without-events", ALWAYS | SELF_MANAGED | REINJECT),
     ],
 )
 def test_rbac_is_exactly_what_the_mode_needs(
@@ -642,6 +652,204 @@ def test_metrics_off(docs: dict[str, list[dict[str, Any]]]) -> None:
     assert "metrics" not in {p["name"] for p in container(out)["ports"]}
 
 
+# --- dashboards and alerts ----------------------------------------------------------------------------
+
+TARGET_LABELS = {"job", "namespace", "pod", "instance"}  # added by the scrape, not by the program
+SYNTHETIC = {"up": set()}  # written by Prometheus for every target
+PROMQL_KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+}
+
+
+def exposed_metrics() -> dict[str, set[str]]:
+    """Every series name the program exposes, as prometheus-client writes it, with its label names."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from webhook.metrics import Metrics
+
+    metrics = Metrics()
+    labels = {
+        m._name: set(m._labelnames)  # the label names of a labelled metric
+        for m in vars(metrics).values()
+        if isinstance(m, MetricWrapperBase)
+    }
+    out: dict[str, set[str]] = {}
+    for family in metrics.registry.collect():
+        names = labels.get(family.name, set())
+        if family.type == "counter":
+            out[family.name + "_total"] = names
+        elif family.type == "histogram":
+            out |= {family.name + s: names for s in ("_count", "_sum")}
+            out[family.name + "_bucket"] = names | {"le"}
+        else:
+            out[family.name] = names
+    return out
+
+
+def promql_references(expr: str) -> tuple[dict[str, set[str]], set[str]]:
+    """({metric name: label names in its matchers}, label names in by/without/on/ignoring lists)."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    text = re.sub(r"\[[^\]]*\]", "", text)  # range selectors: [5m], [$__rate_interval]
+    grouping: set[str] = set()
+    for match in re.finditer(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", text):
+        grouping |= {label.strip() for label in match[1].split(",") if label.strip()}
+    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
+    metrics: dict[str, set[str]] = {}
+    for match in re.finditer(r"(?<![\w.$])([A-Za-z_:][\w:]*)\s*(\{[^}]*\})?", text):
+        name, matchers = match[1], match[2] or ""
+        if name in PROMQL_KEYWORDS or (not matchers and text[match.end() :].startswith("(")):
+            continue  # a keyword, function or aggregation
+        metrics.setdefault(name, set()).update(re.findall(r"([A-Za-z_]\w*)\s*(?:=~|!~|!=|=)", matchers))
+    return metrics, grouping
+
+
+def check_expression(expr: str, exposed: dict[str, set[str]]) -> set[str]:
+    metrics, grouping = promql_references(expr)
+    assert metrics, f"no metric found in {expr!r}"
+    known = {**exposed, **SYNTHETIC}
+    unknown = set(metrics) - set(known)
+    assert not unknown, f"{expr!r} uses metrics the program does not expose: {sorted(unknown)}"
+    for name, labels in metrics.items():
+        assert labels <= known[name] | TARGET_LABELS, f"{name} has no label {labels - known[name]} ({expr!r})"
+    available = set().union(*(known[name] for name in metrics)) | TARGET_LABELS
+    assert grouping <= available, f"{expr!r} groups by labels its metrics lack: {grouping - available}"
+    return set(metrics)
+
+
+def test_promql_reference_parser() -> None:
+    metrics, grouping = promql_references(
+        'histogram_quantile(0.99, sum by (le, path) (rate(x_bucket{job="a", path=~"in.*"}[5m]))) > 0.1'
+        ' or absent(up{job="a"} == 1) and on (pod) time() - y_seconds'
+    )
+    assert metrics == {"x_bucket": {"job", "path"}, "up": {"job"}, "y_seconds": set()}
+    assert grouping == {"le", "path", "pod"}
+
+
+def dashboard_expressions(dashboard: dict[str, Any]) -> list[str]:
+    out = []
+    for panel in dashboard["panels"]:
+        out += [t["expr"] for t in panel.get("targets", [])]
+        for inner in panel.get("panels", []):
+            out += [t["expr"] for t in inner.get("targets", [])]
+    return out
+
+
+def test_dashboard_configmap(docs: dict[str, list[dict[str, Any]]]) -> None:
+    assert not find(docs["default"], "ConfigMap")
+    cm = one(docs["observability"], "ConfigMap", f"{FULLNAME}-dashboards")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    (name,) = cm["data"]
+    dashboard = json.loads(cm["data"][name])
+    assert dashboard == json.loads((CHART / "dashboards" / name).read_text())
+    assert dashboard["uid"] == "dynatrace-webhook" and dashboard["title"]
+    exposed = exposed_metrics()
+    used: set[str] = set()
+    for expr in dashboard_expressions(dashboard):
+        used |= check_expression(expr, exposed)
+    p = "dynatrace_webhook_"
+    assert {
+        p + "requests_total",
+        p + "request_duration_seconds_bucket",
+        p + "injections_total",
+        p + "dynakube_connection_info_complete",
+        p + "cache_synced",
+        p + "cache_last_event_timestamp_seconds",
+        p + "certificate_not_after_timestamp_seconds",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+    } <= used
+    variables = {v["name"] for v in dashboard["templating"]["list"]}
+    assert {"datasource", "namespace", "job", "pod"} <= variables
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            query = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", variable["query"]["query"])
+            assert query is not None, variable["query"]
+            (metric,) = check_expression(query[1], exposed)
+            assert query[2] in exposed[metric] | TARGET_LABELS
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_dashboard_labels_and_annotations() -> None:
+    out = objects(
+        render_raw(
+            {"dashboards": {"enabled": True, "labels": {"team": "obs"}, "annotations": {"folder": "DT"}}}
+        )
+    )
+    meta = one(out, "ConfigMap")["metadata"]
+    assert meta["labels"]["team"] == "obs" and meta["labels"]["grafana_dashboard"] == "1"
+    assert meta["annotations"] == {"folder": "DT"}
+
+
+def alerts(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    rule = one(docs, "PrometheusRule", FULLNAME)
+    return {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+
+
+def test_prometheus_rule_alerts(docs: dict[str, list[dict[str, Any]]]) -> None:
+    assert not find(docs["default"], "PrometheusRule")
+    rules = alerts(docs["observability"])
+    assert {name: (r["for"], r["labels"]["severity"]) for name, r in rules.items()} == {
+        "DynatraceWebhookDown": ("5m", "critical"),
+        "DynatraceWebhookSlowAdmissions": ("10m", "warning"),
+        "DynatraceWebhookPodsSkippedEmptyConnectionInfo": ("15m", "warning"),
+        "DynatraceWebhookCertificateExpiring": ("5m", "warning"),
+        "DynatraceWebhookCacheNotSynced": ("5m", "warning"),
+    }
+    exposed = exposed_metrics()
+    metrics_service = one(docs["observability"], "Service", f"{FULLNAME}-metrics")["metadata"]["name"]
+    for name, rule in rules.items():
+        check_expression(rule["expr"], exposed)
+        assert f'job="{metrics_service}", namespace="{NAMESPACE}"' in rule["expr"], name
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], name
+    assert rules["DynatraceWebhookSlowAdmissions"]["expr"].startswith("histogram_quantile(0.99,")
+    assert rules["DynatraceWebhookSlowAdmissions"]["expr"].endswith("> 0.1")
+    skipped = rules["DynatraceWebhookPodsSkippedEmptyConnectionInfo"]["expr"]
+    assert "increase(" in skipped and "[15m]" in skipped and skipped.endswith("> 0")
+    reason = re.search(r'reason=~"([^"]+)"', skipped)
+    assert reason is not None
+    for joined, hit in [
+        ("EmptyConnectionInfo", True),
+        ("EmptyTenantUUID, EmptyConnectionInfo", True),
+        ("EmptyConnectionInfo, UnknownCodeModule", True),
+        ("EmptyTenantUUID", False),
+        ("NotEmptyConnectionInfo", False),
+    ]:
+        assert bool(re.fullmatch(reason[1], joined)) is hit, joined
+    assert rules["DynatraceWebhookCacheNotSynced"]["expr"].endswith("== 0")
+
+
+@pytest.mark.parametrize(
+    ("values", "hours"),
+    [
+        ({}, 6),  # self-managed: renewed 12 h before expiry, so 24 h would fire every rotation
+        ({"certificates": {"mode": "cert-manager"}}, 24),
+        ({"prometheusRule": {"certificateExpiryHours": 48}}, 48),
+    ],
+)
+def test_certificate_alert_threshold(values: dict[str, Any], hours: int) -> None:
+    merged = {**values, "prometheusRule": {"enabled": True, **values.get("prometheusRule", {})}}
+    rule = alerts(objects(render_raw(merged)))["DynatraceWebhookCertificateExpiring"]
+    assert rule["expr"].endswith(f"- time() < {hours * 3600}")
+    assert f"under {hours} hours" in rule["annotations"]["summary"]
+
+
+def test_renewal_margin_matches_the_program_default() -> None:
+    """The self-managed threshold (6 h) stays under the program's --cert-renew-before default."""
+    from webhook.config import Settings
+
+    assert Settings().cert_renew_before.total_seconds() > 6 * 3600
+
+
 # --- CRD ---------------------------------------------------------------------------------------------
 
 
@@ -678,6 +886,9 @@ def test_dynakube_crd(docs: dict[str, list[dict[str, Any]]]) -> None:
         ({"containerPorts": {"webhook": 443}}, "/containerPorts/webhook"),
         ({"image": {"digest": "latest"}}, "/image/digest"),
         ({"shutdown": {"method": "sigkill"}}, "/shutdown/method"),
+        ({"prometheusRule": {"certificateExpiryHours": 0}}, "/prometheusRule/certificateExpiryHours"),
+        ({"dashboards": {"enable": True}}, "'enable' not allowed"),
+        ({"features": {"events": "yes"}}, "/features/events"),
     ],
 )
 def test_schema_rejects_wrong_values(values: dict[str, Any], message: str) -> None:
@@ -791,3 +1002,4 @@ def test_the_program_accepts_the_rendered_arguments_and_env(
     assert settings.health_bind[1] == 10080
     expected_mode = {"cert-manager": "files", "cert-manager-issuer": "files", "secret": "files"}
     assert settings.cert_mode == expected_mode.get(case, "self-managed")
+    assert settings.events is CASES[case].get("features", {}).get("events", True)

@@ -64,6 +64,15 @@ class AdmissionApp:
         self.read_timeout = read_timeout  # seconds for the whole body; None: no bound (tests)
         self.closing = closing or (lambda: False)  # True while draining: answers tell clients to reconnect
         self._latency = {r.webhook: metrics.latency.labels(r.webhook) for r in routes.values()}
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: the label sets are few and ``labels()`` takes a lock."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
@@ -82,7 +91,7 @@ class AdmissionApp:
             elapsed = time.perf_counter() - start
             self.metrics.in_flight.dec()
             self._latency[route.webhook].observe(elapsed)
-            self.metrics.requests.labels(route.webhook, str(status)).inc()
+            self._child(self.metrics.requests, route.webhook, str(status)).inc()
         self._record(route, scope, status, review, answer, elapsed)
 
     async def _handle(
@@ -156,9 +165,9 @@ class AdmissionApp:
     ) -> None:
         outcome = answer.outcome if answer else "error"
         reasons = tuple(answer.reasons) if answer else ()
-        self.metrics.admissions.labels(route.webhook, outcome).inc()
+        self._child(self.metrics.admissions, route.webhook, outcome).inc()
         if route.webhook == "inject" and review is not None:
-            self.metrics.injections.labels(outcome, ", ".join(reasons) if reasons else "").inc()
+            self._child(self.metrics.injections, outcome, ", ".join(reasons) if reasons else "").inc()
         if log.isEnabledFor(logging.INFO):
             obj = review.object if review else None
             meta = obj.get("metadata") if isinstance(obj, dict) else None
@@ -175,7 +184,8 @@ class AdmissionApp:
                     "object": name or (review.request.get("name", "") if review else ""),
                     "operation": review.operation if review else "",
                     "dry_run": review.dry_run if review else False,
-                    "allowed": answer.allowed if answer else None,
+                    # None: no AdmissionReview answer (HTTP error), the API server applies the failure policy
+                    "allowed": answer.allowed if answer and status == 200 else None,
                     "decision": outcome,
                     "reasons": list(reasons),
                     "patch_ops": len(answer.ops) if answer else 0,

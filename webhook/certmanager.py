@@ -178,6 +178,9 @@ class Material:
         return next((ca for ca in cas if certs.issued_by(leaf, ca)), None)
 
 
+NOT_FOUND_RETRY = 10.0  # seconds until a missing webhook configuration is looked for again
+
+
 @dataclass
 class Outcome:
     """What one reconcile did (for logs and tests)."""
@@ -418,8 +421,13 @@ class CertManager:
                 if err.status == 404:
                     self._count_patch(kind, "not_found")
                     log.warning(
-                        "self-managed certificates: %s webhook configuration %s not found", kind, name
+                        "self-managed certificates: %s webhook configuration %s not found; looking again soon",
+                        kind,
+                        name,
                     )
+                    # at install time the Deployment may start before its webhook configurations exist: look
+                    # again within seconds, not a whole check interval, so the caBundle is not left empty
+                    outcome.retry_in = min(outcome.retry_in or NOT_FOUND_RETRY, NOT_FOUND_RETRY)
                     return None
                 self._count_patch(kind, "error")
                 raise

@@ -101,6 +101,14 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         default=env("INIT_IMAGE", DEFAULT_INIT_IMAGE),
         help="image of the install-oneagent init container (env INIT_IMAGE)",
     )
+    g.add_argument(
+        "--events",
+        action=argparse.BooleanOptionalAction,
+        default=(env("EVENTS", "true") or "true").strip().lower() in ("1", "true", "yes"),
+        help="record a Warning Event on the owner of a pod admitted without OneAgent because the DynaKube's "
+        "connection info is incomplete or the DynaKube is missing (needs RBAC create/patch on events; not "
+        "with --state-file; env EVENTS, default on)",
+    )
     g = p.add_argument_group("automatic reinjection")
     g.add_argument(
         "--reinject",
@@ -261,6 +269,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         debug_endpoints=args.debug_endpoints,
         relabel_namespaces=args.relabel_namespaces,
         relabel_interval=args.relabel_interval,
+        events=args.events,
         reinject=args.reinject or args.reinject_dry_run,
         reinject_dry_run=args.reinject_dry_run,
         reinject_rate=args.reinject_rate,

@@ -7,8 +7,8 @@ fail, it makes the webhook skip with a reason instead.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
 
 INSTANCE_LABEL = "dynakube.internal.dynatrace.com/instance"
 
@@ -25,7 +25,8 @@ FEATURE_IGNORED_NAMESPACES = "feature.dynatrace.com/ignored-namespaces"
 
 
 def _map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    # JSON documents hold plain dicts: test for them before the (slower) abstract-class check
+    return value if type(value) is dict or isinstance(value, Mapping) else {}
 
 
 def _str(value: Any) -> str:
@@ -174,3 +175,24 @@ def parse_ignored_namespaces(raw: Any, dk_namespace: str) -> tuple[list[str], st
     if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
         return default, f"{FEATURE_IGNORED_NAMESPACES} must be a JSON list of strings; using the default"
     return value, ""
+
+
+T = TypeVar("T")
+# Derived views of cached DynaKubes, per object. The Store replaces a DynaKube's dict whenever it changes and
+# never edits one in place, so a view computed once stays right for the life of its dict. Each entry keeps its
+# dict alive, so the id cannot be reused by another object while the entry exists.
+_views: dict[tuple[int, str], tuple[Mapping[str, Any], Any]] = {}
+_VIEWS_MAX = 1024
+
+
+def per_object(dk: Mapping[str, Any], kind: str, build: Callable[[Mapping[str, Any]], T]) -> T:
+    """``build(dk)``, computed once per DynaKube dict and ``kind`` of view (DynaKube dicts are immutable)."""
+    key = (id(dk), kind)
+    hit = _views.get(key)
+    if hit is not None and hit[0] is dk:
+        return cast(T, hit[1])
+    value = build(dk)
+    if len(_views) >= _VIEWS_MAX:
+        _views.clear()
+    _views[key] = (dk, value)
+    return value

@@ -17,9 +17,20 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
 
 
 class JsonFormatter(logging.Formatter):
+    _second = -1
+    _prefix = ""
+
+    def _timestamp(self, created: float) -> str:
+        """RFC 3339 UTC with milliseconds; the date and time part is formatted once per second."""
+        second = int(created)
+        if second != self._second:
+            self._prefix = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        return f"{self._prefix}.{int((created - second) * 1000):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "ts": self._timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -43,6 +54,11 @@ class TextFormatter(logging.Formatter):
 
 
 def setup(level: str = "info", fmt: str = "json") -> None:
+    # the logging documentation's optimisations: no caller frame look-up, no thread or process names
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()

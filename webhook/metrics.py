@@ -120,5 +120,13 @@ class Metrics:
             p + "reinjection_leader", "1 when this replica holds the reinjection Lease, else 0.", registry=r
         )
 
+        self.events = Counter(
+            p + "events",
+            "Kubernetes Events for skipped injections by result (sent: created, aggregated: merged into an "
+            "existing Event's count, dropped: queue full, failed: API error).",
+            ["result"],
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

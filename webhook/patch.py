@@ -38,6 +38,9 @@ class Patch:
         # maps and lists that this patch itself created, with their current value, so that later additions to
         # them become operations on the created value instead of a second "add the whole thing"
         self._created: dict[tuple[str | int, ...], Any] = {}
+        # look-ups in the original document (which never changes), by path
+        self._found: dict[tuple[str | int, ...], Any] = {}
+        self._pointers: dict[tuple[str | int, ...], str] = {}
 
     def __bool__(self) -> bool:
         return bool(self.ops)
@@ -46,16 +49,29 @@ class Patch:
         key = tuple(path)
         if key in self._created:
             return self._created[key]
-        node: Any = self._document
-        for token in path:
+        if key in self._found:
+            return self._found[key]
+        # walk from the deepest prefix already looked up: mutations hit the same container several times
+        node: Any = self._found.get(key[:-1], self._document) if key[:-1] in self._found else self._document
+        start = len(key) - 1 if key[:-1] in self._found else 0
+        for token in key[start:]:
             # plain dicts first: the abstract-class check is several times slower
             if (type(node) is dict or isinstance(node, Mapping)) and isinstance(token, str):
                 node = node.get(token)
-            elif isinstance(node, list) and isinstance(token, int) and 0 <= token < len(node):
+            elif type(node) is list and type(token) is int and 0 <= token < len(node):
                 node = node[token]
             else:
-                return None
+                node = None
+                break
+        self._found[key] = node
         return node
+
+    def _pointer(self, path: Sequence[str | int]) -> str:
+        key = tuple(path)
+        text = self._pointers.get(key)
+        if text is None:
+            text = self._pointers[key] = pointer(*key)
+        return text
 
     def _ensure(self, path: Sequence[str | int], empty: Any) -> tuple[bool, Any]:
         """Return (existed, container) for the map or list at ``path``.
@@ -76,7 +92,7 @@ class Patch:
         elif tuple(path) in self._created:
             node[key] = value
         elif key not in node or node[key] != value:
-            self.ops.append({"op": "add", "path": pointer(*path, key), "value": value})
+            self.ops.append({"op": "add", "path": self._pointer(path) + pointer(key), "value": value})
 
     def remove_from_map(self, path: Sequence[str | int], key: str) -> None:
         existed, node = self._ensure(path, {})
@@ -91,7 +107,7 @@ class Patch:
         elif tuple(path) in self._created:
             node.append(value)
         else:
-            self.ops.append({"op": "add", "path": pointer(*path, "-"), "value": value})
+            self.ops.append({"op": "add", "path": self._pointer(path) + "/-", "value": value})
 
     def replace(self, path: Sequence[str | int], value: Any) -> None:
         self.ops.append({"op": "replace", "path": pointer(*path), "value": value})

@@ -18,7 +18,8 @@ from typing import Any
 import uvicorn
 
 from webhook import dynakube as dk
-from webhook import guard, handlers, logs
+from webhook import events, guard, handlers, logs
+from webhook.admission import Answer, Review
 from webhook.app import VALIDATE_ALIASES, AdmissionApp, Route, admission_fallback, health_app, metrics_app
 from webhook.certs import ensure_dev_certificates
 from webhook.config import Settings
@@ -67,6 +68,7 @@ class Webhook:
         self.relabeler: Any = None
         self._api: Any = None
         self.cert_manager: Any = None
+        self.events: Any = None  # webhook.events.Recorder with the Kubernetes API as state source
 
     # --- readiness and metrics ---
     def readiness(self) -> dict[str, bool]:
@@ -103,8 +105,14 @@ class Webhook:
             self.relabeler.on_event(resource, kind)
 
     # --- the apps ---
+    def _inject(self, review: Review) -> Answer:
+        answer = handlers.inject(review, self.store, self.injection)
+        if self.events is not None and answer.outcome == pods.SKIPPED:
+            events.record_skip(self.events, review, answer, self.store)  # a put_nowait at most: never waits
+        return answer
+
     def routes(self) -> dict[str, Route]:
-        inject = Route("inject", lambda review: handlers.inject(review, self.store, self.injection))
+        inject = Route("inject", self._inject)
         label = Route("label-ns", lambda review: handlers.label_namespace(review, self.store))
         validate = Route("validate", lambda review: handlers.validate_dynakube(review, self.store))
         routes = {"/inject": inject, "/label-ns": label, "/validate": validate}
@@ -180,6 +188,17 @@ class Webhook:
         )
         self.reinjector.start()
 
+    def start_events(self) -> None:
+        """Events for skipped injections (on by default): a background thread, only with the Kubernetes API."""
+        if not self.settings.events or self._kube is None:
+            return
+        for result in events.RESULTS:
+            self.metrics.events.labels(result)
+        self.events = events.Recorder(
+            self.kube_api(), on_count=lambda result: self.metrics.events.labels(result).inc()
+        )
+        self.events.start()
+
     def start_cert_manager(self) -> None:
         """Self-managed certificates: a background thread keeps the Secret, caBundles and certs dir in step."""
         from webhook.certmanager import from_settings
@@ -228,6 +247,7 @@ class Webhook:
         if s.cert_mode == "self-managed":
             self.start_cert_manager()
         self.start_reinjector()
+        self.start_events()
         self.watcher.poll()
         tasks = [asyncio.create_task(self._poll(s.cert_poll_interval, self.watcher.poll))]
         if self.local is not None:
@@ -282,6 +302,8 @@ class Webhook:
             self.cert_manager.stop()
         if self.relabeler is not None:
             self.relabeler.stop()
+        if self.events is not None:
+            await asyncio.to_thread(self.events.stop)  # writes what is queued, within the rate limit
         failed = [r for r in results if isinstance(r, BaseException)]
         for err in failed:
             log.error("listener failed: %s", err)

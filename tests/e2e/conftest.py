@@ -1,31 +1,299 @@
 """The e2e tier: runs against the cluster that KUBECONFIG points at, and skips cleanly without one.
 
-The API server must reach the webhook this test starts on this machine: set ``E2E_WEBHOOK_HOST`` to an
-address of this machine that the cluster can reach (for kind: the docker bridge gateway, e.g. 172.18.0.1).
+The API server must reach the webhook these tests start on this machine: set ``E2E_WEBHOOK_HOST`` to an
+address of this machine that the cluster can reach (for kind: the docker network's gateway, e.g. 172.18.0.1).
+See tests/e2e/README.md.
+
+Fixtures, in the order their teardown undoes them (pytest tears down in reverse setup order):
+
+- ``register_webhook``: creates webhook configurations and deletes them first, so the API server stops
+  calling a webhook before it goes away and never calls one for the namespaces being deleted;
+- ``start_webhook``: starts ``python -m webhook`` processes in the run's namespace, stops them with SIGTERM and
+  fails the test when one did not exit 0 (its log is in the message);
+- ``cleanup``: deletes every other object a test registered, last created first (namespaces last);
+- ``webhook_namespace``: the run's namespace ``e2e-dynatrace-<run>`` (the webhook's DynaKube namespace);
+- ``dynakube_crd`` (session): the DynaKube CRD from dynakube-crd.yaml when the cluster has none; deleted at the
+  end only when this session created it and no DynaKube other than the session's own is left.
+
+Nothing here touches an object the session did not create.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import yaml
+
+from tests.e2e.helpers import (
+    CONFIG_PATHS,
+    CRD,
+    DYNAKUBE_VERSION,
+    NAMESPACES,
+    RUN_LABEL,
+    delete_quietly,
+    exists,
+    free_port,
+    labels_of,
+    namespace_body,
+    short_id,
+    wait,
+)
+from webhook.certs import KeyPair, generate_ca, generate_serving
+from webhook.kubeapi import ApiError
+
+HERE = Path(__file__).parent
+E2E_TIMEOUT = 300  # seconds per test: a cluster is slower than the unit tests' 120 s budget
+log = logging.getLogger(__name__)
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tests/e2e" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
 
 
 @pytest.fixture(scope="session")
 def kube():
     if not os.environ.get("KUBECONFIG"):
-        pytest.skip("no cluster: KUBECONFIG is not set")
+        pytest.skip("no cluster: KUBECONFIG is not set (see tests/e2e/README.md)")
     from webhook.state.kube import KubeApi, load_api_client
 
     try:
-        api = KubeApi(load_api_client(os.environ["KUBECONFIG"]), request_timeout=5)
+        api = KubeApi(load_api_client(os.environ["KUBECONFIG"]), request_timeout=15)
         api.get("/version")
     except Exception as err:  # unreachable or misconfigured: say so and skip
         pytest.skip(f"cluster in KUBECONFIG not reachable: {err}")
     return api
+
+
+@pytest.fixture(scope="session")
+def webhook_host() -> str:
+    host = os.environ.get("E2E_WEBHOOK_HOST", "").strip()
+    if not host:
+        pytest.skip("set E2E_WEBHOOK_HOST to an address of this machine the cluster can reach (README.md)")
+    return host
+
+
+@pytest.fixture(scope="session")
+def session_run() -> str:
+    """Labels the session's DynaKubes too, so the CRD teardown can tell them from anybody else's."""
+    return short_id()
+
+
+@pytest.fixture(scope="session")
+def dynakube_crd(kube, session_run) -> Iterator[None]:
+    created = False
+    if not exists(kube, f"{CRD}/dynakubes.dynatrace.com"):
+        kube.create(CRD, yaml.safe_load((HERE / "dynakube-crd.yaml").read_text()))
+        created = True
+    wait(
+        lambda: any(
+            r["name"] == "dynakubes" for r in kube.get(f"/apis/dynatrace.com/{DYNAKUBE_VERSION}")["resources"]
+        ),
+        what=f"dynatrace.com/{DYNAKUBE_VERSION} dynakubes served",
+    )
+    yield
+    if not created:
+        return
+    try:
+        items, _ = kube.list(f"/apis/dynatrace.com/{DYNAKUBE_VERSION}/dynakubes")
+    except ApiError as err:
+        log.warning("DynaKube CRD kept: listing DynaKubes failed (%s)", err)
+        return
+    # the session's own DynaKubes may still be there while their namespaces terminate
+    others = [d for d in items if not labels_of(d).get(RUN_LABEL, "").startswith(session_run)]
+    if others:
+        log.warning("DynaKube CRD kept: %d DynaKube(s) of others exist", len(others))
+        return
+    delete_quietly(kube, f"{CRD}/dynakubes.dynatrace.com")
+
+
+@pytest.fixture()
+def run_id(session_run) -> str:
+    """Unique per test and starting with the session's id; short, as namespace names are DNS labels."""
+    return f"{session_run}{short_id()[:4]}"
+
+
+@dataclass
+class Cleanup:
+    kube: Any
+    paths: list[str] = field(default_factory=list)
+
+    def add(self, path: str) -> str:
+        self.paths.append(path)
+        return path
+
+    def create(self, collection: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create an object and delete it at teardown (registered before the call: a create that the API
+        server carried out but answered with an error is still cleaned up)."""
+        name = body["metadata"]["name"]
+        self.add(f"{collection}/{name}")
+        return self.kube.create(collection, body)
+
+    def run(self) -> None:
+        while self.paths:
+            delete_quietly(self.kube, self.paths.pop())
+
+
+@pytest.fixture()
+def cleanup(kube) -> Iterator[Cleanup]:
+    done = Cleanup(kube)
+    yield done
+    done.run()
+
+
+def create_namespace(kube, cleanup: Cleanup, name: str, run: str, **labels: str) -> dict[str, Any]:
+    """A namespace of this run, ready for pods (its default ServiceAccount exists: the ServiceAccount
+    admission plugin rejects pods until the controller created it)."""
+    created = cleanup.create(NAMESPACES, namespace_body(name, run, **labels))
+    wait(
+        lambda: exists(kube, f"{NAMESPACES}/{name}/serviceaccounts/default"),
+        what=f"{name}/default ServiceAccount",
+    )
+    return created
+
+
+@pytest.fixture()
+def webhook_namespace(kube, run_id, cleanup, dynakube_crd) -> str:
+    name = f"e2e-dynatrace-{run_id}"
+    create_namespace(kube, cleanup, name, run_id)
+    return name
+
+
+@dataclass
+class WebhookProcess:
+    host: str
+    port: int
+    health: int
+    log: Path
+    proc: subprocess.Popen
+    ca: KeyPair | None  # the CA of the serving certificate in files mode; None when self-managed
+
+    def url(self, path: str) -> str:
+        return f"https://{self.host}:{self.port}{path}"
+
+    def ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"webhook exited with {self.proc.returncode}:\n{self.log.read_text()}")
+        return httpx.get(f"http://127.0.0.1:{self.health}/readyz", timeout=2).status_code == 200
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        try:
+            wait(self.ready, timeout=timeout, what="webhook ready (cache synced, certificate loaded)")
+        except AssertionError as err:
+            raise AssertionError(f"{err}\n--- webhook log ---\n{self.log.read_text()}") from None
+
+
+StartWebhook = Callable[..., WebhookProcess]
+
+
+@pytest.fixture()
+def start_webhook(kube, webhook_host, webhook_namespace, tmp_path) -> Iterator[StartWebhook]:
+    """Start the webhook in the run's namespace. ``self_managed=False`` (files mode): a CA and a serving
+    certificate for ``E2E_WEBHOOK_HOST`` are generated here (``WebhookProcess.ca``). ``args``: more flags.
+    ``ready``: wait for /readyz (a self-managed webhook is ready only once its caBundles are written).
+    ``port``: the admission port, when a configuration naming it had to exist first (``free_port()``)."""
+    started: list[WebhookProcess] = []
+
+    def start(
+        *args: str, self_managed: bool = False, ready: bool = True, port: int | None = None
+    ) -> WebhookProcess:
+        index = len(started)
+        certs = tmp_path / f"certs-{index}"
+        certs.mkdir()
+        ca = None
+        if not self_managed:
+            ca = generate_ca()
+            leaf = generate_serving(ca, [webhook_host])
+            (certs / "tls.crt").write_bytes(leaf.cert_pem)
+            (certs / "tls.key").write_bytes(leaf.key_pem)
+        port, health = port or free_port(), free_port()
+        log_path = tmp_path / f"webhook-{index}.log"
+        command = [
+            sys.executable,
+            "-m",
+            "webhook",
+            "serve",
+            "--namespace",
+            webhook_namespace,
+            "--webhook-port",
+            str(port),
+            "--certs-dir",
+            str(certs),
+            "--health-probe-bind-address",
+            f"127.0.0.1:{health}",
+            "--metrics-bind-address",
+            "0",
+            "--dynakube-api-version",
+            DYNAKUBE_VERSION,
+            "--log-format",
+            "text",
+            *(["--cert-mode", "self-managed"] if self_managed else ["--cert-mode", "files"]),
+            *args,
+        ]
+        with log_path.open("wb") as out:
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        process = WebhookProcess(webhook_host, port, health, log_path, proc, ca)
+        started.append(process)
+        if ready:
+            process.wait_ready()
+        return process
+
+    yield start
+    failures = []
+    for process in started:
+        process.proc.send_signal(signal.SIGTERM)
+        try:
+            code = process.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.proc.kill()
+            code = process.proc.wait()
+        if code != 0:
+            failures.append(f"webhook exited with {code}:\n{process.log.read_text()}")
+    assert not failures, "\n".join(failures)
+
+
+RegisterWebhook = Callable[[str, str, list[dict[str, Any]]], str]
+
+
+@pytest.fixture()
+def register_webhook(kube, run_id, start_webhook) -> Iterator[RegisterWebhook]:
+    """Create a Mutating- or ValidatingWebhookConfiguration ``<name>-<run>``; returns its name. Depends on
+    ``start_webhook`` so that it is torn down first: configurations go before the processes they call."""
+    created: list[str] = []
+
+    def register(kind: str, name: str, webhooks: list[dict[str, Any]]) -> str:
+        full = f"{name}-{run_id}"
+        path = f"{CONFIG_PATHS[kind]}/{full}"
+        created.append(path)
+        kube.create(
+            CONFIG_PATHS[kind],
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": kind,
+                "metadata": {"name": full, "labels": {RUN_LABEL: run_id}},
+                "webhooks": webhooks,
+            },
+        )
+        return full
+
+    yield register
+    for path in reversed(created):
+        delete_quietly(kube, path)
+    # the API server drops a configuration from its admission chain shortly after the delete
+    for path in created:
+        with contextlib.suppress(AssertionError):
+            wait(lambda path=path: not exists(kube, path), timeout=10, what=f"{path} gone")

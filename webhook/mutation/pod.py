@@ -10,7 +10,8 @@ import orjson
 
 from webhook import dynakube as dk
 from webhook.patch import Op, Patch
-from webhook.selectors import InvalidSelector, matches
+from webhook.selectors import InvalidSelector, matches_valid
+from webhook.selectors import validate as validate_selector
 
 # pod annotations
 ANNOTATION_DYNATRACE_INJECT = "dynatrace.com/inject"
@@ -61,6 +62,7 @@ CSI_DRIVER = "csi.oneagent.dynatrace.com"
 DEFAULT_INSTALL_PATH = "/opt/dynatrace/oneagent-paas"
 DEFAULT_USER = 1001
 PRELOAD_LIBRARY = "agent/lib64/liboneagentproc.so"
+INJECTED_ENV = frozenset(("LD_PRELOAD", "DT_DEPLOYMENT_METADATA", "DT_NETWORK_ZONE"))
 DEPLOYMENT_TYPES = {dk.CLOUD_NATIVE: "cloud_native_fullstack", dk.APP_MONITORING: "application_monitoring"}
 
 
@@ -116,6 +118,52 @@ def connection_info_reasons(dynakube: Mapping[str, Any]) -> list[str]:
     if not (dk.code_modules_version(dynakube) or dk.code_modules_image(dynakube)):
         reasons.append(REASON_UNKNOWN_CODE_MODULE)
     return reasons
+
+
+@dataclass(frozen=True)
+class _View:
+    """What the pod decision needs of a DynaKube, worked out once per DynaKube object."""
+
+    name: str
+    mode: str
+    annotations: Mapping[str, Any]
+    selector: Any
+    selector_error: str
+    automatic_injection: bool
+    failure_policy: str
+    reasons: tuple[str, ...]
+    network_zone: str
+    kube_system_uuid: str
+    version: str
+    init_resources: Mapping[str, Any] | None
+
+
+def _build_view(dynakube: Mapping[str, Any]) -> _View:
+    selector = dk.namespace_selector(dynakube)
+    try:
+        validate_selector(selector)
+        error = ""
+    except InvalidSelector as err:
+        error = str(err)
+    resources = dk.mode_spec(dynakube).get("initResources")
+    return _View(
+        name=dk.name(dynakube),
+        mode=dk.mode(dynakube),
+        annotations=dk.annotations_of(dynakube),
+        selector=selector,
+        selector_error=error,
+        automatic_injection=dk.automatic_injection(dynakube),
+        failure_policy=dk.failure_policy(dynakube),
+        reasons=tuple(connection_info_reasons(dynakube)),
+        network_zone=dk.network_zone(dynakube),
+        kube_system_uuid=dk.kube_system_uuid(dynakube),
+        version=dk.code_modules_version(dynakube),
+        init_resources=dict(resources) if isinstance(resources, Mapping) else None,
+    )
+
+
+def _view(dynakube: Mapping[str, Any]) -> _View:
+    return dk.per_object(dynakube, "pod-injection", _build_view)
 
 
 def _container_excluded(
@@ -204,7 +252,8 @@ def decide(
 
     raw_containers = _list(_map(pod.get("spec")).get("containers"))
     containers = [_map(c) for c in raw_containers]
-    dk_annotations = dk.annotations_of(dynakube)
+    view = _view(dynakube)
+    dk_annotations = view.annotations
     eligible = [
         i
         for i, c in enumerate(containers)
@@ -220,7 +269,7 @@ def decide(
                 REINVOKED, (SKIP_NOTHING_NEW,), "pod is already injected", dynakube_name, checks=checks
             )
         patch = Patch(pod)
-        _inject_containers(patch, pod, containers, new, dynakube, settings)
+        _inject_containers(patch, pod, containers, new, view, settings)
         injected = sorted({i for i, c in enumerate(containers) if _container_injected(c)} | set(new))
         _update_container_info(patch, pod, containers, injected)
         return Result(
@@ -228,20 +277,19 @@ def decide(
         )
     checks.append(("already injected", False, "first injection"))
 
-    mode = dk.mode(dynakube)
+    mode = view.mode
     if mode not in dk.INJECTION_MODES:
         return skip(
             "mode injects", SKIP_MODE, f"DynaKube {dynakube_name!r} mode {mode or 'none'!r} does not inject"
         )
     checks.append(("mode injects", True, mode))
-    try:
-        selected = matches(dk.namespace_selector(dynakube), ns_labels)
-    except InvalidSelector as err:
+    if view.selector_error:
         return skip(
             "namespace selected",
             SKIP_INVALID_SELECTOR,
-            f"DynaKube {dynakube_name!r} has an invalid namespaceSelector: {err}",
+            f"DynaKube {dynakube_name!r} has an invalid namespaceSelector: {view.selector_error}",
         )
+    selected = matches_valid(view.selector, ns_labels)
     if not selected:
         return skip(
             "namespace selected",
@@ -249,7 +297,7 @@ def decide(
             f"namespace {namespace_name!r} is not selected by DynaKube {dynakube_name!r}",
         )
     checks.append(("namespace selected", True, f"by the {mode} namespaceSelector"))
-    default = "true" if dk.automatic_injection(dynakube) else "false"
+    default = "true" if view.automatic_injection else "false"
     if _annotation(annotations, ANNOTATION_ONEAGENT_INJECT, default).lower() == "false":
         return skip(
             "OneAgent injection enabled",
@@ -265,7 +313,7 @@ def decide(
         )
     checks.append(("containers to inject", True, ", ".join(str(containers[i].get("name")) for i in targets)))
 
-    reasons = connection_info_reasons(dynakube)
+    reasons = view.reasons
     patch = Patch(pod)
     if reasons:
         joined = ", ".join(reasons)
@@ -274,16 +322,14 @@ def decide(
         message = f"OneAgent not injected: DynaKube {dynakube_name!r} connection info incomplete ({joined})"
         checks.append(("connection info complete", False, message))
         return Result(SKIPPED, tuple(reasons), message, dynakube_name, patch.ops, checks)
-    checks.append(
-        ("connection info complete", True, f"network zone {dk.network_zone(dynakube) or '(default)'}")
-    )
+    checks.append(("connection info complete", True, f"network zone {view.network_zone or '(default)'}"))
 
     patch.set_in_map(("metadata", "annotations"), ANNOTATION_INJECTED, "true")
     patch.set_in_map(("metadata", "annotations"), ANNOTATION_DYNAKUBE_INJECTED, "true")
     patch.remove_from_map(("metadata", "annotations"), ANNOTATION_REASON)
-    _add_volumes(patch, pod, dynakube)
-    _inject_containers(patch, pod, containers, targets, dynakube, settings)
-    init = _init_container(pod, containers, targets, annotations, dynakube, settings)
+    _add_volumes(patch, pod, view)
+    _inject_containers(patch, pod, containers, targets, view, settings)
+    init = _init_container(pod, containers, targets, annotations, view, settings)
     patch.append(("spec", "initContainers"), init)
     return Result(
         INJECTED, (), f"OneAgent injected into {len(targets)} container(s)", dynakube_name, patch.ops, checks
@@ -300,16 +346,16 @@ def _annotation(annotations: Mapping[str, Any], key: str, default: str) -> str:
     return value if isinstance(value, str) and value else default
 
 
-def _add_volumes(patch: Patch, pod: Mapping[str, Any], dynakube: Mapping[str, Any]) -> None:
+def _add_volumes(patch: Patch, pod: Mapping[str, Any], view: _View) -> None:
     names = (_map(v).get("name") for v in _list(_map(pod.get("spec")).get("volumes")))
     existing = {name for name in names if isinstance(name, str)}
-    if dk.mode(dynakube) == dk.CLOUD_NATIVE:
+    if view.mode == dk.CLOUD_NATIVE:
         bin_volume: dict[str, Any] = {
             "name": VOLUME_BIN,
             "csi": {
                 "driver": CSI_DRIVER,
                 "readOnly": False,
-                "volumeAttributes": {"mode": "app", "dynakube": dk.name(dynakube)},
+                "volumeAttributes": {"mode": "app", "dynakube": view.name},
             },
         }
     else:
@@ -323,10 +369,10 @@ def _add_volumes(patch: Patch, pod: Mapping[str, Any], dynakube: Mapping[str, An
             patch.append(("spec", "volumes"), volume)
 
 
-def _deployment_metadata(dynakube: Mapping[str, Any], settings: Settings) -> str:
+def _deployment_metadata(view: _View, settings: Settings) -> str:
     return (
-        f"orchestration_tech=Operator-{DEPLOYMENT_TYPES.get(dk.mode(dynakube), dk.mode(dynakube))};"
-        f"script_version={settings.version};orchestrator_id={dk.kube_system_uuid(dynakube)}"
+        f"orchestration_tech=Operator-{DEPLOYMENT_TYPES.get(view.mode, view.mode)};"
+        f"script_version={settings.version};orchestrator_id={view.kube_system_uuid}"
     )
 
 
@@ -335,21 +381,25 @@ def _inject_containers(
     pod: Mapping[str, Any],
     containers: list[Mapping[str, Any]],
     indexes: list[int],
-    dynakube: Mapping[str, Any],
+    view: _View,
     settings: Settings,
 ) -> None:
     annotations = _map(_map(pod.get("metadata")).get("annotations"))
     install_path = _install_path(annotations)
     preload = f"{install_path}/{PRELOAD_LIBRARY}"
-    env_values = {"DT_DEPLOYMENT_METADATA": _deployment_metadata(dynakube, settings)}
-    if dk.network_zone(dynakube):
-        env_values["DT_NETWORK_ZONE"] = dk.network_zone(dynakube)
+    env_values = {"DT_DEPLOYMENT_METADATA": _deployment_metadata(view, settings)}
+    if view.network_zone:
+        env_values["DT_NETWORK_ZONE"] = view.network_zone
     for i in indexes:
         container = containers[i]
         name = str(container.get("name", ""))
         base = ("spec", "containers", i)
         env = _list(container.get("env"))
-        env_index = {_map(e).get("name"): j for j, e in enumerate(env)}
+        env_index = {}
+        for j, e in enumerate(env):
+            env_name = e.get("name") if type(e) is dict else None
+            if type(env_name) is str and env_name in INJECTED_ENV:
+                env_index[env_name] = j
         # LD_PRELOAD: appended to a literal value, left alone when it comes from a reference
         if "LD_PRELOAD" in env_index:
             j = env_index["LD_PRELOAD"]
@@ -426,10 +476,10 @@ def _init_container(
     containers: list[Mapping[str, Any]],
     targets: list[int],
     annotations: Mapping[str, Any],
-    dynakube: Mapping[str, Any],
+    view: _View,
     settings: Settings,
 ) -> dict[str, Any]:
-    policy = _annotation(annotations, ANNOTATION_FAILURE_POLICY, dk.failure_policy(dynakube))
+    policy = _annotation(annotations, ANNOTATION_FAILURE_POLICY, view.failure_policy)
     flavor = _annotation(annotations, ANNOTATION_FLAVOR, "default")
     user = _run_as(pod, containers, "runAsUser")
     group = _run_as(pod, containers, "runAsGroup")
@@ -454,7 +504,7 @@ def _init_container(
             _field_env("K8S_PODNAME", "metadata.name"),
             _field_env("K8S_PODUID", "metadata.uid"),
             {"name": "K8S_BASEPODNAME", "value": base_pod_name(pod)},
-            {"name": "K8S_CLUSTER_ID", "value": dk.kube_system_uuid(dynakube)},
+            {"name": "K8S_CLUSTER_ID", "value": view.kube_system_uuid},
             _field_env("K8S_NAMESPACE", "metadata.namespace"),
             _field_env("K8S_NODE_NAME", "spec.nodeName"),
             {"name": "CONTAINER_INFO", "value": _container_info(containers, targets)},
@@ -462,7 +512,7 @@ def _init_container(
             {"name": "TECHNOLOGIES", "value": _annotation(annotations, ANNOTATION_TECHNOLOGIES, "all")},
             {"name": "INSTALLPATH", "value": _install_path(annotations)},
             {"name": "INSTALLER_URL", "value": _annotation(annotations, ANNOTATION_INSTALLER_URL, "")},
-            {"name": "VERSION", "value": dk.code_modules_version(dynakube)},
+            {"name": "VERSION", "value": view.version},
             {"name": "ONEAGENT_INJECTED", "value": "true"},
         ],
         "volumeMounts": [
@@ -472,7 +522,6 @@ def _init_container(
         ],
         "securityContext": security_context,
     }
-    resources = dk.mode_spec(dynakube).get("initResources")
-    if isinstance(resources, Mapping):
-        init["resources"] = dict(resources)
+    if view.init_resources is not None:
+        init["resources"] = dict(view.init_resources)
     return init

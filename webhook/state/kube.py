@@ -112,7 +112,7 @@ class KubeApi:
         return self._json("PATCH", path, body=body, content_type=PATCH_CONTENT_TYPES[patch_type])
 
     def delete(self, path: str) -> None:
-        self._call("DELETE", path)
+        self._call("DELETE", path).release_conn()
 
     def watch(self, path: str, resource_version: str, timeout_seconds: int) -> Iterator[dict[str, Any]]:
         query = [

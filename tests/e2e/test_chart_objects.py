@@ -1,0 +1,164 @@
+"""The Helm chart's objects against a real API server, and the permissions its RBAC really grants.
+
+tests/test_chart.py validates the renders offline against the OpenAPI schema; the API server is the final
+word (defaulting, cross-field validation, admission, feature gates, CRD structural-schema rules). Here:
+
+1. every object of the default render (per-run release and namespace) is server-side applied as a dry run
+   with strict field validation: nothing is stored, but an unknown, duplicate or invalid field is an error;
+2. the ServiceAccount, RBAC objects and webhook configurations are applied for real (the configurations with
+   an objectSelector no object matches: no Deployment runs, nothing must be sent to their Service), and the
+   stored configurations keep what the chart rendered;
+3. SubjectAccessReviews show what the ServiceAccount may and may not do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.helpers import apply, can_i, wait
+from webhook.kubeapi import ApiError
+
+helm = pytest.importorskip(
+    "helm_python", reason="helm-python-sdk renders the chart (pip install -e '.[dev]')"
+)
+
+CHART = Path(__file__).resolve().parents[2] / "charts" / "dynatrace-webhook"
+PLURALS = {
+    "ServiceAccount": "serviceaccounts",
+    "Service": "services",
+    "Deployment": "deployments",
+    "PodDisruptionBudget": "poddisruptionbudgets",
+    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
+    "NetworkPolicy": "networkpolicies",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
+    "ClusterRole": "clusterroles",
+    "ClusterRoleBinding": "clusterrolebindings",
+    "MutatingWebhookConfiguration": "mutatingwebhookconfigurations",
+    "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
+    "CustomResourceDefinition": "customresourcedefinitions",
+}
+CLUSTER_SCOPED = {
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "CustomResourceDefinition",
+}
+APPLIED_FOR_REAL = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+WEBHOOK_CONFIGS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+CERT_SECRET = "dynatrace-webhook-certs"  # the chart's default --cert-secret-name
+
+
+def render(release: str, namespace: str) -> list[dict[str, Any]]:
+    with helm.Chart.load(CHART) as chart:
+        rendered = chart.render(values={}, name=release, namespace=namespace)
+    docs: list[dict[str, Any]] = []
+    for path in sorted(rendered):
+        if path.endswith(".yaml"):
+            docs += [d for d in yaml.safe_load_all(rendered[path]) if d]
+    return docs
+
+
+def object_path(obj: dict[str, Any], namespace: str) -> str:
+    kind = obj["kind"]
+    assert kind in PLURALS, f"the chart renders a {kind}: add its resource name to PLURALS in {__file__}"
+    group_version = obj["apiVersion"]
+    base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+    scope = "" if kind in CLUSTER_SCOPED else f"/namespaces/{obj['metadata'].get('namespace') or namespace}"
+    return f"{base}{scope}/{PLURALS[kind]}/{obj['metadata']['name']}"
+
+
+def never_called(config: dict[str, Any], run: str) -> dict[str, Any]:
+    """The configuration with an objectSelector requirement no object meets, on top of the chart's own."""
+    never = {"key": f"e2e.dynatrace.com/never-{run}", "operator": "Exists"}
+    webhooks = []
+    for webhook in config["webhooks"]:
+        selector = dict(webhook.get("objectSelector") or {})
+        selector["matchExpressions"] = [*selector.get("matchExpressions", []), never]
+        webhooks.append({**webhook, "objectSelector": selector})
+    return {**config, "webhooks": webhooks}
+
+
+def test_api_server_accepts_chart_objects_and_rbac_grants_what_the_webhook_needs(
+    kube, run_id, cleanup, webhook_namespace
+):
+    ns = webhook_namespace
+    docs = render(f"e2e-{run_id}", ns)
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "ServiceAccount", *APPLIED_FOR_REAL, *WEBHOOK_CONFIGS} <= kinds, kinds
+
+    # 1. every object, as rendered: a dry run stores nothing (the CRD of the cluster stays as it is)
+    rejected = {}
+    for obj in docs:
+        try:
+            apply(kube, object_path(obj, ns), obj, dry_run=True)
+        except ApiError as err:
+            rejected[f"{obj['kind']}/{obj['metadata']['name']}"] = str(err)
+    assert not rejected, rejected
+
+    # 2. RBAC and webhook configurations for real, deleted at teardown (namespaced ones go with the namespace)
+    for obj in docs:
+        if obj["kind"] in APPLIED_FOR_REAL:
+            apply(kube, cleanup.add(object_path(obj, ns)), obj)
+    for obj in docs:
+        if obj["kind"] in WEBHOOK_CONFIGS:
+            sent = never_called(obj, run_id)
+            stored = apply(kube, cleanup.add(object_path(obj, ns)), sent)
+            for rendered, kept in zip(sent["webhooks"], stored["webhooks"], strict=True):
+                for key, value in rendered.items():
+                    assert kept.get(key) == value, f"{obj['kind']} webhook {rendered['name']}: {key} changed"
+                assert "caBundle" not in kept["clientConfig"]  # self-managed: the webhook writes it
+
+    # 3. what the ServiceAccount may do
+    (account,) = [d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"]
+    (fullname,) = [d["metadata"]["name"] for d in docs if d["kind"] == "MutatingWebhookConfiguration"]
+    user = f"system:serviceaccount:{ns}:{account}"
+    groups = ["system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"]
+    admission = "admissionregistration.k8s.io"
+    allowed: list[tuple[str, str, dict[str, str]]] = [
+        ("list", "dynakubes", {"group": "dynatrace.com", "namespace": ns}),
+        ("watch", "dynakubes", {"group": "dynatrace.com", "namespace": ns}),
+        ("list", "namespaces", {}),
+        ("watch", "namespaces", {}),
+        ("create", "events", {"namespace": ns}),
+        # features.events (default on): Events on the owners of skipped pods, in their namespaces
+        ("create", "events", {"namespace": "default"}),
+        ("patch", "events", {"namespace": "default"}),
+        ("get", "secrets", {"namespace": ns, "name": CERT_SECRET}),
+        ("update", "secrets", {"namespace": ns, "name": CERT_SECRET}),
+        ("create", "secrets", {"namespace": ns}),
+        ("get", "mutatingwebhookconfigurations", {"group": admission, "name": fullname}),
+        ("patch", "mutatingwebhookconfigurations", {"group": admission, "name": fullname}),
+        ("patch", "validatingwebhookconfigurations", {"group": admission, "name": fullname}),
+    ]
+    denied: list[tuple[str, str, dict[str, str]]] = [
+        ("delete", "secrets", {"namespace": ns, "name": CERT_SECRET}),
+        ("get", "secrets", {"namespace": ns, "name": "another-secret"}),
+        ("list", "secrets", {"namespace": ns}),
+        ("list", "dynakubes", {"group": "dynatrace.com", "namespace": "default"}),
+        ("update", "dynakubes", {"group": "dynatrace.com", "namespace": ns}),
+        ("patch", "namespaces", {}),  # only with features.relabelNamespaces
+        ("patch", "deployments", {"group": "apps", "namespace": ns}),  # only with features.reinject
+        ("patch", "mutatingwebhookconfigurations", {"group": admission, "name": "another-webhook"}),
+        ("create", "pods", {"namespace": ns}),
+    ]
+
+    def check(cases: list[tuple[str, str, dict[str, str]]], want: bool) -> list[str]:
+        return [
+            f"{verb} {resource} {extra}"
+            for verb, resource, extra in cases
+            if can_i(kube, user, groups, verb, resource, **extra) is not want
+        ]
+
+    # the RBAC authorizer reads roles from its informers: grants show up a moment after the apply
+    with contextlib.suppress(AssertionError):
+        wait(lambda: not check(allowed, True), timeout=30, what=f"the grants of {user}")
+    missing = check(allowed, True)
+    assert not missing, f"{user} may not do what the webhook needs: {missing}"
+    assert not check(denied, False), f"{user} may do more than the webhook needs"

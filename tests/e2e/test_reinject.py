@@ -1,0 +1,137 @@
+"""Automatic reinjection (``--reinject``) with the cluster's own controllers: a Deployment whose pods were
+admitted without OneAgent (no communication hosts yet) is restarted by the webhook once the DynaKube's
+connection info is complete, and its new pods are injected, with no step by hand.
+
+The injected pods do not start here (no CSI driver, no init image): the test reads the stored pod objects,
+not readiness, and a rollout that stalls on them is expected.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tests.e2e.conftest import create_namespace
+from tests.e2e.helpers import (
+    HOSTS,
+    INJECTED,
+    INSTANCE_LABEL,
+    PAUSE_IMAGE,
+    POD_RULE,
+    REASON,
+    RUN_LABEL,
+    annotations_of,
+    dry_run_create,
+    dynakube_body,
+    dynakube_status,
+    dynakubes_path,
+    hook,
+    is_injected,
+    pod_body,
+    wait,
+)
+
+WORKLOAD = "e2e.dynatrace.com/workload"
+LEASE = "dynatrace-webhook-reinject"
+
+
+def deployment(name: str, run: str) -> dict:
+    pod_labels = {RUN_LABEL: run, WORKLOAD: name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {RUN_LABEL: run}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {WORKLOAD: name}},
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": [{"name": "app", "image": PAUSE_IMAGE}],
+                },
+            },
+        },
+    }
+
+
+def test_deployment_is_restarted_into_injection(
+    kube, run_id, cleanup, webhook_namespace, start_webhook, register_webhook
+):
+    ns = webhook_namespace
+    name = f"reinject-{run_id}"
+    cleanup.create(
+        dynakubes_path(ns),
+        dynakube_body(
+            name,
+            ns,
+            run_id,
+            selector={"matchLabels": {RUN_LABEL: run_id}},
+            annotations={"feature.dynatrace.com/automatic-reinjection": "true"},
+        ),
+    )
+    kube.patch(f"{dynakubes_path(ns)}/{name}/status", dynakube_status([]))  # incomplete: no hosts
+    app = f"app-{run_id}"
+    create_namespace(kube, cleanup, app, run_id, **{INSTANCE_LABEL: name})
+
+    webhook = start_webhook("--reinject")
+    register_webhook(
+        "MutatingWebhookConfiguration",
+        "dynatrace-webhook-e2e-reinject",
+        [
+            hook(
+                "webhook.pod.dynatrace.com",
+                webhook.url("/inject"),
+                [POD_RULE],
+                ca_pem=webhook.ca.cert_pem,
+                failure_policy="Ignore",
+                namespace_selector={"matchLabels": {RUN_LABEL: run_id}},
+            )
+        ],
+    )
+    pods = f"/api/v1/namespaces/{app}/pods"
+    wait(
+        lambda: (
+            annotations_of(dry_run_create(kube, pods, pod_body("probe", run_id))).get(REASON)
+            == "EmptyConnectionInfo"
+        ),
+        what="the API server calling /inject",
+    )
+
+    workload = f"app-{run_id}"
+    deployments = f"/apis/apps/v1/namespaces/{app}/deployments"
+    cleanup.create(deployments, deployment(workload, run_id))
+
+    def workload_pods() -> list[dict]:
+        items, _ = kube.list(pods, f"{WORKLOAD}={workload}")
+        return items
+
+    skipped = wait(
+        lambda: [p for p in workload_pods() if annotations_of(p).get(REASON) == "EmptyConnectionInfo"],
+        what="the Deployment's pod, admitted without OneAgent",
+    )
+    assert all(annotations_of(p).get(INJECTED) == "false" for p in skipped)
+    assert not any(is_injected(p) for p in workload_pods())
+
+    # the reinjector acts as the Lease holder, and only on a change it saw: incomplete, then complete
+    lease = f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{LEASE}"
+    wait(lambda: (kube.get(lease).get("spec") or {}).get("holderIdentity"), what="the reinjection Lease held")
+    time.sleep(3)  # a few one-second ticks after the cache sync: the incomplete state is recorded
+
+    kube.patch(
+        f"{dynakubes_path(ns)}/{name}/status",
+        {"status": {"oneAgent": {"connectionInfoStatus": {"communicationHosts": HOSTS}}}},
+    )
+    injected = wait(
+        lambda: [p for p in workload_pods() if is_injected(p)],
+        timeout=120,
+        what=f"a new, injected pod of Deployment {workload} (webhook log: {webhook.log})",
+    )
+    assert injected[0]["metadata"]["name"] not in {p["metadata"]["name"] for p in skipped}
+
+    template = kube.get(f"{deployments}/{workload}")["spec"]["template"]
+    assert "kubectl.kubernetes.io/restartedAt" in annotations_of(template)
+    events, _ = kube.list(f"/api/v1/namespaces/{app}/events")
+    assert any(
+        e.get("reason") == "OneAgentReinjection" and (e.get("involvedObject") or {}).get("name") == workload
+        for e in events
+    ), [(e.get("reason"), e.get("message")) for e in events]

@@ -1,0 +1,143 @@
+"""The admission log: one JSON line per request, exact fields, and never the object itself."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.conftest import make_pod, make_review
+from webhook.logs import JsonFormatter, TextFormatter
+
+SECRET = "s3cr3t-token-value"
+
+
+def pod_with_secret(**kw: Any) -> dict[str, Any]:
+    return make_pod(
+        containers=[
+            {
+                "name": "checkout",
+                "image": "registry.example.com/shop/checkout:2.4.1",
+                "env": [{"name": "API_TOKEN", "value": SECRET}],
+            }
+        ],
+        annotations={"team": "shop-private-annotation"},
+        **kw,
+    )
+
+
+def post(client, body: bytes | dict[str, Any]):
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    return client.post("/inject", content=data, headers={"Content-Type": "application/json"})
+
+
+def admission_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    """The captured webhook.admission records as the JSON formatter writes them, without the time."""
+    lines = []
+    for record in caplog.records:
+        if record.name == "webhook.admission":
+            line = orjson.loads(JsonFormatter().format(record))
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line.pop("ts"))
+            assert isinstance(line["duration_ms"], float) and 0 <= line["duration_ms"] < 10_000
+            line["duration_ms"] = "<float>"
+            lines.append(line)
+    return lines
+
+
+def patch_ops(response) -> int:
+    answer = response.json()["response"]
+    return len(orjson.loads(base64.b64decode(answer["patch"]))) if "patch" in answer else 0
+
+
+BASE = {"level": "info", "logger": "webhook.admission", "msg": "admission", "duration_ms": "<float>"}
+
+
+def test_injection_log_line(client, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    response = post(client, make_review(pod_with_secret(), uid="uid-inject"))
+    assert response.status_code == 200
+    ops = patch_ops(response)
+    assert ops > 5
+    assert admission_lines(caplog) == [
+        {
+            **BASE,
+            "uid": "uid-inject",
+            "path": "/inject",
+            "code": 200,
+            "namespace": "shop",
+            "object": "checkout-785cb95b9f-",
+            "operation": "CREATE",
+            "dry_run": False,
+            "allowed": True,
+            "decision": "injected",
+            "reasons": [],
+            "patch_ops": ops,
+        }
+    ]
+
+
+def test_skip_log_line(client, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    review = make_review(
+        pod_with_secret(namespace="payments", name="pay-0", generate_name=None),
+        namespace="payments",
+        uid="uid-skip",
+        dryRun=True,
+    )
+    response = post(client, review)
+    assert patch_ops(response) == 2  # injected=false and the reason, next to the pod's own annotation
+    assert admission_lines(caplog) == [
+        {
+            **BASE,
+            "uid": "uid-skip",
+            "path": "/inject",
+            "code": 200,
+            "namespace": "payments",
+            "object": "pay-0",
+            "operation": "CREATE",
+            "dry_run": True,
+            "allowed": True,
+            "decision": "skipped",
+            "reasons": ["EmptyConnectionInfo"],
+            "patch_ops": 2,
+        }
+    ]
+
+
+def test_malformed_request_log_line(client, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    assert post(client, b"{not json").status_code == 400
+    (line,) = admission_lines(caplog)
+    assert line["reasons"][0].startswith("request body is not valid JSON")
+    line["reasons"] = ["<parse error>"]
+    assert line == {
+        **BASE,
+        "uid": "",
+        "path": "/inject",
+        "code": 400,
+        "namespace": "",
+        "object": "",
+        "operation": "",
+        "dry_run": False,
+        "allowed": None,
+        "decision": "error",
+        "reasons": ["<parse error>"],
+        "patch_ops": 0,
+    }
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter(), TextFormatter()], ids=["json", "text"])
+def test_no_object_body_is_logged_at_info(client, caplog: pytest.LogCaptureFixture, formatter) -> None:
+    caplog.set_level(logging.INFO)
+    post(client, make_review(pod_with_secret()))
+    post(client, make_review(pod_with_secret(namespace="payments"), namespace="payments"))
+    post(client, make_review(pod_with_secret(), operation="UPDATE"))
+    assert len(caplog.records) >= 3
+    for record in caplog.records:
+        text = formatter.format(record)
+        for leaked in (SECRET, "registry.example.com/shop/checkout", "shop-private-annotation", "API_TOKEN"):
+            assert leaked not in text, f"{leaked!r} logged by {record.name}: {text}"
