@@ -317,6 +317,8 @@ def test_feature_flags(docs: dict[str, list[dict[str, Any]]]) -> None:
     # Events are on by default in the program; the chart only says when they are off
     assert "--no-events" not in default and "--events" not in default
     assert args_of(docs["events-off"])["--no-events"] is None
+    # without Events the pod webhook has no side effect at all
+    assert webhooks(docs["events-off"])["webhook.pod.dynatrace.com"]["sideEffects"] == "None"
 
 
 # --- certificates ------------------------------------------------------------------------------------
@@ -421,7 +423,8 @@ def test_mutating_webhooks(docs: dict[str, list[dict[str, Any]]]) -> None:
         assert hook["failurePolicy"] == "Ignore"
         assert hook["timeoutSeconds"] == 10
         assert hook["reinvocationPolicy"] == "IfNeeded"
-        assert hook["sideEffects"] == "None"
+        # the pod webhook writes Events (never for dry-run requests); the namespace webhook writes nothing
+        assert hook["sideEffects"] == ("NoneOnDryRun" if hook is pod else "None")
         assert hook["admissionReviewVersions"] == ["v1", "v1beta1"]
         excluded = next(
             e

@@ -251,7 +251,7 @@ def hook(
         "clientConfig": client,
         "rules": rules,
         "failurePolicy": failure_policy,
-        "sideEffects": "None",
+        "sideEffects": "NoneOnDryRun",
         "timeoutSeconds": 10,
     }
     if mutating:
