@@ -149,3 +149,22 @@ def client(metrics) -> TestClient:
         **dict.fromkeys(VALIDATE_ALIASES, validate),
     }
     return TestClient(AdmissionApp(routes, metrics, admission_fallback()))
+
+
+DK_PATH = "/apis/dynatrace.com/v1beta2/namespaces/dynatrace/dynakubes"
+
+
+@pytest.fixture()
+def cluster(tmp_path):
+    """A loopback API server holding DynaKube "dk" (no communication hosts yet) and namespace "shop" mapped to
+    it: (FakeApi, ApiServer, kubeconfig path) for running the real process in cluster mode."""
+    from tests.apiserver import ApiServer
+    from tests.fakeapi import FakeApi
+
+    api = FakeApi()
+    api.seed(DK_PATH, make_dynakube("dk", hosts=[]))
+    api.seed("/api/v1/namespaces", make_namespace("shop", "dk"))
+    api.seed("/api/v1/namespaces", make_namespace("dynatrace", None))
+    server = ApiServer(api)
+    yield api, server, server.kubeconfig(tmp_path / "kubeconfig")
+    server.close()

@@ -6,27 +6,11 @@ from __future__ import annotations
 import base64
 import json
 
-import pytest
-
-from tests.apiserver import ApiServer
-from tests.conftest import make_dynakube, make_namespace, make_pod, make_review
-from tests.fakeapi import FakeApi
+from tests.conftest import DK_PATH, make_pod, make_review
 from tests.test_server import Running, ops
 
-DK_PATH = "/apis/dynatrace.com/v1beta2/namespaces/dynatrace/dynakubes"
 MWC = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
 VWC = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
-
-
-@pytest.fixture()
-def cluster(tmp_path):
-    api = FakeApi()
-    api.seed(DK_PATH, make_dynakube("dk", hosts=[]))
-    api.seed("/api/v1/namespaces", make_namespace("shop", "dk"))
-    api.seed("/api/v1/namespaces", make_namespace("dynatrace", None))
-    server = ApiServer(api)
-    yield api, server, server.kubeconfig(tmp_path / "kubeconfig")
-    server.close()
 
 
 def inject(client, body) -> list:

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from tests.apiserver import ApiServer
-from tests.conftest import make_dynakube, make_namespace, make_pod, make_review
+from tests.conftest import make_pod, make_review
 from tests.fakeapi import FakeApi
 from tests.test_server import Running
 
-DK_PATH = "/apis/dynatrace.com/v1beta2/namespaces/dynatrace/dynakubes"
 OWNER = {
     "apiVersion": "apps/v1",
     "kind": "ReplicaSet",
@@ -19,17 +15,6 @@ OWNER = {
     "uid": "6f1c2d3e-0000-4000-8000-000000000001",
     "controller": True,
 }
-
-
-@pytest.fixture()
-def cluster(tmp_path):
-    api = FakeApi()
-    api.seed(DK_PATH, make_dynakube("dk", hosts=[]))
-    api.seed("/api/v1/namespaces", make_namespace("shop", "dk"))
-    api.seed("/api/v1/namespaces", make_namespace("dynatrace", None))
-    server = ApiServer(api)
-    yield api, server, server.kubeconfig(tmp_path / "kubeconfig")
-    server.close()
 
 
 def events(api: FakeApi, namespace: str) -> list[dict]:
