@@ -1003,6 +1003,7 @@ def test_the_program_accepts_the_rendered_arguments_and_env(
     settings = cli.settings_from(args)
     assert settings.webhook_port == 8443
     assert settings.health_bind[1] == 10080
+    assert (settings.header_timeout, settings.read_timeout) == (10, 10)
     expected_mode = {"cert-manager": "files", "cert-manager-issuer": "files", "secret": "files"}
     assert settings.cert_mode == expected_mode.get(case, "self-managed")
     assert settings.events is CASES[case].get("features", {}).get("events", True)
