@@ -263,6 +263,18 @@ def hook(
     return entry
 
 
+def pod_hook(webhook: Any, run: str) -> dict[str, Any]:
+    """The pod webhook as the chart registers it (failurePolicy Ignore), for one run's namespaces only."""
+    return hook(
+        "webhook.pod.dynatrace.com",
+        webhook.url("/inject"),
+        [POD_RULE],
+        ca_pem=webhook.ca.cert_pem,
+        failure_policy="Ignore",
+        namespace_selector={"matchLabels": {RUN_LABEL: run}},
+    )
+
+
 def annotations_of(obj: dict[str, Any]) -> dict[str, str]:
     return dict((obj.get("metadata") or {}).get("annotations") or {})
 

@@ -7,17 +7,15 @@ from tests.e2e.helpers import (
     HOSTS,
     INJECTED,
     INSTANCE_LABEL,
-    POD_RULE,
     REASON,
-    RUN_LABEL,
     annotations_of,
     dry_run_create,
     dynakube_body,
     dynakube_status,
     dynakubes_path,
-    hook,
     init_containers,
     pod_body,
+    pod_hook,
     short_id,
     wait,
 )
@@ -33,20 +31,7 @@ def test_api_server_gets_injection_and_empty_connection_info_skip(
         kube.patch(f"{dynakubes_path(ns)}/{names[key]}/status", dynakube_status(hosts))
         create_namespace(kube, cleanup, f"app-{key}-{run_id}", run_id, **{INSTANCE_LABEL: names[key]})
     webhook = start_webhook()
-    register_webhook(
-        "MutatingWebhookConfiguration",
-        "dynatrace-webhook-e2e",
-        [
-            hook(
-                "webhook.pod.dynatrace.com",
-                webhook.url("/inject"),
-                [POD_RULE],
-                ca_pem=webhook.ca.cert_pem,
-                failure_policy="Ignore",
-                namespace_selector={"matchLabels": {RUN_LABEL: run_id}},
-            )
-        ],
-    )
+    register_webhook("MutatingWebhookConfiguration", "dynatrace-webhook-e2e", [pod_hook(webhook, run_id)])
     ready_pods = f"/api/v1/namespaces/app-ready-{run_id}/pods"
     # the API server adds a new configuration to its admission chain shortly after the create
     wait(

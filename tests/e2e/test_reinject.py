@@ -16,7 +16,6 @@ from tests.e2e.helpers import (
     INJECTED,
     INSTANCE_LABEL,
     PAUSE_IMAGE,
-    POD_RULE,
     REASON,
     RUN_LABEL,
     annotations_of,
@@ -24,9 +23,9 @@ from tests.e2e.helpers import (
     dynakube_body,
     dynakube_status,
     dynakubes_path,
-    hook,
     is_injected,
     pod_body,
+    pod_hook,
     wait,
 )
 
@@ -75,18 +74,7 @@ def test_deployment_is_restarted_into_injection(
 
     webhook = start_webhook("--reinject")
     register_webhook(
-        "MutatingWebhookConfiguration",
-        "dynatrace-webhook-e2e-reinject",
-        [
-            hook(
-                "webhook.pod.dynatrace.com",
-                webhook.url("/inject"),
-                [POD_RULE],
-                ca_pem=webhook.ca.cert_pem,
-                failure_policy="Ignore",
-                namespace_selector={"matchLabels": {RUN_LABEL: run_id}},
-            )
-        ],
+        "MutatingWebhookConfiguration", "dynatrace-webhook-e2e-reinject", [pod_hook(webhook, run_id)]
     )
     pods = f"/api/v1/namespaces/{app}/pods"
     wait(
