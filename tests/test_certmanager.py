@@ -60,14 +60,19 @@ def config(kind: str, *webhooks: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture()
-def api() -> FakeApi:
+def configured_api() -> FakeApi:
+    """A fake API holding the two webhook configurations the manager keeps in step."""
     fake = FakeApi()
     fake.seed(
         CONFIG_KINDS["mutating"], config("mutating", "webhook.pod.dynatrace.com", "webhook.ns.dynatrace.com")
     )
     fake.seed(CONFIG_KINDS["validating"], config("validating", "webhook.dynakube.dynatrace.com"))
     return fake
+
+
+@pytest.fixture()
+def api() -> FakeApi:
+    return configured_api()
 
 
 POLICY = Policy(

@@ -21,9 +21,7 @@ def inject(client, body) -> list:
 
 def test_state_from_the_api_and_status_changes_reach_the_next_admission(cluster, tmp_path):
     api, server, kubeconfig = cluster
-    running = Running(
-        tmp_path, "--kubeconfig", str(kubeconfig), "--cert-mode", "dev", env={"KUBERNETES_SERVICE_HOST": ""}
-    )
+    running = Running(tmp_path, "--cert-mode", "dev", kubeconfig=kubeconfig)
     try:
         running.wait_ready()
         review = make_review(make_pod())
@@ -79,8 +77,6 @@ def test_self_managed_certificates_are_created_and_trusted_by_the_bundle(cluster
         )
     running = Running(
         tmp_path,
-        "--kubeconfig",
-        str(kubeconfig),
         "--cert-mode",
         "self-managed",
         "--cert-extra-san",
@@ -91,7 +87,7 @@ def test_self_managed_certificates_are_created_and_trusted_by_the_bundle(cluster
         "dynatrace-webhook",
         "--ca-bundle-propagation-delay",
         "1s",
-        env={"KUBERNETES_SERVICE_HOST": ""},
+        kubeconfig=kubeconfig,
     )
     try:
         running.wait_ready()
@@ -123,15 +119,7 @@ def test_relabeler_labels_existing_namespaces(cluster, tmp_path):
         "/api/v1/namespaces",
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "orders", "labels": {"team": "shop"}}},
     )
-    running = Running(
-        tmp_path,
-        "--kubeconfig",
-        str(kubeconfig),
-        "--cert-mode",
-        "dev",
-        "--relabel-namespaces",
-        env={"KUBERNETES_SERVICE_HOST": ""},
-    )
+    running = Running(tmp_path, "--cert-mode", "dev", "--relabel-namespaces", kubeconfig=kubeconfig)
     try:
         running.wait_ready()
         running.wait(

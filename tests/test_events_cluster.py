@@ -34,11 +34,10 @@ def test_skipped_pods_produce_events_on_owner_and_dynakube(cluster, tmp_path):
     api, _, kubeconfig = cluster
     running = Running(
         tmp_path,
-        "--kubeconfig",
-        str(kubeconfig),
         "--cert-mode",
         "dev",
-        env={"KUBERNETES_SERVICE_HOST": "", "POD_NAME": "dynatrace-webhook-7d9f-abcde"},
+        env={"POD_NAME": "dynatrace-webhook-7d9f-abcde"},
+        kubeconfig=kubeconfig,
     )
     try:
         running.wait_ready()
@@ -79,15 +78,7 @@ def test_skipped_pods_produce_events_on_owner_and_dynakube(cluster, tmp_path):
 
 def test_no_events_flag(cluster, tmp_path):
     api, server, kubeconfig = cluster
-    running = Running(
-        tmp_path,
-        "--kubeconfig",
-        str(kubeconfig),
-        "--cert-mode",
-        "dev",
-        "--no-events",
-        env={"KUBERNETES_SERVICE_HOST": ""},
-    )
+    running = Running(tmp_path, "--cert-mode", "dev", "--no-events", kubeconfig=kubeconfig)
     try:
         running.wait_ready()
         with running.tls_client() as client:

@@ -23,7 +23,6 @@ from tests.test_server import ROOT, Running, free_port, ops, post, review
 
 DK_PATH = "/apis/dynatrace.com/v1beta2/namespaces/dynatrace/dynakubes"
 NS_PATH = "/api/v1/namespaces"
-NO_SERVICE = {"KUBERNETES_SERVICE_HOST": ""}  # never the in-cluster configuration
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -63,7 +62,7 @@ READY_HOSTS = {
 def test_api_unreachable_at_start_then_reachable_becomes_ready_without_restart(tmp_path):
     port = free_port()
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{port}")
-    running = Running(tmp_path, "--kubeconfig", str(kubeconfig), "--cert-mode", "dev", env=NO_SERVICE)
+    running = Running(tmp_path, "--cert-mode", "dev", kubeconfig=kubeconfig)
     server = None
     try:
         running.wait(lambda: running.get(running.health, "/healthz").status_code == 200)
@@ -88,14 +87,7 @@ def test_api_lost_mid_run_keeps_answering_and_catches_up_when_back(tmp_path):
     api = seeded(hosts=[])
     server = ApiServer(api)
     port = server.port
-    running = Running(
-        tmp_path,
-        "--kubeconfig",
-        str(server.kubeconfig(tmp_path / "kubeconfig")),
-        "--cert-mode",
-        "dev",
-        env=NO_SERVICE,
-    )
+    running = Running(tmp_path, "--cert-mode", "dev", kubeconfig=server.kubeconfig(tmp_path / "kubeconfig"))
     body = make_review(make_pod())
     try:
         running.wait_ready()
@@ -157,14 +149,7 @@ def test_api_errors_are_backed_off_and_recovered_from(
 ):
     api = seeded(hosts=None)
     server = ApiServer(api)
-    running = Running(
-        tmp_path,
-        "--kubeconfig",
-        str(server.kubeconfig(tmp_path / "kubeconfig")),
-        "--cert-mode",
-        "dev",
-        env=NO_SERVICE,
-    )
+    running = Running(tmp_path, "--cert-mode", "dev", kubeconfig=server.kubeconfig(tmp_path / "kubeconfig"))
     late = make_review(make_pod(namespace="late"), namespace="late")
     try:
         running.wait_ready()

@@ -31,8 +31,18 @@ def free_port() -> int:
 
 class Running:
     def __init__(
-        self, tmp: Path, *args: str, env: dict | None = None, ports: tuple[int, int, int] | None = None
+        self,
+        tmp: Path,
+        *args: str,
+        env: dict | None = None,
+        ports: tuple[int, int, int] | None = None,
+        kubeconfig: Path | None = None,
     ) -> None:
+        """The webhook with ``args``; with ``kubeconfig``, in cluster mode against that file, never the
+        in-cluster configuration of whatever pod the tests might run in."""
+        if kubeconfig is not None:
+            args = ("--kubeconfig", str(kubeconfig), *args)
+            env = {"KUBERNETES_SERVICE_HOST": "", **(env or {})}
         self.certs = tmp / "certs"
         self.port, self.health, self.metrics = ports or (free_port(), free_port(), free_port())
         cmd = [
@@ -241,7 +251,7 @@ def test_not_ready_until_synced_when_the_api_is_unreachable(tmp_path):
     certs.mkdir()
     (certs / "tls.crt").write_bytes(leaf.cert_pem)
     (certs / "tls.key").write_bytes(leaf.key_pem)
-    running = Running(tmp_path, "--kubeconfig", str(kubeconfig), env={"KUBERNETES_SERVICE_HOST": ""})
+    running = Running(tmp_path, kubeconfig=kubeconfig)
     try:
         running.wait(lambda: running.get(running.health, "/healthz").status_code == 200)
         ready = running.get(running.health, "/readyz")

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from tests.fakeapi import FakeApi
-from tests.test_certmanager import CONFIG_KINDS, HOST, MWC, POLICY, SECRET, config
+from tests.test_certmanager import HOST, MWC, POLICY, SECRET, configured_api
 from webhook import certs
 from webhook.certmanager import CertManager, Policy
 from webhook.config import Settings
@@ -28,12 +28,7 @@ NOW = dt.datetime.now(dt.UTC)
 
 @pytest.fixture()
 def api() -> FakeApi:
-    fake = FakeApi()
-    fake.seed(
-        CONFIG_KINDS["mutating"], config("mutating", "webhook.pod.dynatrace.com", "webhook.ns.dynatrace.com")
-    )
-    fake.seed(CONFIG_KINDS["validating"], config("validating", "webhook.dynakube.dynatrace.com"))
-    return fake
+    return configured_api()
 
 
 class EchoServer:
