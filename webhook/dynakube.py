@@ -10,6 +10,9 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
+from webhook.tolerant import as_map as _map
+from webhook.tolerant import as_str as _str
+
 INSTANCE_LABEL = "dynakube.internal.dynatrace.com/instance"
 
 CLOUD_NATIVE = "cloudNativeFullStack"
@@ -22,15 +25,6 @@ INJECTION_MODES = (CLOUD_NATIVE, APP_MONITORING)
 FEATURE_AUTOMATIC_INJECTION = "feature.dynatrace.com/automatic-injection"
 FEATURE_FAILURE_POLICY = "feature.dynatrace.com/injection-failure-policy"
 FEATURE_IGNORED_NAMESPACES = "feature.dynatrace.com/ignored-namespaces"
-
-
-def _map(value: Any) -> Mapping[str, Any]:
-    # JSON documents hold plain dicts: test for them before the (slower) abstract-class check
-    return value if type(value) is dict or isinstance(value, Mapping) else {}
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
 
 
 def name(dk: Mapping[str, Any]) -> str:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from webhook.kubeapi import Api, ApiError
+from webhook.tolerant import as_str as _str
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,6 @@ LEASE_API = "/apis/coordination.k8s.io/v1"
 def micro_time(seconds: float) -> str:
     """A Kubernetes MicroTime (RFC 3339 with microseconds, UTC)."""
     return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
 
 
 def default_identity() -> str:

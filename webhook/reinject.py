@@ -44,6 +44,8 @@ from webhook.leader import LeaderElector
 from webhook.mutation.pod import ANNOTATION_INJECTED, ANNOTATION_REASON, CONNECTION_INFO_REASONS
 from webhook.mutation.pod import connection_info_reasons as _connection_info_reasons
 from webhook.state.store import DYNAKUBES, Store
+from webhook.tolerant import as_map as _map
+from webhook.tolerant import as_str as _str
 
 log = logging.getLogger(__name__)
 
@@ -145,14 +147,6 @@ class TokenBucket:
         """Seconds until the next token."""
         self._refill()
         return 0.0 if self.tokens >= 1.0 - _EPSILON else (1.0 - self.tokens) / self.rate
-
-
-def _map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
 
 
 def _rfc3339(seconds: float) -> str:

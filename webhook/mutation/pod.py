@@ -12,6 +12,8 @@ from webhook import dynakube as dk
 from webhook.patch import Op, Patch
 from webhook.selectors import InvalidSelector, matches_valid
 from webhook.selectors import validate as validate_selector
+from webhook.tolerant import as_list as _list
+from webhook.tolerant import as_map as _map
 
 # pod annotations
 ANNOTATION_DYNATRACE_INJECT = "dynatrace.com/inject"
@@ -82,15 +84,6 @@ class Result:
     dynakube: str = ""
     ops: list[Op] = field(default_factory=list)
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
-
-
-def _map(value: Any) -> Mapping[str, Any]:
-    # JSON documents hold plain dicts: test for them before the (slower) abstract-class check
-    return value if type(value) is dict or isinstance(value, Mapping) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def pod_name(pod: Mapping[str, Any]) -> str:
