@@ -71,3 +71,14 @@ def test_missing_file_leaves_the_store_unsynced(tmp_path):
     store = Store("dynatrace")
     assert not LocalState(tmp_path / "absent.yaml", store).load()
     assert not store.synced
+
+
+def test_pod_state_follows_the_instance_label_and_tolerates_odd_namespaces():
+    store = Store("dynatrace")
+    assert LocalState(ROOT / "examples" / "local-state.yaml", store).load()
+    ns, dynakube = store.pod_state("payments")
+    assert ns["metadata"]["name"] == "payments" and dynakube["metadata"]["name"] == "zone-pending"
+    assert store.pod_state("dynatrace")[1] is None  # no instance label
+    assert store.pod_state("absent") == (None, None)
+    store.upsert("namespaces", {"metadata": {"name": "odd", "labels": None}})
+    assert store.pod_state("odd")[1] is None

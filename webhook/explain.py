@@ -21,10 +21,7 @@ def explain(
 ) -> dict[str, Any]:
     meta = pod.get("metadata") if isinstance(pod.get("metadata"), Mapping) else {}
     ns_name = namespace or str((meta or {}).get("namespace") or "")
-    ns = store.namespace_object(ns_name)
-    labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
-    dynakube_name = labels.get(dk.INSTANCE_LABEL)
-    dynakube = store.dynakube(dynakube_name) if isinstance(dynakube_name, str) else None
+    ns, dynakube = store.pod_state(ns_name)
     result = pods.decide(pod, ns, dynakube, settings, namespace_name=ns_name)
     report: dict[str, Any] = {
         "pod": pods.pod_name(pod) or "<unnamed>",

@@ -40,10 +40,7 @@ def inject(review: Review, store: Store, settings: pods.Settings) -> Answer:
     ns_name = review.namespace or (str(meta.get("namespace") or "") if isinstance(meta, Mapping) else "")
     name = pods.pod_name(obj) or "<unnamed>"
     try:
-        namespace = store.namespace_object(ns_name)
-        labels = (namespace or {}).get("metadata", {}).get("labels") or {}
-        dynakube_name = labels.get(dk.INSTANCE_LABEL)
-        dynakube = store.dynakube(dynakube_name) if isinstance(dynakube_name, str) else None
+        namespace, dynakube = store.pod_state(ns_name)
         result = pods.decide(obj, namespace, dynakube, settings, namespace_name=ns_name)
     except Exception as err:  # never block a pod: admit unchanged and say why
         log.exception("injection failed for pod %s/%s", ns_name, name)

@@ -10,6 +10,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from webhook.dynakube import INSTANCE_LABEL
+from webhook.tolerant import as_map
+
 Obj = dict[str, Any]
 
 DYNAKUBES = "dynakubes"
@@ -49,6 +52,12 @@ class Store:
 
     def namespace_object(self, name: str) -> Obj | None:
         return self._objects[NAMESPACES].get(name)
+
+    def pod_state(self, namespace: str) -> tuple[Obj | None, Obj | None]:
+        """The namespace a pod is created in and the DynaKube its instance label names (None when unknown)."""
+        ns = self.namespace_object(namespace)
+        name = as_map(as_map(as_map(ns).get("metadata")).get("labels")).get(INSTANCE_LABEL)
+        return ns, (self.dynakube(name) if isinstance(name, str) else None)
 
     def dynakubes(self) -> list[Obj]:
         return list(self._objects[DYNAKUBES].values())
