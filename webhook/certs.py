@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -377,10 +376,6 @@ def key_matches(cert_pem: bytes, key_pem: bytes) -> bool:
         cert.public_key().public_bytes(serialization.Encoding.DER, public)
         == key.public_key().public_bytes(serialization.Encoding.DER, public)
     )
-
-
-def pem_digest(*parts: bytes) -> str:
-    return hashlib.sha256(b"\0".join(parts)).hexdigest()
 
 
 # --- files ---

@@ -143,20 +143,13 @@ def default_ignored_namespaces(dk_namespace: str) -> list[str]:
     return [f"^{dk_namespace}$", "^kube-.*", "^openshift(-.*)?"]
 
 
-def ignored_namespace_patterns(dk: Mapping[str, Any], fallback_namespace: str = "") -> tuple[list[str], str]:
+def parse_ignored_namespaces(raw: Any, dk_namespace: str) -> tuple[list[str], str]:
     """The regular expressions of ``feature.dynatrace.com/ignored-namespaces`` and an error ("" when none).
 
-    Absent or empty: the default list for the DynaKube's namespace (``fallback_namespace`` when the object has
-    none). A value that is not a JSON list of strings falls back to the default, as upstream does, and the
-    error says why so that the caller can log it. ``[]`` is valid and ignores nothing.
+    Absent or empty: the default list for the DynaKube's namespace. A value that is not a JSON list of strings
+    falls back to the default, as upstream does, and the error says why so that the caller can log it. ``[]``
+    is valid and ignores nothing.
     """
-    return parse_ignored_namespaces(
-        annotations_of(dk).get(FEATURE_IGNORED_NAMESPACES), namespace(dk) or fallback_namespace
-    )
-
-
-def parse_ignored_namespaces(raw: Any, dk_namespace: str) -> tuple[list[str], str]:
-    """``ignored_namespace_patterns`` on the raw annotation value."""
     default = default_ignored_namespaces(dk_namespace)
     if raw is None or raw == "":
         return default, ""

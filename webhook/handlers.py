@@ -6,8 +6,7 @@ Each handler is total: whatever the review holds, it returns an Answer. ``/injec
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 from webhook import dynakube as dk
 from webhook import validation
@@ -17,8 +16,6 @@ from webhook.mutation import pod as pods
 from webhook.state.store import DYNAKUBES, Store
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[Review], Answer]
 
 
 def _kind(review: Review) -> str:
@@ -140,11 +137,3 @@ def validate_dynakube(review: Review, store: Store) -> Answer:
     return allowed(
         warnings=result.warnings, outcome="warned" if result.warnings else "allowed", target=dk.name(obj)
     )
-
-
-def object_name(review: Review) -> str:
-    obj: Any = review.object
-    if isinstance(obj, Mapping):
-        return pods.pod_name(obj)
-    name = review.request.get("name")
-    return name if isinstance(name, str) else ""

@@ -175,13 +175,6 @@ def selects(dynakube: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
     return rules_of(dynakube).selects(labels)
 
 
-def matches_namespace(
-    dynakube: Mapping[str, Any], namespace_name: str, labels: Mapping[str, Any], webhook_namespace: str = ""
-) -> bool:
-    """The full rule for one DynaKube and one namespace."""
-    return rules_of(dynakube, webhook_namespace).matches(namespace_name, labels)
-
-
 @dataclass(frozen=True)
 class Desired:
     """What the instance label of one namespace should be."""
