@@ -123,6 +123,14 @@ REVIEW_CASES = {
         {"object": make_pod(containers=[{"name": "a/b~c", "image": "i"}], annotations={"x/y~z": "1"})},
         "injected",
     ),
+    "mount path of the wrong type": (
+        {
+            "object": make_pod(
+                containers=[{"name": "a", "image": "i", "volumeMounts": [{"name": "d", "mountPath": []}]}]
+            )
+        },
+        "injected",
+    ),
     "env of the wrong type": (
         {"object": make_pod(containers=[{"name": "a", "image": "i", "env": "PATH=/"}])},
         "injected",

@@ -410,7 +410,8 @@ def _inject_containers(
                     patch.replace((*base, "env", env_index[env_name]), {"name": env_name, "value": value})
             else:
                 patch.append((*base, "env"), {"name": env_name, "value": value})
-        mount_paths = {_map(m).get("mountPath") for m in _list(container.get("volumeMounts"))}
+        paths = (_map(m).get("mountPath") for m in _list(container.get("volumeMounts")))
+        mount_paths = {path for path in paths if isinstance(path, str)}  # other types are not hashable
         for mount in (
             {"name": VOLUME_SHARE, "mountPath": "/etc/ld.so.preload", "subPath": "ld.so.preload"},
             {"name": VOLUME_BIN, "mountPath": install_path},
