@@ -627,8 +627,16 @@ def waiting_work(*created: str, kind: str = "Deployment") -> Work:
     ("obj", "created", "verdict"),
     [
         (workload("Deployment", "shop", "web"), [CREATED], None),
-        (workload("Deployment", "shop", "web", annotations={ANNOTATION_OPT_OUT: "false"}), [CREATED], "OptOut"),
-        (workload("Deployment", "shop", "web", template={ANNOTATION_OPT_OUT: " False "}), [CREATED], "OptOut"),
+        (
+            workload("Deployment", "shop", "web", annotations={ANNOTATION_OPT_OUT: "false"}),
+            [CREATED],
+            "OptOut",
+        ),
+        (
+            workload("Deployment", "shop", "web", template={ANNOTATION_OPT_OUT: " False "}),
+            [CREATED],
+            "OptOut",
+        ),
         (workload("Deployment", "shop", "web", annotations={ANNOTATION_OPT_OUT: "true"}), [CREATED], None),
         ({**workload("Deployment", "shop", "web"), "spec": {"paused": True}}, [CREATED], "Paused"),
         # restarted after every waiting pod was created: that rollout replaces them
