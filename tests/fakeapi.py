@@ -79,6 +79,7 @@ class FakeApi:
         self.objects: dict[str, dict[str, Any]] = {}
         self.changes: list[tuple[int, str, str, dict[str, Any]]] = []  # (rv, collection, type, object)
         self.compacted = 0
+        self.compactions = 0  # continue tokens name the compaction they were issued in
         self.calls: list[tuple[str, str]] = []
         self._rv = itertools.count(100)
         self._scripts: dict[tuple[str, str], list[Any]] = {}
@@ -93,6 +94,7 @@ class FakeApi:
     def compact(self) -> None:
         """Forget history: watches from any resourceVersion seen so far get 410 Gone."""
         self.compacted = self.resource_version
+        self.compactions += 1
 
     @property
     def resource_version(self) -> int:
@@ -145,7 +147,7 @@ class FakeApi:
             after = ""
             if continue_token:
                 issued, _, after = continue_token.partition(":")
-                if not issued.isdigit() or int(issued) < self.compacted:
+                if issued != str(self.compactions):
                     raise ApiError(410, "the provided continue parameter is too old")
             names = sorted(
                 p
@@ -162,7 +164,7 @@ class FakeApi:
                 for p in page
             ]
             more = len(names) > len(page)
-            return items, f"{self.resource_version}:{page[-1]}" if more else ""
+            return items, f"{self.compactions}:{page[-1]}" if more else ""
 
     def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
