@@ -23,7 +23,7 @@ from typing import Any
 
 import jsonpatch
 
-from webhook.kubeapi import ApiError
+from webhook.kubeapi import ApiError, Items
 
 
 def _merge(target: Any, patch: Any) -> Any:
@@ -141,7 +141,7 @@ class FakeApi:
 
     def list_metadata_page(
         self, path: str, *, limit: int, continue_token: str = "", field_selector: str = ""
-    ) -> tuple[list[dict[str, Any]], str]:
+    ) -> tuple[Items, str]:
         with self.lock:
             self._record("LISTMETA", path)
             after = ""

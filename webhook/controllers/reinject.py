@@ -230,10 +230,13 @@ class Reinjector:
             return self._restart((key[1], key[2], key[3]))
         return None
 
+    def _leading(self) -> bool:
+        """Renew the Lease when a retry period has passed (a long run of scans must not let it lapse)."""
+        self.leader = self.elector.step()
+        return self.leader
+
     def _ready(self) -> bool:
-        return (
-            self.elector.is_leader() and self.store.is_synced(DYNAKUBES) and self.store.is_synced(NAMESPACES)
-        )
+        return self._leading() and self.store.is_synced(DYNAKUBES) and self.store.is_synced(NAMESPACES)
 
     def _view(self, namespace: str) -> tuple[Any, ...] | None:
         """What a scan of ``namespace`` depends on, from the Store; None when it is not mapped."""
@@ -280,7 +283,7 @@ class Reinjector:
 
     # --- scanning (leader only) ---
     def _scan(self, namespace: str) -> Result | None:
-        if not self.elector.is_leader():
+        if not self._leading():
             return None
         _, dynakube = self.store.pod_state(namespace)
         if dynakube is None:
@@ -295,7 +298,12 @@ class Reinjector:
                     return None
                 raise _ScanError(FAIL_LIST, err) from None
             scan = scan_namespace(
-                self.api, ns, dynakube, page_size=self.config.page_size, secrets=self.secrets
+                self.api,
+                ns,
+                dynakube,
+                page_size=self.config.page_size,
+                secrets=self.secrets,
+                between_pages=self._leading,
             )
         except _ScanError as failure:
             self._count(FAILED, failure.reason)
@@ -307,6 +315,11 @@ class Reinjector:
                 extra={"dynakube": dk.name(dynakube), "namespace": namespace},
             )
             return Result(requeue_after=self.config.retry_delay)
+        if scan is None:
+            log.info(
+                "reinjection: lost the Lease while scanning namespace %s; the new leader scans it", namespace
+            )
+            return None
         self.scans += 1
         self._take(scan, dynakube)
         return None
@@ -384,7 +397,7 @@ class Reinjector:
     def _restart(self, key: WorkKey) -> Result | None:
         with self._lock:
             work = self._work.get(key)
-        if work is None or work.state != QUEUED or not self.elector.is_leader():
+        if work is None or work.state != QUEUED or not self._leading():
             return None
         _, dynakube = self.store.pod_state(work.namespace)
         if dynakube is None or not (

@@ -145,9 +145,11 @@ def scan_namespace(
     *,
     page_size: int = 500,
     secrets: Callable[[str], Collection[str] | None] = lambda namespace: None,
-) -> NamespaceScan:
+    between_pages: Callable[[], bool] = lambda: True,
+) -> NamespaceScan | None:
     """Read the pods of ``namespace`` (its object as read from the API, with ``managedFields``) page by page
-    and return the workloads whose pods need a restart. Raises ``_ScanError`` when the API fails."""
+    and return the workloads whose pods need a restart. Raises ``_ScanError`` when the API fails; None when
+    ``between_pages()`` (the leadership check) turned False."""
     meta = _map(namespace.get("metadata"))
     name = _str(meta.get("name"))
     ns_labels = _map(meta.get("labels"))
@@ -159,6 +161,8 @@ def scan_namespace(
     path = f"/api/v1/namespaces/{name}/pods"
     token = ""
     while True:
+        if token and not between_pages():
+            return None
         try:
             items, token = api.list_metadata_page(
                 path, limit=page_size, continue_token=token, field_selector=ACTIVE_PODS
