@@ -973,6 +973,21 @@ def recorded(**causes: str) -> dict:
             ("EmptyConnectionInfo",),
             None,
         ),
+        # created in the second of the restart: maybe the rollout's own pod, so not covered by it
+        (
+            workload(
+                "Deployment", "shop", "web", annotations=recorded(EmptyConnectionInfo="2023-11-01T10:05:00Z")
+            ),
+            ["2023-11-01T10:05:00Z"],
+            ("EmptyConnectionInfo",),
+            None,
+        ),
+        (
+            workload("Deployment", "shop", "web", template={ANNOTATION_RESTARTED_AT: "2023-11-01T10:05:00Z"}),
+            ["2023-11-01T10:05:00Z"],
+            ("NotSeenByWebhook",),
+            None,
+        ),
         # ... but the last restart for it was less than the cooldown ago
         (
             workload(
@@ -1040,3 +1055,23 @@ def test_restart_record_reads_tolerantly():
     )
     assert restarts({"metadata": {"annotations": {ANNOTATION_RESTARTS: "[1, 2]"}}}) == {}
     assert restarts({}) == {}
+
+
+def test_nothing_is_scanned_before_the_webhook_has_served_for_the_grace():
+    h = Harness()
+    serving = {"now": False}
+    h.reinjector = Reinjector(
+        h.api, h.store, Config(enabled=True), clock=h.clock, ready=lambda: serving["now"]
+    )
+    deployment = seed_deployment(h.api, "shop", "web")
+    h.dynakube(complete=True)
+    for _ in range(5):
+        h.tick()
+    assert h.reinjector.leader and h.pod_lists() == 0
+    serving["now"] = True
+    for _ in range(9):
+        h.tick()
+    assert h.pod_lists() == 0  # serving for 9 s of the 10 s grace
+    h.tick()
+    h.tick()
+    assert h.patches() == [deployment]

@@ -207,6 +207,7 @@ class Webhook:
                 resync=s.reinject_resync,
             ),
             on_count=lambda outcome, reason: self.metrics.reinjections.labels(outcome, reason).inc(),
+            ready=lambda: all(self.readiness().values()),
         )
         self.reinjector.start()
 

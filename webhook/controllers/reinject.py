@@ -108,9 +108,12 @@ class Reinjector:
         identity: str = "",
         on_count: Callable[[str, str], None] | None = None,
         triggers: Collection[str] | None = None,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         """``elector`` defaults to a Lease named ``config.lease_name`` in the Store's namespace (the webhook's).
-        ``triggers``: the Store resources whose watch events start a ``sync`` (default: all the Store has)."""
+        ``triggers``: the Store resources whose watch events start a ``sync`` (default: all the Store has).
+        ``ready``: whether this webhook serves admissions; nothing is scanned or restarted before it has for
+        ``config.startup_grace`` seconds, so that the new pods of a restart reach a webhook."""
         self.api = api
         self.store = store
         self.config = config
@@ -133,6 +136,8 @@ class Reinjector:
         self.bucket = TokenBucket(config.rate_per_minute, clock)
         self.counts: Counter[tuple[str, str]] = Counter()
         self.leader = False
+        self.ready = ready
+        self._ready_since: float | None = None
         self.scans = 0  # namespace scans made
         self._views: dict[str, tuple[Any, ...]] = {}  # namespace -> view at its last scan
         self._work: dict[WorkKey, Work] = {}
@@ -235,8 +240,25 @@ class Reinjector:
         self.leader = self.elector.step()
         return self.leader
 
+    def _serving(self) -> bool:
+        """This webhook has served admissions for the start-up grace (always, without a ``ready`` check)."""
+        if self.ready is None:
+            return True
+        if not self.ready():
+            self._ready_since = None
+            return False
+        now = self.clock()
+        if self._ready_since is None:
+            self._ready_since = now
+        return now - self._ready_since >= self.config.startup_grace
+
     def _ready(self) -> bool:
-        return self._leading() and self.store.is_synced(DYNAKUBES) and self.store.is_synced(NAMESPACES)
+        return (
+            self._leading()
+            and self._serving()
+            and self.store.is_synced(DYNAKUBES)
+            and self.store.is_synced(NAMESPACES)
+        )
 
     def _view(self, namespace: str) -> tuple[Any, ...] | None:
         """What a scan of ``namespace`` depends on, from the Store; None when it is not mapped."""
@@ -399,6 +421,8 @@ class Reinjector:
             work = self._work.get(key)
         if work is None or work.state != QUEUED or not self._leading():
             return None
+        if not self._serving():
+            return Result(requeue_after=self.config.interval)
         _, dynakube = self.store.pod_state(work.namespace)
         if dynakube is None or not (
             opted_in(dynakube) and would_inject_now(dynakube, self.secrets(work.namespace))

@@ -7,7 +7,7 @@ webhook annotated when it admitted the pod without OneAgent, and which is gone n
 pod never reached the webhook). **Once per cause**: a restart writes, in the same PATCH as
 ``kubectl.kubernetes.io/restartedAt``, the annotation ``reinjection.dynatrace.com/restarts`` on the workload: a
 JSON object of cause -> time of the restart. A workload is restarted for a cause only when one of its pods
-waiting for that cause was created *after* the recorded time: pods created before it belong to the outage that
+waiting for that cause was created *after* the recorded time (or in the same second: the rollout's own pod): pods created before it belong to the outage that
 restart already handled (its rollout replaces them); a pod created later and again admitted without OneAgent
 for that cause is a new outage. Two restarts for one cause are at least ``cooldown`` apart, so a webhook
 replica whose cache lags cannot make a loop of it. The record lives on the workload, so it holds across
@@ -94,6 +94,7 @@ class Config:
     dry_run: bool = False
     rate_per_minute: float = 10.0
     interval: float = 1.0  # seconds between leader-election steps
+    startup_grace: float = 10.0  # seconds the webhook serves before the first scan (endpoints catch up)
     resync: float = 600.0  # seconds between full scans of every mapped namespace
     cooldown: float = 600.0  # seconds at least between two restarts of one workload for one cause
     page_size: int = 500  # pods per metadata-only list page
@@ -359,7 +360,9 @@ def restart_verdict(work: Work, obj: Mapping[str, Any], now: float, cooldown: fl
         )
     record = restarts(obj)
     newest = {c: _parse_time(at) for c, at in work.newest.items()}
-    due = [c for c in work.causes if c not in record or (newest.get(c) or _EPOCH) > record[c]]
+    # creation times have one-second resolution: a pod created in the second of the restart may be the
+    # rollout's own (still not injected), so it counts as after it
+    due = [c for c in work.causes if c not in record or (newest.get(c) or _EPOCH) >= record[c]]
     if not due:
         done = ", ".join(f"{c} at {record[c]:%Y-%m-%dT%H:%M:%SZ}" for c in work.causes)
         return Verdict(
@@ -370,7 +373,7 @@ def restart_verdict(work: Work, obj: Mapping[str, Any], now: float, cooldown: fl
         )
     restarted_at = _parse_time(template_annotations.get(ANNOTATION_RESTARTED_AT))
     times = list(newest.values())
-    if restarted_at is not None and times and all(t is not None and t <= restarted_at for t in times):
+    if restarted_at is not None and times and all(t is not None and t < restarted_at for t in times):
         return Verdict(
             SKIP_IN_PROGRESS,
             f"{work.kind} {work.name} was restarted at {template_annotations.get(ANNOTATION_RESTARTED_AT)}, "
