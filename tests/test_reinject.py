@@ -400,6 +400,9 @@ class SecretStore(Store):
     def __init__(self, namespace: str) -> None:
         super().__init__(namespace)
         self.present: dict[str, set[str]] = {}
+        self.last_event.update(
+            dict.fromkeys(("init-config-secrets", "init-endpoint-secrets", "replicasets"), 0.0)
+        )
 
     def init_secrets(self, namespace: str) -> frozenset[str]:
         return frozenset(self.present.get(namespace, set()))
@@ -408,22 +411,24 @@ class SecretStore(Store):
 def test_missing_init_secret_restarts_once_the_secret_is_there():
     store = SecretStore(WEBHOOK_NS)
     h = Harness(store=store)
-    assert "init-config-secrets" in Reinjector(h.api, store, Config(), triggers=None).triggers | {
-        "init-config-secrets"
+    assert Reinjector(h.api, store, Config()).triggers == {
+        DYNAKUBES,
+        NAMESPACES,
+        "init-config-secrets",
+        "init-endpoint-secrets",
     }
-    reinjector = Reinjector(
-        h.api, store, Config(enabled=True), clock=h.clock, triggers={DYNAKUBES, NAMESPACES, "init-secrets"}
-    )
+    assert Reinjector(h.api, Store(WEBHOOK_NS), Config()).triggers == {DYNAKUBES, NAMESPACES}
+    reinjector = Reinjector(h.api, store, Config(enabled=True), clock=h.clock)
     h.reinjector = reinjector
     deployment = seed_deployment(h.api, "shop", "web", pod_kw={"reason": "MissingInitSecret"})
     h.dynakube(complete=True)
     h.tick()
     assert h.patches() == []
     store.present["shop"] = {"dynatrace-dynakube-config"}
-    reinjector.on_event("unwatched", "ADDED")  # not a trigger: nothing happens
+    reinjector.on_event("replicasets", "ADDED")  # not a trigger: nothing happens
     h.tick()
     assert h.patches() == []
-    reinjector.on_event("init-secrets", "ADDED")
+    reinjector.on_event("init-config-secrets", "ADDED")
     h.tick()
     assert h.patches() == [deployment]
     assert record_of(h.api, deployment) == {"MissingInitSecret": _rfc3339(h.clock.now - 1)}

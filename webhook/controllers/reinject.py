@@ -29,15 +29,14 @@ namespace and DynaKube. The clock is injectable; tests call ``tick()`` and move 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Collection, Hashable
 from typing import Any
 
 from webhook import dynakube as dk
 from webhook.controllers.leader import LeaderElector
 from webhook.controllers.loop import Backoff, Loop, Result, TokenBucket
+from webhook.controllers.reinject_findings import Findings, WorkKey
 from webhook.controllers.reinject_scan import NamespaceScan, scan_namespace, would_inject_now
 from webhook.controllers.workloads import (
     _DONE,
@@ -79,14 +78,22 @@ from webhook.controllers.workloads import (
 )
 from webhook.kubeapi import Api, ApiError
 from webhook.mutation.pod import connection_info_reasons
-from webhook.state.store import DYNAKUBES, NAMESPACES, RESOURCES, Store
+from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 from webhook.tolerant import as_map as _map
 from webhook.tolerant import as_str as _str
 
 log = logging.getLogger(__name__)
 
 LEAD, RESYNC, SYNC = "lead", "resync", "sync"
-WorkKey = tuple[str, str, str]
+# the Store's resources of the per-namespace init Secrets (dynatrace-dynakube-config and
+# dynatrace-metadata-enrichment-endpoint), triggers when the Store has them
+INIT_SECRET_RESOURCES = ("init-config-secrets", "init-endpoint-secrets")
+
+
+def default_triggers(store: Store) -> frozenset[str]:
+    """DynaKubes, namespaces, and the init Secrets when the Store keeps them (not its other resources)."""
+    known = set(getattr(store, "last_event", None) or ())
+    return frozenset({DYNAKUBES, NAMESPACES} | (known & set(INIT_SECRET_RESOURCES)))
 
 
 def _secrets_of(store: Store) -> Callable[[str], Collection[str] | None]:
@@ -96,7 +103,9 @@ def _secrets_of(store: Store) -> Callable[[str], Collection[str] | None]:
     return lookup if callable(lookup) else (lambda namespace: None)
 
 
-class Reinjector:
+class Reinjector(Findings):
+    """The controller; what it found, its counters and ``pending()``/``missed()`` come from ``Findings``."""
+
     def __init__(
         self,
         api: Api,
@@ -111,17 +120,14 @@ class Reinjector:
         ready: Callable[[], bool] | None = None,
     ) -> None:
         """``elector`` defaults to a Lease named ``config.lease_name`` in the Store's namespace (the webhook's).
-        ``triggers``: the Store resources whose watch events start a ``sync`` (default: all the Store has).
+        ``triggers``: the Store resources whose watch events start a ``sync`` (default: ``default_triggers``).
         ``ready``: whether this webhook serves admissions; nothing is scanned or restarted before it has for
         ``config.startup_grace`` seconds, so that the new pods of a restart reach a webhook."""
         self.api = api
         self.store = store
         self.config = config
         self.clock = clock
-        self.on_count = on_count
-        self.triggers = frozenset(
-            triggers if triggers is not None else getattr(store, "resources", RESOURCES)
-        )
+        self.triggers = frozenset(triggers) if triggers is not None else default_triggers(store)
         self.secrets = _secrets_of(store)
         self.elector = elector or LeaderElector(
             api,
@@ -134,17 +140,13 @@ class Reinjector:
             clock=clock,
         )
         self.bucket = TokenBucket(config.rate_per_minute, clock)
-        self.counts: Counter[tuple[str, str]] = Counter()
+        Findings.__init__(self, on_count)
         self.leader = False
         self.ready = ready
         self._ready_since: float | None = None
         self.scans = 0  # namespace scans made
         self._views: dict[str, tuple[Any, ...]] = {}  # namespace -> view at its last scan
-        self._work: dict[WorkKey, Work] = {}
-        self._missed: dict[tuple[str, str], int] = {}  # (namespace, dynakube) -> pods never seen
         self._since: dict[str, str] = {}  # namespace -> when it was mapped (for messages)
-        self._reported: dict[WorkKey, str] = {}  # what was last reported of a workload
-        self._lock = threading.Lock()
         self._started = False
         self.loop: Loop[Hashable] = Loop(
             "reinject",
@@ -153,27 +155,6 @@ class Reinjector:
             backoff=Backoff(base=config.interval, cap=max(config.interval, config.retry_delay)),
             on_stop=lambda: self.elector.release(),
         )
-
-    # --- counters ---
-    @property
-    def restarted(self) -> int:
-        return sum(n for (outcome, _), n in self.counts.items() if outcome == RESTARTED)
-
-    @property
-    def failed(self) -> int:
-        return sum(n for (outcome, _), n in self.counts.items() if outcome == FAILED)
-
-    @property
-    def skipped(self) -> dict[str, int]:
-        return {reason: n for (outcome, reason), n in self.counts.items() if outcome == SKIPPED}
-
-    def _count(self, outcome: str, reason: str) -> None:
-        self.counts[(outcome, reason)] += 1
-        if self.on_count is not None:
-            try:
-                self.on_count(outcome, reason)
-            except Exception:
-                log.exception("reinjection counter callback failed")
 
     # --- lifecycle ---
     def start(self, thread: bool = True) -> None:
@@ -295,13 +276,7 @@ class Reinjector:
     def _forget(self, namespace: str) -> None:
         self._views.pop(namespace, None)
         self._since.pop(namespace, None)
-        with self._lock:
-            for key in [k for k in self._work if k[0] == namespace]:
-                del self._work[key]
-            for gone in [k for k in self._missed if k[0] == namespace]:
-                del self._missed[gone]
-        for key in [k for k in self._reported if k[0] == namespace]:
-            del self._reported[key]
+        self.forget(namespace)
 
     # --- scanning (leader only) ---
     def _scan(self, namespace: str) -> Result | None:
@@ -328,7 +303,7 @@ class Reinjector:
                 between_pages=self._leading,
             )
         except _ScanError as failure:
-            self._count(FAILED, failure.reason)
+            self.count(FAILED, failure.reason)
             log.warning(
                 "reinjection: scanning namespace %s failed (%s); retrying in %.0fs",
                 namespace,
@@ -351,15 +326,7 @@ class Reinjector:
         namespace = scan.namespace
         self._since[namespace] = _rfc3339(scan.mapped_since.timestamp()) if scan.mapped_since else "?"
         restart_now = opted_in(dynakube) and would_inject_now(dynakube, self.secrets(namespace))
-        with self._lock:
-            for key in [k for k in self._work if k[0] == namespace and k not in scan.works]:
-                del self._work[key]
-            for gone in [k for k in self._missed if k[0] == namespace]:
-                del self._missed[gone]
-            if scan.missed:
-                self._missed[(namespace, scan.dynakube)] = scan.missed
-        for key in [k for k in self._reported if k[0] == namespace and k not in scan.works]:
-            del self._reported[key]
+        self.replace(namespace, scan.works, {scan.dynakube: scan.missed})
         if scan.works:
             log.info(
                 "reinjection: namespace %s: %d pod(s) read in %d page(s), %d workload(s) with pods to restart, "
@@ -377,8 +344,7 @@ class Reinjector:
                     work.state, work.detail = REPORTED_ONLY, "NotOptedIn"
                 elif not restart_now:
                     work.state = WAITING
-            with self._lock:
-                self._work[key] = work
+            self.put(work)
             if work.missed and work.state not in (QUEUED, MANUAL):
                 self._report_missed(work)
             elif work.state == MANUAL:
@@ -407,18 +373,15 @@ class Reinjector:
         event_type: str = "Normal",
     ) -> None:
         """Log, count and record an Event, once per workload and outcome while that outcome lasts."""
-        seen = f"{outcome}/{reason}/{','.join(work.causes)}"
-        if self._reported.get(work.key) == seen:
+        if not self.first_report(work.key, f"{outcome}/{reason}/{','.join(work.causes)}"):
             return
-        self._reported[work.key] = seen
-        self._count(outcome, reason)
+        self.count(outcome, reason)
         log.info("%s", message, extra=log_fields(work, outcome, reason))
         self._event(work, event_type, event_reason, message)
 
     # --- restarting (leader only) ---
     def _restart(self, key: WorkKey) -> Result | None:
-        with self._lock:
-            work = self._work.get(key)
+        work = self.work(key)
         if work is None or work.state != QUEUED or not self._leading():
             return None
         if not self._serving():
@@ -440,13 +403,13 @@ class Reinjector:
         now = self.clock()
         verdict = restart_verdict(work, obj, now, self.config.cooldown)
         if verdict is not None:
-            self._set_state(work, verdict.state, verdict.reason)
+            self.set_state(work, verdict.state, verdict.reason)
             self._report(work, SKIPPED, verdict.reason, verdict.message, EVENT_SKIPPED)
             if verdict.retry_at is not None:
                 return Result(requeue_after=max(0.0, verdict.retry_at - now))
             return None
         if self.config.dry_run:
-            self._set_state(work, DRY_RUN, SKIP_DRY_RUN)
+            self.set_state(work, DRY_RUN, SKIP_DRY_RUN)
             message = (
                 f"Dry run: would restart {work.kind} {work.name} so that pods {work.pod_list()} get OneAgent "
                 f"(they were {work.why()}; DynaKube {work.dynakube} would inject them now)"
@@ -462,15 +425,15 @@ class Reinjector:
             self.api.patch(path, restart_patch(timestamp, restarts(obj), work.causes, version), "strategic")
         except ApiError as err:
             if err.status == 409:  # changed since the GET (another replica, a rollout): read it again
-                self._count(SKIPPED, SKIP_CONFLICT)
+                self.count(SKIPPED, SKIP_CONFLICT)
                 log.info("%s %s/%s changed meanwhile; reading it again", work.kind, work.namespace, work.name)
                 work.attempts -= 1
                 return Result(requeue_after=0.0)
             return self._api_failure(work, FAIL_PATCH, err)
-        self._set_state(work, _DONE, REASON_ROLLOUT_RESTART)
+        self.set_state(work, _DONE, REASON_ROLLOUT_RESTART)
         # the old pods linger while the rollout runs: the next scan finds them "already restarted", quietly
-        self._reported[work.key] = f"{SKIPPED}/{SKIP_ALREADY}/{','.join(work.causes)}"
-        self._count(RESTARTED, REASON_ROLLOUT_RESTART)
+        self.reported(work.key, f"{SKIPPED}/{SKIP_ALREADY}/{','.join(work.causes)}")
+        self.count(RESTARTED, REASON_ROLLOUT_RESTART)
         message = (
             f"Restarted {work.kind} {work.name} so that pods {work.pod_list()} get OneAgent: they were "
             f"{work.why()}, and DynaKube {work.dynakube} injects them now"
@@ -481,15 +444,14 @@ class Reinjector:
 
     def _api_failure(self, work: Work, reason: str, err: ApiError) -> Result | None:
         if err.status == 404:
-            self._set_state(work, MANUAL, SKIP_NOT_FOUND)
+            self.set_state(work, MANUAL, SKIP_NOT_FOUND)
             self._report(
                 work, SKIPPED, SKIP_NOT_FOUND, f"{work.kind} {work.name} no longer exists", EVENT_SKIPPED
             )
             return None
-        self._count(FAILED, reason)
+        self.count(FAILED, reason)
         if work.attempts < self.config.max_attempts:
-            with self._lock:
-                work.detail = f"{reason}: {err}"
+            self.set_detail(work, f"{reason}: {err}")
             log.warning(
                 "restarting %s %s/%s failed (%s); attempt %d of %d, retrying in %.0fs",
                 work.kind,
@@ -506,16 +468,10 @@ class Reinjector:
             f"Restarting {work.kind} {work.name} failed {work.attempts} time(s), last: {err}; run "
             f"'kubectl rollout restart' to inject OneAgent into pods {work.pod_list()}"
         )
-        self._set_state(work, MANUAL, reason)
+        self.set_state(work, MANUAL, reason)
         log.warning("%s", message, extra=log_fields(work, FAILED, reason))
         self._event(work, "Warning", EVENT_FAILED, message)
         return None
-
-    def _set_state(self, work: Work, state: str, detail: str) -> None:
-        with self._lock:
-            work.state, work.detail = state, detail
-            if state == _DONE:
-                self._work.pop(work.key, None)
 
     def _event(self, work: Work, event_type: str, reason: str, message: str) -> None:
         body = event_body(work, event_type, reason, message, self.elector.identity, self.clock())
@@ -527,34 +483,6 @@ class Reinjector:
             )
 
     # --- introspection (safe from any thread, no API calls) ---
-    def pending(self) -> list[dict[str, Any]]:
-        """Pods waiting for a restart, as of the last scans: one entry per sampled pod name."""
-        with self._lock:
-            works = sorted(self._work.values(), key=lambda w: w.key)
-            return [
-                {
-                    "dynakube": w.dynakube,
-                    "namespace": w.namespace,
-                    "pod": pod,
-                    "causes": list(causes),
-                    "owner": f"{w.kind}/{w.name}",
-                    "state": w.state,
-                    "detail": w.detail,
-                }
-                for w in works
-                for pod, causes in sorted(w.pods.items())
-            ]
-
-    def pending_count(self) -> int:
-        """Pods waiting for a restart (exact, not only the sampled names)."""
-        with self._lock:
-            return sum(w.count for w in self._work.values())
-
-    def missed(self) -> dict[tuple[str, str], int]:
-        """(namespace, dynakube) -> pods found that never reached the webhook, as of the last scans."""
-        with self._lock:
-            return dict(self._missed)
-
     def status(self) -> dict[str, Any]:
         """For a debug endpoint: configuration, leadership, counts, pending pods and missed pods."""
         return {
