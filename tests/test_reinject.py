@@ -762,6 +762,8 @@ def test_only_the_leader_scans_and_a_follower_takes_over_without_restarting_twic
     for _ in range(10):
         b.tick(2)
     assert b.reinjector.leader
+    a.tick(0)  # a comes back as a follower: what it found is the new leader's to report now
+    assert not a.reinjector.leader and a.reinjector.pending() == [] and a.reinjector.missed() == {}
     b.tick(60)
     b.tick()
     assert a.patches() == [first, second]  # every PATCH on the shared API, by either replica

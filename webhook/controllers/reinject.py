@@ -200,6 +200,9 @@ class Reinjector(Findings):
             self.leader = self.elector.step()
             if self.leader and not was:
                 self.loop.add(RESYNC)
+            elif was and not self.leader:  # the new leader reports; a follower's figures would be stale
+                for namespace in list(self._views):
+                    self._forget(namespace)
             return Result(requeue_after=self.config.interval)
         if key == RESYNC:
             if self._ready():
