@@ -97,3 +97,29 @@ def test_restart_after_a_webhook_restart_over_http(served):
     assert reasons == ["OneAgentReinjection"] * 2 + ["OneAgentReinjectionSkipped"] * 2
     assert h.reinjector.skipped == {"AlreadyRestarted": 2}
     assert h.reinjector.missed() == {("shop", DK): 1}
+
+
+def test_server_forwards_watch_events_and_exposes_the_missed_pods_gauge(tmp_path):
+    """The wiring in ``webhook.server``: Store watch events reach the controller, the metrics refresh exposes
+    what it found, by namespace and DynaKube."""
+    from webhook.config import Settings
+    from webhook.server import Webhook
+
+    webhook = Webhook(Settings(certs_dir=tmp_path))
+    h = Harness(store=webhook.store)
+    webhook.reinjector = h.reinjector
+    seed_deployment(h.api, "shop", "web", pods=3, pod_kw={"injected": None})
+    h.store.replace(DYNAKUBES, [dynakube(complete=True, opted_in=False)])
+    h.tick()
+    assert h.reinjector.missed() == {("shop", DK): 3}
+    webhook.refresh_metrics()
+    text = webhook.metrics.exposition().decode()
+    assert f'dynatrace_webhook_missed_pods{{dynakube="{DK}",namespace="shop"}} 3.0' in text
+    assert "dynatrace_webhook_reinjection_pending_pods 3.0" in text
+
+    h.store.replace(DYNAKUBES, [dynakube(complete=True)])  # opted in now: the watch event starts a sync
+    webhook._watch_event(DYNAKUBES, "MODIFIED")
+    h.tick()
+    assert h.reinjector.restarted == 1
+    webhook.refresh_metrics()
+    assert "dynatrace_webhook_reinjection_pending_pods 0.0" in webhook.metrics.exposition().decode()
