@@ -30,6 +30,7 @@ from webhook.mutation.pod import connection_info_reasons
 from webhook.state.local import LocalState
 from webhook.state.store import RESOURCES, Store
 from webhook.tls import CertificateWatcher
+from webhook.validation.modules import describe as describe_modules
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ class Webhook:
         self._api: Any = None
         self.cert_manager: Any = None
         self.events: Any = None  # webhook.events.Recorder with the Kubernetes API as state source
+        self.discovery: Any = (
+            None  # webhook.state.discovery.Discovery with the Kubernetes API as state source
+        )
 
     # --- readiness and metrics ---
     def readiness(self) -> dict[str, bool]:
@@ -114,7 +118,9 @@ class Webhook:
     def routes(self) -> dict[str, Route]:
         inject = Route("inject", self._inject)
         label = Route("label-ns", lambda review: handlers.label_namespace(review, self.store))
-        validate = Route("validate", lambda review: handlers.validate_dynakube(review, self.store))
+        validate = Route(
+            "validate", lambda review: handlers.validate(review, self.store, self.settings.modules)
+        )
         routes = {"/inject": inject, "/label-ns": label, "/validate": validate}
         routes.update(dict.fromkeys(VALIDATE_ALIASES, validate))
         return routes
@@ -160,6 +166,10 @@ class Webhook:
             from webhook.relabel import Relabeler
 
             self.relabeler = Relabeler(self.kube_api(), self.store, interval=s.relabel_interval)
+        from webhook.state.discovery import Discovery
+
+        self.discovery = Discovery(self.kube_api(), self.store)
+        self.discovery.start()
         self._kube = KubeState(
             self.store,
             self.kube_api(),
@@ -243,6 +253,7 @@ class Webhook:
         if s.cert_mode == "dev":
             ca = ensure_dev_certificates(s.certs_dir, s.dev_names)
             log.info("development certificate for %s; CA at %s", ", ".join(s.dev_names), ca)
+        log.info("validation: %s of the operator installation", describe_modules(s.modules))
         self.start_state()
         if s.cert_mode == "self-managed":
             self.start_cert_manager()
@@ -298,6 +309,8 @@ class Webhook:
             await asyncio.to_thread(self.reinjector.stop)  # joins the thread and releases the Lease
         if self._kube is not None:
             self._kube.close()
+        if self.discovery is not None:
+            self.discovery.stop()
         if self.cert_manager is not None:
             self.cert_manager.stop()
         if self.relabeler is not None:
