@@ -40,8 +40,11 @@ class _Matcher:
     def __init__(self, dk: DynaKube) -> None:
         self.name = hub.name(dk)
         self.ignored = hub.ignored_namespace_patterns(dk)
-        self.oneagent = hub.oneagent_namespace_selector(dk) if hub.app_injection(dk) else None
-        self.enrichment = hub.enrichment_namespace_selector(dk) if hub.metadata_enrichment(dk) else None
+        # an absent selector is the empty one, which selects every namespace
+        self.oneagent = (hub.oneagent_namespace_selector(dk) or {}) if hub.app_injection(dk) else None
+        self.enrichment = (
+            (hub.enrichment_namespace_selector(dk) or {}) if hub.metadata_enrichment(dk) else None
+        )
         self.takes_part = hub.app_injection(dk) or hub.metadata_enrichment(dk)
 
     def valid(self) -> bool:
