@@ -158,7 +158,7 @@ def validate_edgeconnect(review: Review, modules: validation.Modules) -> Answer:
     return allowed(outcome="allowed", target=dk.name(obj))
 
 
-def validate_dynakube(review: Review, store: Store, modules: validation.Modules) -> Answer:
+def validate_dynakube(review: Review, store: Store, modules: validation.Modules | None = None) -> Answer:
     """DynaKube CREATE and UPDATE. Errors deny (403 Forbidden, as upstream's controller-runtime ``Denied``) with
     the numbered summary; warnings go to ``response.warnings``, also on a denial. DELETE is always allowed.
 
@@ -185,7 +185,7 @@ def validate_dynakube(review: Review, store: Store, modules: validation.Modules)
         dynakubes=store.dynakubes() if namespace == store.namespace else (),
         namespaces=store.namespaces(),
         webhook_namespace=store.namespace,
-        modules=modules,
+        modules=modules or validation.Modules(),
         secret=_secret_reader(store, namespace),
         istio=store.served.get(ISTIO_API),
     )

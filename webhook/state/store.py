@@ -19,6 +19,9 @@ DYNAKUBES = "dynakubes"
 NAMESPACES = "namespaces"
 SECRETS = "secrets"  # of the webhook's namespace, only their `proxy` key (what a DynaKube's spec.proxy names)
 RESOURCES = (DYNAKUBES, NAMESPACES, SECRETS)
+# what readiness (``synced``) waits for; the Secrets only serve /validate's proxy check, which says so until
+# they are loaded
+SYNC_REQUIRED = (DYNAKUBES, NAMESPACES)
 SECRET_KEYS = ("proxy",)
 ISTIO_API = "networking.istio.io/v1beta1"  # /validate: is Istio's API served (spec.enableIstio)?
 
@@ -81,7 +84,7 @@ class Store:
 
     @property
     def synced(self) -> bool:
-        return all(self._synced.values())
+        return all(self._synced[r] for r in SYNC_REQUIRED)
 
     def is_synced(self, resource: str) -> bool:
         return self._synced[resource]
