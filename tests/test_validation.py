@@ -387,3 +387,30 @@ def test_store_keeps_only_the_proxy_key_of_secrets():
         "metadata": {"name": "s", "namespace": NS},
         "data": {"proxy": "eA=="},
     }
+
+
+def test_bench_measures_both_cases():
+    from bench import validate as bench_validate
+
+    rows = bench_validate.run(sizes=((50, 5),), repeat=2)
+    assert [r["case"] for r in rows] == ["selects a label", "selects every namespace"]
+    assert all(
+        r["namespaces"] == 50 and r["dynakubes"] == 5 and 0 < r["median_ms"] <= r["max_ms"] for r in rows
+    )
+
+
+def test_cached_baseline_follows_cache_changes():
+    from tests.validation_support import make_ns
+    from webhook.validation import namespaces
+
+    app = {"matchLabels": {"monitoring": "app"}}
+    cached = [make_dk("a", oneAgent={"applicationMonitoring": {"namespaceSelector": app}})]
+    new = make_dk("b", oneAgent={"applicationMonitoring": {"namespaceSelector": app}})
+    assert namespaces.conflicts(new, cached, [make_ns("shop", monitoring="app")]) == ["shop"]
+    assert (
+        namespaces.conflicts(new, cached, [make_ns("shop", monitoring="other")]) == []
+    )  # a changed namespace
+    other = [
+        make_dk("a", oneAgent={"applicationMonitoring": {"namespaceSelector": {"matchLabels": {"x": "y"}}}})
+    ]
+    assert namespaces.conflicts(new, other, [make_ns("shop", monitoring="app")]) == []  # a changed DynaKube

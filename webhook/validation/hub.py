@@ -7,6 +7,7 @@ Every reader tolerates missing fields and wrong types.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -194,18 +195,33 @@ def image_ref_incomplete(template: Any) -> bool:
 def ignored_namespace_patterns(dk: DynaKube) -> list[re.Pattern[str] | None]:
     """``feature.dynatrace.com/ignored-namespaces``; a pattern that does not compile is None (never matches)."""
     raw = annotations_of(dk).get(FF_IGNORED_NAMESPACES)
+    return list(_ignored(raw if isinstance(raw, str) else None, namespace(dk)))
+
+
+@functools.lru_cache(maxsize=256)
+def _ignored(raw: str | None, dk_namespace: str) -> tuple[re.Pattern[str] | None, ...]:
     patterns: Any = None
-    if isinstance(raw, str) and raw:
+    if raw:
+        if raw.strip() == "null":
+            return ()
         try:
             patterns = json.loads(raw)
         except ValueError:
             patterns = None
-        if raw.strip() == "null":
-            return []
     if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-        ns = namespace(dk)
-        patterns = [f"^{ns}$", "^kube-.*", "^openshift(-.*)?", "^gke-.*", "^gmp-.*"]
-    return [_compile(p) for p in patterns]
+        patterns = [f"^{dk_namespace}$", "^kube-.*", "^openshift(-.*)?", "^gke-.*", "^gmp-.*"]
+    compiled = [_compile(p) for p in patterns]
+    valid = [p.pattern for p in compiled if p is not None]
+    if len(valid) > 1 and not any(_BACKREFERENCE.search(p) for p in valid):
+        # one search instead of one per pattern; patterns that cannot be joined (inline flags, duplicate
+        # group names) or whose back-references would be renumbered are searched one by one
+        joined = _compile("|".join(f"(?:{p})" for p in valid))
+        if joined is not None:
+            return (joined,)
+    return tuple(compiled)
+
+
+_BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P=")
 
 
 def _compile(pattern: str) -> re.Pattern[str] | None:

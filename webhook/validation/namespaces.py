@@ -4,7 +4,8 @@ our extra warning on an invalid metadata-enrichment selector."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from webhook.tolerant import as_map, as_str
@@ -37,48 +38,121 @@ def invalid_enrichment_selector(dk: DynaKube, ctx: Context) -> str | None:
 
 
 class _Matcher:
+    """What upstream's namespace mapper needs of one DynaKube (hub version), worked out once."""
+
     def __init__(self, dk: DynaKube) -> None:
         self.name = hub.name(dk)
-        self.ignored = hub.ignored_namespace_patterns(dk)
-        # an absent selector is the empty one, which selects every namespace
-        self.oneagent = (hub.oneagent_namespace_selector(dk) or {}) if hub.app_injection(dk) else None
-        self.enrichment = (
-            (hub.enrichment_namespace_selector(dk) or {}) if hub.metadata_enrichment(dk) else None
-        )
         self.takes_part = hub.app_injection(dk) or hub.metadata_enrichment(dk)
+        self.ignored = hub.ignored_namespace_patterns(dk) if self.takes_part else []
+        # an absent selector is the empty one, which selects every namespace
+        selectors = []
+        if hub.app_injection(dk):
+            selectors.append(hub.oneagent_namespace_selector(dk) or {})
+        if hub.metadata_enrichment(dk):
+            selectors.append(hub.enrichment_namespace_selector(dk) or {})
+        self.selectors = tuple(selectors)
+        self.valid = not any(labels.selector_errors(s, "") for s in self.selectors)
+        self.predicates = tuple(labels.matcher(s) for s in self.selectors) if self.valid else ()
 
-    def valid(self) -> bool:
-        return not any(
-            labels.selector_errors(s, "") for s in (self.oneagent, self.enrichment) if s is not None
-        )
+    def candidates(self, index: Mapping[tuple[str, str], list[int]], count: int) -> Iterable[int]:
+        """The namespaces (by position) this DynaKube can select: those holding the first matchLabels pair of
+        each selector, or all of them when a selector has no matchLabels."""
+        found: set[int] = set()
+        for selector in self.selectors:
+            pairs = list(as_map(as_map(selector).get("matchLabels")).items())
+            if not pairs:
+                return range(count)
+            found.update(index.get(pairs[0], ()))
+        return sorted(found)
 
     def matches(self, namespace_name: str, namespace_labels: Mapping[str, Any]) -> bool:
-        if not self.takes_part or hub.ignores(self.ignored, namespace_name):
+        if hub.ignores(self.ignored, namespace_name):
             return False
-        if self.oneagent is not None and labels.matches(self.oneagent, namespace_labels):
-            return True
-        return self.enrichment is not None and labels.matches(self.enrichment, namespace_labels)
+        return any(selects(namespace_labels) for selects in self.predicates)
+
+
+# Matchers of cached DynaKubes by object identity: the Store replaces DynaKube dicts and never edits them; the
+# entry keeps its object alive, so the id cannot be reused while cached.
+_matchers: dict[int, tuple[DynaKube, _Matcher]] = {}
+_MATCHERS_MAX = 1024
+
+
+def _matcher_of_cached(dk: DynaKube) -> _Matcher:
+    hit = _matchers.get(id(dk))
+    if hit is not None and hit[0] is dk:
+        return hit[1]
+    matcher = _Matcher(hub.to_hub(dk))
+    if len(_matchers) >= _MATCHERS_MAX:
+        _matchers.clear()
+    _matchers[id(dk)] = (dk, matcher)
+    return matcher
+
+
+@dataclass
+class _Baseline:
+    """Which cached DynaKubes select which cached namespace: the same for every request until the cache
+    changes, so it is worked out once per cache state (the last one is kept)."""
+
+    key: tuple[tuple[int, ...], tuple[int, ...]]
+    keep: tuple[Sequence[DynaKube], Sequence[Mapping[str, Any]]]  # holds the ids of ``key`` alive
+    entries: list[tuple[str, Mapping[str, Any]]]  # namespace name and labels, by position
+    index: dict[tuple[str, str], list[int]]  # (label, value) -> positions
+    selected_by: list[list[str]]  # position -> names of the cached DynaKubes selecting it
+    shared: list[int]  # positions selected by two or more cached DynaKubes
+    invalid: set[str]  # cached DynaKubes whose selector cannot be converted
+
+
+_last: list[_Baseline] = []
+
+
+def _baseline(dynakubes: Sequence[DynaKube], namespaces: Sequence[Mapping[str, Any]]) -> _Baseline:
+    key = (tuple(map(id, dynakubes)), tuple(map(id, namespaces)))
+    if _last and _last[0].key == key:
+        return _last[0]
+    entries: list[tuple[str, Mapping[str, Any]]] = []
+    index: dict[tuple[str, str], list[int]] = {}
+    for position, namespace in enumerate(namespaces):
+        meta = as_map(namespace.get("metadata"))
+        ns_labels = as_map(meta.get("labels"))
+        entries.append((as_str(meta.get("name")), ns_labels))
+        for pair in ns_labels.items():
+            if isinstance(pair[1], str):
+                index.setdefault(pair, []).append(position)
+    selected_by: list[list[str]] = [[] for _ in entries]
+    invalid = set()
+    for matcher in map(_matcher_of_cached, dynakubes):
+        if not matcher.valid:
+            invalid.add(matcher.name)
+        elif matcher.takes_part:
+            for position in matcher.candidates(index, len(entries)):
+                if matcher.matches(*entries[position]):
+                    selected_by[position].append(matcher.name)
+    shared = [position for position, names in enumerate(selected_by) if len(names) > 1]
+    baseline = _Baseline(key, (dynakubes, namespaces), entries, index, selected_by, shared, invalid)
+    _last[:] = [baseline]
+    return baseline
 
 
 def conflicts(
     dk: DynaKube, dynakubes: Sequence[DynaKube], namespaces: Sequence[Mapping[str, Any]]
 ) -> list[str]:
-    """The namespaces two DynaKubes select (this object replacing its cached self), or [] when a selector of any
-    DynaKube is invalid (upstream's scan gives up and passes)."""
+    """The namespaces two DynaKubes select (this object replacing its cached self), in the order given, or []
+    when a selector of any DynaKube is invalid (upstream's scan gives up and passes)."""
     own = hub.name(dk)
-    ordered = [dk if hub.name(d) == own else hub.to_hub(d) for d in dynakubes]
-    if not any(hub.name(d) == own for d in dynakubes):
-        ordered.append(dk)
-    matchers = [_Matcher(d) for d in ordered]
-    if not all(m.valid() for m in matchers):
+    base = _baseline(dynakubes, namespaces)
+    mine = _Matcher(dk)
+    if not mine.valid or base.invalid - {own}:
         return []
-    found = []
-    for namespace in namespaces:
-        meta = as_map(namespace.get("metadata"))
-        ns_name, ns_labels = as_str(meta.get("name")), as_map(meta.get("labels"))
-        if sum(1 for m in matchers if m.matches(ns_name, ns_labels)) > 1:
-            found.append(ns_name)
-    return found
+
+    def others(position: int) -> int:
+        return sum(1 for name in base.selected_by[position] if name != own)
+
+    found = {position for position in base.shared if others(position) > 1}
+    if mine.takes_part:
+        for position in mine.candidates(base.index, len(base.entries)):
+            if position not in found and others(position) and mine.matches(*base.entries[position]):
+                found.add(position)
+    return [base.entries[position][0] for position in sorted(found)]
 
 
 def conflicting_namespace_selector(dk: DynaKube, ctx: Context) -> str | None:
