@@ -6,12 +6,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.tolerant import as_map
 from webhook.validation.modules import Modules
 
 DynaKube = Mapping[str, Any]
 
-__all__ = ["Check", "Context", "DynaKube", "Modules", "SecretRead", "as_map"]
+__all__ = ["Check", "Context", "DynaKube", "Modules", "SecretRead"]
 
 
 @dataclass(frozen=True)
