@@ -14,7 +14,8 @@ import pytest
 
 from tests import upstream_messages as up
 from tests.validation_support import FF, NS, make_dk, make_ns, respond, review_of, synced_store, without
-from webhook import handlers, validation
+from webhook import validation
+from webhook.admission import handlers
 from webhook.validation import Context, apiurl, hub
 
 
@@ -337,7 +338,7 @@ def test_every_api_version(version):
 def test_over_http_on_the_upstream_paths():
     from starlette.testclient import TestClient
 
-    from webhook.app import VALIDATE_ALIASES, AdmissionApp, Route, admission_fallback
+    from webhook.admission.app import VALIDATE_ALIASES, AdmissionApp, Route, admission_fallback
     from webhook.metrics import Metrics
 
     store = synced_store()

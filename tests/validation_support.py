@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from webhook import handlers
-from webhook.admission import decode, encode
+from webhook.admission import handlers
+from webhook.admission.review import decode, encode
 from webhook.state.store import DYNAKUBES, NAMESPACES, SECRETS, Store
 from webhook.validation import Context, Modules
 
