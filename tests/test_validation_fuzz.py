@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.validation_support import make_dk, make_ec, make_ns
@@ -30,6 +30,62 @@ MODES = st.sampled_from(
 MODE_FIELDS = st.sampled_from(
     ["version", "image", "env", "args", "nodeSelector", "namespaceSelector", "codeModulesImage"]
 )
+
+
+LABEL_KEYS = st.sampled_from(["team", "example.com/team", "a b", ""]) | st.text(max_size=6)
+LABEL_VALUES = st.sampled_from(["shop", "", "-x"]) | st.text(max_size=4)
+SELECTOR = st.fixed_dictionaries(
+    {},
+    optional={
+        "matchLabels": st.dictionaries(LABEL_KEYS, LABEL_VALUES | JSON, max_size=3) | JSON,
+        "matchExpressions": st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "key": LABEL_KEYS | JSON,
+                    "operator": st.sampled_from(["In", "NotIn", "Exists", "DoesNotExist", "Near"]) | JSON,
+                    "values": st.lists(LABEL_VALUES | JSON, max_size=3) | JSON,
+                },
+            ),
+            max_size=3,
+        )
+        | JSON,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@example(mine={}, cached={"matchLabels": {"team": ["x"]}}, enrichment={}, labels={})  # a list as label value
+@example(
+    mine={"matchExpressions": [{"key": "team", "operator": "In", "values": [{}]}]},
+    cached={},
+    enrichment={},
+    labels={},
+)
+@given(
+    mine=SELECTOR,
+    cached=SELECTOR,
+    enrichment=SELECTOR,
+    labels=st.dictionaries(st.text(max_size=6), JSON, max_size=3),
+)
+def test_selectors_of_any_shape(mine, cached, enrichment, labels):
+    """Namespace selectors, cached or new, of any shape: the selector and conflict checks answer."""
+    cache = [
+        make_dk("a", oneAgent={"cloudNativeFullStack": {"namespaceSelector": cached}}),
+        make_dk("b", metadataEnrichment={"enabled": True, "namespaceSelector": enrichment}),
+    ]
+    namespaces = [make_ns("n1"), {"metadata": {"name": "n2", "labels": labels}}]
+    dk = make_dk("c", oneAgent={"applicationMonitoring": {"namespaceSelector": mine}})
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("webhook.validation.dynakube")
+    logger.addHandler(handler)
+    try:
+        validate(dk, Context(dynakubes=cache, namespaces=namespaces))
+    finally:
+        logger.removeHandler(handler)
+    assert not records, [r.getMessage() for r in records]
 
 
 def _secret(name: str) -> SecretRead:

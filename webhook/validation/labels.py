@@ -102,12 +102,21 @@ def selector_errors(selector: Any, path: str) -> list[str]:
     labels_path = f"{path}.matchLabels"
     for key, value in as_map(selector.get("matchLabels")).items():
         errs += [_invalid(labels_path, key, m) for m in qualified_name_errors(_text(key))]
-        errs += [_invalid(labels_path, _text(value), m) for m in label_value_errors(_text(value))]
+        if not isinstance(value, str):  # the CRD schema rejects it before us; never a valid selector
+            errs.append(_invalid(labels_path, str(value), "must be a string"))
+            continue
+        errs += [_invalid(labels_path, value, m) for m in label_value_errors(value)]
     for i, expression in enumerate(as_list(selector.get("matchExpressions"))):
         expression = as_map(expression)
         here = f"{path}.matchExpressions[{i}]"
         operator = _text(expression.get("operator"))
-        values = [_text(v) for v in as_list(expression.get("values"))]
+        raw_values = as_list(expression.get("values"))
+        errs += [
+            _invalid(f"{here}.values[{j}]", str(v), "must be a string")
+            for j, v in enumerate(raw_values)
+            if not isinstance(v, str)
+        ]
+        values = [_text(v) for v in raw_values]
         if operator in ("In", "NotIn"):
             if not values:
                 errs.append(
