@@ -9,6 +9,7 @@ from pathlib import Path
 
 from webhook import __version__
 from webhook.config import DEFAULT_CERTS_DIR, DEFAULT_INIT_IMAGE, Settings, env, parse_bind
+from webhook.validation.modules import Modules
 
 SUBCOMMANDS = ("serve", "init", "explain", "certs")
 
@@ -25,6 +26,11 @@ def _positive_float(value: str) -> float:
 
 def _flag(name: str) -> bool:
     return (env(name, "false") or "false").strip().lower() in ("1", "true", "yes")
+
+
+def _modules(value: str) -> Modules:
+    """Upstream's reading of modules.json: unset, empty or not an object of booleans means every module."""
+    return Modules.parse(value)
 
 
 def _serve_arguments(p: argparse.ArgumentParser) -> None:
@@ -108,6 +114,17 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         help="record a Warning Event on the owner of a pod admitted without OneAgent because the DynaKube's "
         "connection info is incomplete or the DynaKube is missing (needs RBAC create/patch on events; not "
         "with --state-file; env EVENTS, default on)",
+    )
+    g = p.add_argument_group("validation")
+    g.add_argument(
+        "--modules",
+        type=_modules,
+        # upstream's operator reads the variable "modules.json" (from its install-config ConfigMap)
+        default=_modules(env("MODULES_JSON") or env("modules.json") or ""),
+        metavar="JSON",
+        help="modules of the operator installation, upstream's modules.json, e.g. "
+        '\'{"csiDriver": false, "activeGate": true, ...}\'; DynaKubes and EdgeConnects needing a missing one are '
+        "denied (env MODULES_JSON or modules.json; default: every module)",
     )
     g = p.add_argument_group("automatic reinjection")
     g.add_argument(
@@ -293,6 +310,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         cert_renew_before=args.cert_renew_before,
         ca_bundle_propagation_delay=args.ca_bundle_propagation_delay,
         cert_check_interval=args.cert_check_interval.total_seconds(),
+        modules=args.modules,
     )
 
 

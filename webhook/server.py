@@ -39,6 +39,7 @@ from webhook.state.local import LocalState
 from webhook.state.store import RESOURCES, Store
 from webhook.tls.certs import ensure_dev_certificates
 from webhook.tls.serving import CertificateWatcher
+from webhook.validation.modules import describe as describe_modules
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,9 @@ class Webhook:
         self._api: Any = None
         self.cert_manager: Any = None
         self.events: Any = None  # webhook.controllers.events.Recorder with the Kubernetes API as state source
+        self.discovery: Any = (
+            None  # webhook.state.discovery.Discovery with the Kubernetes API as state source
+        )
 
     # --- readiness and metrics ---
     def readiness(self) -> dict[str, bool]:
@@ -130,7 +134,9 @@ class Webhook:
     def routes(self) -> dict[str, Route]:
         inject = Route("inject", self._inject)
         label = Route("label-ns", lambda review: handlers.label_namespace(review, self.store))
-        validate = Route("validate", lambda review: handlers.validate_dynakube(review, self.store))
+        validate = Route(
+            "validate", lambda review: handlers.validate(review, self.store, self.settings.modules)
+        )
         routes = {"/inject": inject, "/label-ns": label, "/validate": validate}
         routes.update(dict.fromkeys(VALIDATE_ALIASES, validate))
         return routes
@@ -176,6 +182,10 @@ class Webhook:
             from webhook.controllers.relabel import Relabeler
 
             self.relabeler = Relabeler(self.kube_api(), self.store, interval=s.relabel_interval)
+        from webhook.state.discovery import Discovery
+
+        self.discovery = Discovery(self.kube_api(), self.store)
+        self.discovery.start()
         self._kube = KubeState(
             self.store,
             self.kube_api(),
@@ -266,6 +276,7 @@ class Webhook:
         if s.cert_mode == "dev":
             ca = ensure_dev_certificates(s.certs_dir, s.dev_names)
             log.info("development certificate for %s; CA at %s", ", ".join(s.dev_names), ca)
+        log.info("validation: %s of the operator installation", describe_modules(s.modules))
         self.start_state()
         if s.cert_mode == "self-managed":
             self.start_cert_manager()
@@ -321,6 +332,8 @@ class Webhook:
             await asyncio.to_thread(self.reinjector.stop)  # joins the thread and releases the Lease
         if self._kube is not None:
             self._kube.close()
+        if self.discovery is not None:
+            self.discovery.stop()
         if self.cert_manager is not None:
             self.cert_manager.stop()
         if self.relabeler is not None:

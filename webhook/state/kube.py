@@ -14,7 +14,7 @@ import orjson
 
 from webhook.kubeapi import ApiError, Items
 from webhook.state.reflector import Reflector
-from webhook.state.store import DYNAKUBES, NAMESPACES, Store
+from webhook.state.store import DYNAKUBES, NAMESPACES, SECRETS, Store
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,8 @@ def dynakube_version(api: KubeApi, preferred: str) -> str:
 
 
 class KubeState:
-    """Two reflectors (DynaKubes in the webhook namespace, all namespaces), each in its own daemon thread."""
+    """Three reflectors (DynaKubes and Secrets in the webhook namespace, all namespaces), each in its own daemon
+    thread."""
 
     def __init__(
         self,
@@ -214,6 +215,7 @@ class KubeState:
         paths = {
             DYNAKUBES: f"/apis/{DYNAKUBE_GROUP}/{self.version}/namespaces/{self.store.namespace}/dynakubes",
             NAMESPACES: "/api/v1/namespaces",
+            SECRETS: f"/api/v1/namespaces/{self.store.namespace}/secrets",  # spec.proxy.valueFrom of /validate
         }
         for resource, path in paths.items():
             reflector = Reflector(
