@@ -20,7 +20,7 @@ from typing import Any
 
 from webhook import dynakube as dk
 from webhook.mutation import podspec as ps
-from webhook.patch import Patch
+from webhook.mutation.patch import Patch
 from webhook.selectors import InvalidSelector, matches_valid
 from webhook.selectors import validate as validate_selector
 from webhook.tolerant import as_list as _list

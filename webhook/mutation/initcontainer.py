@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from webhook.mutation import podspec as ps
-from webhook.patch import Patch
+from webhook.mutation.patch import Patch
 from webhook.tolerant import as_list as _list
 from webhook.tolerant import as_map as _map
 

@@ -12,7 +12,7 @@ from urllib.parse import quote_plus
 
 from webhook import dynakube as dk
 from webhook.mutation import podspec as ps
-from webhook.patch import Patch
+from webhook.mutation.patch import Patch
 from webhook.selectors import InvalidSelector, matches_valid
 from webhook.selectors import validate as validate_selector
 from webhook.tolerant import as_list as _list

@@ -18,7 +18,7 @@ from webhook.mutation import initcontainer as init
 from webhook.mutation import oneagent as oa
 from webhook.mutation import podspec as ps
 from webhook.mutation.enrichment import Lookup
-from webhook.patch import Op, Patch
+from webhook.mutation.patch import Op, Patch
 from webhook.tolerant import as_list as _list
 from webhook.tolerant import as_map as _map
 
