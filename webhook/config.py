@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +11,27 @@ from pathlib import Path
 from webhook import __version__
 
 DEFAULT_CERTS_DIR = "/tmp/k8s-webhook-server/serving-certs"  # upstream's default
-DEFAULT_INIT_IMAGE = f"dynatrace-webhook:{__version__}"
+# the Dynatrace Operator image whose ``init`` completes what the webhook injects (a release of the v1.4 contract)
+DEFAULT_INIT_IMAGE = "public.ecr.aws/dynatrace/dynatrace-operator:v1.4.2"
+
+
+def init_image_from_env() -> str:
+    """``DT_OPERATOR_IMAGE`` (upstream's name), then ``INIT_IMAGE``, then the default."""
+    return os.environ.get("DT_OPERATOR_IMAGE") or os.environ.get("INIT_IMAGE") or DEFAULT_INIT_IMAGE
+
+
+def csi_from_env() -> bool:
+    """Whether the Dynatrace CSI driver is installed: env ``CSI_DRIVER`` (true/false), else upstream's
+    ``modules.json`` (the operator chart's install-config, JSON field ``csiDriver``); unset or invalid: true."""
+    flag = (os.environ.get("CSI_DRIVER") or "").strip().lower()
+    if flag in ("1", "true", "yes", "0", "false", "no"):
+        return flag in ("1", "true", "yes")
+    try:
+        modules = json.loads(os.environ.get("modules.json") or "")  # noqa: SIM112 (upstream's name)
+    except ValueError:
+        return True
+    value = modules.get("csiDriver") if isinstance(modules, dict) else None
+    return value if isinstance(value, bool) else True
 
 
 def parse_bind(value: str, default_host: str = "0.0.0.0") -> tuple[str, int]:
@@ -41,6 +62,7 @@ class Settings:
     kubeconfig: str | None = None
     dynakube_api_version: str = ""  # "" = the group's preferred version
     init_image: str = DEFAULT_INIT_IMAGE
+    csi_driver: bool = True  # the Dynatrace CSI driver is installed: oneagent-bin is a CSI volume
     version: str = __version__
     keep_alive: float = 120.0  # longer than the API server's idle connections (Go: 90 s)
     shutdown_delay: float = 0.0

@@ -1,4 +1,8 @@
-"""State from a YAML file (local development and tests): DynaKube and Namespace documents.
+"""State from a YAML file (local development and tests): DynaKube, Namespace and Secret documents.
+
+Secrets: only their names count (which init secrets a namespace holds). A namespace for which the file lists no
+Secret is taken to hold both init secrets; list one to say that only it exists there. The cluster ID is the UID
+of a ``kube-system`` Namespace document, as in a cluster.
 
 The file is read at start and again whenever it changes; a file that fails to parse keeps the previous state.
 """
@@ -24,7 +28,16 @@ class StateFileError(ValueError):
 
 def parse(text: str, namespace: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Split the documents into (dynakubes in ``namespace``, namespaces); anything else is an error."""
+    dynakubes, namespaces, _ = parse_all(text, namespace)
+    return dynakubes, namespaces
+
+
+def parse_all(
+    text: str, namespace: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, set[str]]]:
+    """(dynakubes in ``namespace``, namespaces, secret names per namespace); any other kind is an error."""
     dynakubes, namespaces = [], []
+    secrets: dict[str, set[str]] = {}
     try:
         # libyaml's C loader when the wheel has it: ten times faster on large state files
         documents = [d for d in yaml.load_all(text, Loader=_LOADER) if d is not None]
@@ -33,9 +46,11 @@ def parse(text: str, namespace: str) -> tuple[list[dict[str, Any]], list[dict[st
     for i, doc in enumerate(documents):
         kind = doc.get("kind") if isinstance(doc, dict) else None
         if kind == "List":
-            more_dk, more_ns = parse(yaml.safe_dump_all(doc.get("items") or []), namespace)
+            more_dk, more_ns, more_secrets = parse_all(yaml.safe_dump_all(doc.get("items") or []), namespace)
             dynakubes += more_dk
             namespaces += more_ns
+            for ns, names in more_secrets.items():
+                secrets.setdefault(ns, set()).update(names)
         elif kind == "DynaKube":
             meta = doc.setdefault("metadata", {})
             meta.setdefault("namespace", namespace)
@@ -45,9 +60,19 @@ def parse(text: str, namespace: str) -> tuple[list[dict[str, Any]], list[dict[st
                 log.warning("ignoring DynaKube %r outside namespace %r", meta.get("name"), namespace)
         elif kind == "Namespace":
             namespaces.append(doc)
+        elif kind == "Secret":
+            secret_meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+            secret_name, secret_ns = secret_meta.get("name"), secret_meta.get("namespace")
+            if not (
+                isinstance(secret_name, str) and secret_name and isinstance(secret_ns, str) and secret_ns
+            ):
+                raise StateFileError(f"document {i + 1}: a Secret needs metadata.name and metadata.namespace")
+            secrets.setdefault(secret_ns, set()).add(secret_name)
         else:
-            raise StateFileError(f"document {i + 1} has kind {kind!r}; expected DynaKube or Namespace")
-    return dynakubes, namespaces
+            raise StateFileError(
+                f"document {i + 1} has kind {kind!r}; expected DynaKube, Namespace or Secret"
+            )
+    return dynakubes, namespaces, secrets
 
 
 class LocalState:
@@ -63,7 +88,7 @@ class LocalState:
     def load(self) -> bool:
         try:
             stat = self.path.stat()
-            dynakubes, namespaces = parse(self.path.read_text(), self.store.namespace)
+            dynakubes, namespaces, secrets = parse_all(self.path.read_text(), self.store.namespace)
         except (OSError, StateFileError) as err:
             self.errors += 1
             log.error("state file %s not loaded, keeping the previous state: %s", self.path, err)
@@ -71,6 +96,7 @@ class LocalState:
         self._stamp = (stat.st_mtime, stat.st_size)
         self.store.replace(DYNAKUBES, dynakubes)
         self.store.replace(NAMESPACES, namespaces)
+        self.store.set_local_init_secrets(secrets)
         log.info(
             "state loaded from %s: %d DynaKube(s), %d namespace(s)",
             self.path,
