@@ -114,6 +114,10 @@ def code_modules_version(dk: Mapping[str, Any]) -> str:
     return _str(_map(status(dk).get("codeModules")).get("version"))
 
 
+def code_modules_image_id(dk: Mapping[str, Any]) -> str:
+    return _str(_map(status(dk).get("codeModules")).get("imageID"))
+
+
 def kube_system_uuid(dk: Mapping[str, Any]) -> str:
     return _str(status(dk).get("kubeSystemUUID"))
 

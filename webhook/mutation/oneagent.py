@@ -96,7 +96,11 @@ def connection_info_reasons(dynakube: Mapping[str, Any]) -> list[str]:
         reasons.append(REASON_EMPTY_TENANT_UUID)
     if not dk.communication_hosts(dynakube):
         reasons.append(REASON_EMPTY_CONNECTION_INFO)
-    if not (dk.code_modules_version(dynakube) or dk.code_modules_image(dynakube)):
+    if not (
+        dk.code_modules_version(dynakube)
+        or dk.code_modules_image_id(dynakube)
+        or dk.code_modules_image(dynakube)
+    ):
         reasons.append(REASON_UNKNOWN_CODE_MODULE)
     return reasons
 

@@ -279,7 +279,8 @@ def decide(
             else f"secret {ps.CONFIG_SECRET} is not in namespace {namespace_name!r} yet"
         )
         not_injected.append(f"OneAgent not injected: {why} ({joined})")
-        checks.append(("OneAgent can be injected", False, not_injected[-1]))
+        check = "connection info complete" if oa_view.reasons else "init secret present"
+        checks.append((check, False, not_injected[-1]))
     if not md_off and not with_md:
         patch.set_in_map(("metadata", "annotations"), ps.ANNOTATION_METADATA_INJECTED, "false")
         patch.set_in_map(
@@ -290,10 +291,11 @@ def decide(
             f"metadata enrichment not applied: secret {ps.ENRICHMENT_SECRET} is not in namespace "
             f"{namespace_name!r} yet ({REASON_MISSING_INIT_SECRET})"
         )
-        checks.append(("metadata enrichment can be applied", False, not_injected[-1]))
+        checks.append(("enrichment secret present", False, not_injected[-1]))
     if not (with_oa or with_md):
         message = "; ".join(not_injected)
-        checks.append(("something to inject", False, message))
+        if len(not_injected) > 1:
+            checks.append(("something to inject", False, message))
         return Result(SKIPPED, tuple(dict.fromkeys(reasons)), message, dynakube_name, patch.ops, checks)
 
     plan = _plan(pod, eligible, containers, oa_view if with_oa else None, with_md)
