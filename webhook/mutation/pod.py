@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook import dynakube as dk
+from webhook.mutation import containers as cs
 from webhook.mutation import enrichment as md
 from webhook.mutation import initcontainer as init
 from webhook.mutation import oneagent as oa
@@ -94,54 +95,6 @@ def already_injected(pod: Mapping[str, Any]) -> bool:
         or ps.parse_bool(annotations.get(ps.ANNOTATION_METADATA_INJECTED), False)
         or ps.init_container_index(pod) >= 0
     )
-
-
-@dataclass
-class _Plan:
-    """Which containers each mutator touches, after dropping containers whose mount paths are taken."""
-
-    containers: list[Mapping[str, Any]]
-    oneagent: list[int]
-    enrichment: list[int]
-    info: list[int]  # new containers, for CONTAINER_INFO
-    taken: list[int]  # left alone: a path the injection mounts holds something else
-    install_path: str
-
-
-def _plan(
-    pod: Mapping[str, Any],
-    eligible: list[int],
-    containers: list[Mapping[str, Any]],
-    oa_view: oa.View | None,
-    with_enrichment: bool,
-) -> _Plan:
-    path = oa.install_path(ps.annotations_of(pod))
-    plan = _Plan(containers, [], [], [], [], path)
-    for i in eligible:
-        c = containers[i]
-        oa_needed = oa_view is not None and not oa.is_injected(c)
-        md_needed = with_enrichment and not md.is_injected(c)
-        wanted = (oa.container_mounts(oa_view, path, c["name"]) if oa_needed and oa_view else []) + (
-            md.container_mounts(c["name"]) if md_needed else []
-        )
-        present = ps.mounts_by_path(c)
-        if any(m["mountPath"] in present and not ps.same_mount(present[m["mountPath"]], m) for m in wanted):
-            plan.taken.append(i)
-            continue
-        if oa_needed:
-            plan.oneagent.append(i)
-        if md_needed:
-            plan.enrichment.append(i)
-        if not (oa.is_injected(c) or md.is_injected(c)):
-            plan.info.append(i)
-    return plan
-
-
-def _add_mounts(patch: Patch, index: int, container: Mapping[str, Any], mounts: list[dict[str, Any]]) -> None:
-    present = ps.mounts_by_path(container)
-    for m in mounts:
-        if m["mountPath"] not in present:
-            patch.append(("spec", "containers", index, "volumeMounts"), m)
 
 
 def decide(
@@ -298,7 +251,7 @@ def decide(
             checks.append(("something to inject", False, message))
         return Result(SKIPPED, tuple(dict.fromkeys(reasons)), message, dynakube_name, patch.ops, checks)
 
-    plan = _plan(pod, eligible, containers, oa_view if with_oa else None, with_md)
+    plan = cs.plan(pod, eligible, containers, oa_view if with_oa else None, with_md)
     if not (plan.oneagent or plan.enrichment):
         return skip(
             "mount paths free",
@@ -319,18 +272,6 @@ def decide(
     done = []
     if with_oa:
         oa.add_volumes(patch, existing, oa_view, settings.csi)
-        metadata = oa.deployment_metadata(oa_view, settings.version, uid)
-        ns_annotations = _map(_map(namespace.get("metadata")).get("annotations"))
-        for i in plan.oneagent:
-            oa.add_to_container(
-                patch,
-                i,
-                containers[i],
-                oa_view,
-                path=plan.install_path,
-                metadata=metadata,
-                namespace_annotations=ns_annotations,
-            )
         container["env"] += oa.init_env(annotations, oa_view, plan.install_path)
         container["volumeMounts"] += oa.init_mounts(oa_view)
         patch.set_in_map(("metadata", "annotations"), ps.ANNOTATION_INJECTED, "true")
@@ -350,13 +291,7 @@ def decide(
         patch.set_in_map(("metadata", "annotations"), ps.ANNOTATION_WORKLOAD_KIND, kind.lower())
         patch.set_in_map(("metadata", "annotations"), ps.ANNOTATION_WORKLOAD_NAME, name)
         done.append(f"metadata enrichment ({kind} {name})")
-    for i in sorted(set(plan.oneagent) | set(plan.enrichment)):
-        mounts = (
-            oa.container_mounts(oa_view, plan.install_path, containers[i]["name"])
-            if i in plan.oneagent
-            else []
-        ) + (md.container_mounts(containers[i]["name"]) if i in plan.enrichment else [])
-        _add_mounts(patch, i, containers[i], mounts)
+    cs.apply(patch, plan, oa_view, oa.deployment_metadata(oa_view, settings.version, uid), namespace)
     patch.append(("spec", "initContainers"), container)
     patch.set_in_map(("metadata", "annotations"), ps.ANNOTATION_DYNAKUBE_INJECTED, "true")
     checks.append(("injected", True, "; ".join(done)))
@@ -389,32 +324,14 @@ def _reinvoke(
     annotations = ps.annotations_of(pod)
     with_oa = not oa_off and ps.parse_bool(annotations.get(ps.ANNOTATION_INJECTED), False)
     with_md = not md_off and ps.parse_bool(annotations.get(ps.ANNOTATION_METADATA_INJECTED), False)
-    plan = _plan(pod, eligible, containers, oa_view if with_oa else None, with_md)
+    plan = cs.plan(pod, eligible, containers, oa_view if with_oa else None, with_md)
     if ps.init_container_index(pod) < 0 or not (plan.oneagent or plan.enrichment):
         checks.append(("already injected", True, "no container added since"))
         return Result(REINVOKED, (SKIP_NOTHING_NEW,), "pod is already injected", dynakube_name, checks=checks)
     checks.append(("already injected", True, f"{len(plan.info)} container(s) added since"))
     patch = Patch(pod)
-    uid = cluster_id or oa_view.kube_system_uuid
-    metadata = oa.deployment_metadata(oa_view, settings.version, uid)
-    ns_annotations = _map(_map(namespace.get("metadata")).get("annotations"))
-    for i in plan.oneagent:
-        oa.add_to_container(
-            patch,
-            i,
-            containers[i],
-            oa_view,
-            path=plan.install_path,
-            metadata=metadata,
-            namespace_annotations=ns_annotations,
-        )
-    for i in sorted(set(plan.oneagent) | set(plan.enrichment)):
-        mounts = (
-            oa.container_mounts(oa_view, plan.install_path, containers[i]["name"])
-            if i in plan.oneagent
-            else []
-        ) + (md.container_mounts(containers[i]["name"]) if i in plan.enrichment else [])
-        _add_mounts(patch, i, containers[i], mounts)
+    metadata = oa.deployment_metadata(oa_view, settings.version, cluster_id or oa_view.kube_system_uuid)
+    cs.apply(patch, plan, oa_view, metadata, namespace)
     init.append_container_info(patch, pod, [containers[i] for i in plan.info])
     touched = len(set(plan.oneagent) | set(plan.enrichment))
     return Result(
