@@ -27,6 +27,7 @@ class Plan:
     info: list[int]  # new containers, for CONTAINER_INFO
     taken: list[int]  # left alone: a path the injection mounts holds something else
     install_path: str
+    mounts: dict[int, list[dict[str, Any]]]  # the mounts each changed container gets (not present yet)
 
 
 def plan(
@@ -37,32 +38,36 @@ def plan(
     with_enrichment: bool,
 ) -> Plan:
     path = oa.install_path(ps.annotations_of(pod))
-    plan = Plan(containers, [], [], [], [], path)
+    plan = Plan(containers, [], [], [], [], path, {})
     for i in eligible:
         c = containers[i]
-        oa_needed = oa_view is not None and not oa.is_injected(c)
-        md_needed = with_enrichment and not md.is_injected(c)
-        wanted = (oa.container_mounts(oa_view, path, c["name"]) if oa_needed and oa_view else []) + (
-            md.container_mounts(c["name"]) if md_needed else []
-        )
         present = ps.mounts_by_path(c)
-        if any(m["mountPath"] in present and not ps.same_mount(present[m["mountPath"]], m) for m in wanted):
-            plan.taken.append(i)
-            continue
-        if oa_needed:
-            plan.oneagent.append(i)
+        names = {n for m in present.values() if type(n := m.get("name")) is str}
+        oa_done = ps.VOLUME_BIN in names and ps.VOLUME_SHARE in names and oa.has_injected_env(c)
+        md_done = ps.VOLUME_ENRICHMENT in names or ps.VOLUME_ENRICHMENT_ENDPOINT in names
+        oa_needed = oa_view is not None and not oa_done
+        md_needed = with_enrichment and not md_done
+        wanted = oa.container_mounts(oa_view, path, c["name"]) if oa_needed and oa_view else []
         if md_needed:
-            plan.enrichment.append(i)
-        if not (oa.is_injected(c) or md.is_injected(c)):
-            plan.info.append(i)
+            wanted += md.container_mounts(c["name"])
+        missing = []
+        for m in wanted:
+            found = present.get(m["mountPath"])
+            if found is None:
+                missing.append(m)
+            elif not ps.same_mount(found, m):
+                break
+        else:
+            if oa_needed:
+                plan.oneagent.append(i)
+            if md_needed:
+                plan.enrichment.append(i)
+            if not (oa_done or md_done):
+                plan.info.append(i)
+            plan.mounts[i] = missing
+            continue
+        plan.taken.append(i)
     return plan
-
-
-def _add_mounts(patch: Patch, index: int, container: Mapping[str, Any], mounts: list[dict[str, Any]]) -> None:
-    present = ps.mounts_by_path(container)
-    for m in mounts:
-        if m["mountPath"] not in present:
-            patch.append(("spec", "containers", index, "volumeMounts"), m)
 
 
 def apply(patch: Patch, plan: Plan, oa_view: oa.View, metadata: str, namespace: Mapping[str, Any]) -> None:
@@ -80,8 +85,5 @@ def apply(patch: Patch, plan: Plan, oa_view: oa.View, metadata: str, namespace: 
             namespace_annotations=ns_annotations,
         )
     for i in sorted(set(plan.oneagent) | set(plan.enrichment)):
-        name = containers[i]["name"]
-        mounts = oa.container_mounts(oa_view, plan.install_path, name) if i in plan.oneagent else []
-        if i in plan.enrichment:
-            mounts += md.container_mounts(name)
-        _add_mounts(patch, i, containers[i], mounts)
+        for m in plan.mounts[i]:
+            patch.append(("spec", "containers", i, "volumeMounts"), m)

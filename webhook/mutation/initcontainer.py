@@ -17,6 +17,11 @@ from webhook.tolerant import as_list as _list
 from webhook.tolerant import as_map as _map
 
 DEFAULT_USER = 1001
+# shared by every init container: patches only serialise them
+_PODNAME = ps.field_env("K8S_PODNAME", "metadata.name")
+_PODUID = ps.field_env("K8S_PODUID", "metadata.uid")
+_NAMESPACE = ps.field_env("K8S_NAMESPACE", "metadata.namespace")
+_NODE_NAME = ps.field_env("K8S_NODE_NAME", "spec.nodeName")
 CSI_RESOURCES = {"requests": {"cpu": "30m", "memory": "30Mi"}, "limits": {"cpu": "100m", "memory": "60Mi"}}
 
 
@@ -56,10 +61,10 @@ def security_context(pod: Mapping[str, Any], *, seccomp: bool) -> dict[str, Any]
     return out
 
 
-def resources(init_resources: Mapping[str, Any] | None, csi: bool) -> dict[str, Any]:
+def resources(init_resources: Mapping[str, Any] | None, csi: bool) -> Mapping[str, Any]:
     if init_resources is not None:
-        return dict(init_resources)
-    return {k: dict(v) for k, v in CSI_RESOURCES.items()} if csi else {}
+        return init_resources
+    return CSI_RESOURCES if csi else {}
 
 
 def container_info(containers: list[Mapping[str, Any]]) -> list[dict[str, str]]:
@@ -76,17 +81,17 @@ def base(
     policy: str,
     cluster_id: str,
     new_containers: list[Mapping[str, Any]],
-    resources: dict[str, Any],
+    resources: Mapping[str, Any],
     security_context: dict[str, Any],
 ) -> dict[str, Any]:
     env = [
         ps.value_env("FAILURE_POLICY", policy),
-        ps.field_env("K8S_PODNAME", "metadata.name"),
-        ps.field_env("K8S_PODUID", "metadata.uid"),
+        _PODNAME,
+        _PODUID,
         ps.value_env("K8S_BASEPODNAME", ps.base_pod_name(pod)),
         ps.value_env("K8S_CLUSTER_ID", cluster_id),
-        ps.field_env("K8S_NAMESPACE", "metadata.namespace"),
-        ps.field_env("K8S_NODE_NAME", "spec.nodeName"),
+        _NAMESPACE,
+        _NODE_NAME,
     ]
     if new_containers:
         env.append(

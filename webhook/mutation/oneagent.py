@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -48,6 +48,17 @@ _FIXED_PATHS = frozenset(
         "/var/lib/dynatrace/enrichment/endpoint",
     )
 )
+_INJECTED_ENV = frozenset(
+    (
+        "DT_DEPLOYMENT_METADATA",
+        "LD_PRELOAD",
+        "DT_NETWORK_ZONE",
+        "DT_RELEASE_VERSION",
+        "DT_RELEASE_PRODUCT",
+        "DT_RELEASE_STAGE",
+        "DT_RELEASE_BUILD_VERSION",
+    )
+)
 RELEASE_ENV = (
     (
         "DT_RELEASE_VERSION",
@@ -87,6 +98,11 @@ class View:
     custom_pem: bool
     proxy_pem: bool
     release_env: bool
+    # prebuilt parts of the patch, the same for every pod of this DynaKube (never modified: only serialised)
+    extra_mounts: tuple[dict[str, Any], ...] = ()
+    volumes_csi: tuple[dict[str, Any], ...] = ()
+    volumes_no_csi: tuple[dict[str, Any], ...] = ()
+    init_mounts: tuple[dict[str, Any], ...] = ()
 
 
 def connection_info_reasons(dynakube: Mapping[str, Any]) -> list[str]:
@@ -119,6 +135,17 @@ def _csi_timeout(dynakube: Mapping[str, Any]) -> str:
 
 
 def _build_view(dynakube: Mapping[str, Any]) -> View:
+    v = _settings_view(dynakube)
+    return replace(
+        v,
+        extra_mounts=_extra_mounts(v),
+        volumes_csi=_volumes(v, True),
+        volumes_no_csi=_volumes(v, False),
+        init_mounts=_init_mounts(v),
+    )
+
+
+def _settings_view(dynakube: Mapping[str, Any]) -> View:
     selector = dk.namespace_selector(dynakube)
     try:
         validate_selector(selector)
@@ -170,15 +197,21 @@ def disabled_reason(
 
 
 def is_injected(container: Mapping[str, Any]) -> bool:
-    """v1.4's test: both env vars and both mounts."""
-    env = ps.env_names(container)
+    """v1.4's test: both env vars and both mounts (mounts first: a new container fails there, cheaply)."""
     mounts = ps.mount_names(container)
-    return (
-        "DT_DEPLOYMENT_METADATA" in env
-        and "LD_PRELOAD" in env
-        and ps.VOLUME_BIN in mounts
-        and ps.VOLUME_SHARE in mounts
-    )
+    return ps.VOLUME_BIN in mounts and ps.VOLUME_SHARE in mounts and has_injected_env(container)
+
+
+def has_injected_env(container: Mapping[str, Any]) -> bool:
+    """Both env vars present; searched from the end, where an injection appends them."""
+    missing = {"DT_DEPLOYMENT_METADATA", "LD_PRELOAD"}
+    for e in reversed(_list(container.get("env"))):
+        name = e.get("name") if type(e) is dict else None
+        if type(name) is str and name in missing:
+            missing.discard(name)
+            if not missing:
+                return True
+    return False
 
 
 def install_path(annotations: Mapping[str, Any]) -> str:
@@ -190,13 +223,12 @@ def install_path(annotations: Mapping[str, Any]) -> str:
     return ps.DEFAULT_INSTALL_PATH
 
 
-def container_mounts(v: View, path: str, container: str) -> list[dict[str, Any]]:
-    """The mounts one user container gets, in v1.4's order."""
-    mounts = [
-        ps.mount(ps.VOLUME_SHARE, "/etc/ld.so.preload", "ld.so.preload"),
-        ps.mount(ps.VOLUME_BIN, path),
-        ps.mount(ps.VOLUME_SHARE, CONTAINER_CONF, f"container_{container}.conf"),
-    ]
+_PRELOAD_MOUNT = ps.mount(ps.VOLUME_SHARE, "/etc/ld.so.preload", "ld.so.preload")
+
+
+def _extra_mounts(v: View) -> tuple[dict[str, Any], ...]:
+    """The mounts after container.conf: certificates, curl options, read-only CSI (same for every container)."""
+    mounts = []
     if v.custom_pem:
         mounts.append(ps.mount(ps.VOLUME_SHARE, f"{CUSTOM_KEYS}/custom.pem", "custom.pem"))
     if v.proxy_pem:
@@ -205,10 +237,21 @@ def container_mounts(v: View, path: str, container: str) -> list[dict[str, Any]]
         mounts.append(ps.mount(ps.VOLUME_SHARE, f"{CUSTOM_KEYS}/curl_options.conf", "curl_options.conf"))
     if v.readonly_csi:
         mounts += [ps.mount(volume, p) for volume, p in READONLY_PATHS]
-    return mounts
+    return tuple(mounts)
 
 
-def add_volumes(patch: Patch, existing: set[str], v: View, csi: bool) -> None:
+def container_mounts(v: View, path: str, container: str) -> list[dict[str, Any]]:
+    """The mounts one user container gets, in v1.4's order. The dicts that are the same for every container
+    are shared: patches only serialise them."""
+    return [
+        _PRELOAD_MOUNT,
+        ps.mount(ps.VOLUME_BIN, path),
+        ps.mount(ps.VOLUME_SHARE, CONTAINER_CONF, f"container_{container}.conf"),
+        *v.extra_mounts,
+    ]
+
+
+def _volumes(v: View, csi: bool) -> tuple[dict[str, Any], ...]:
     if csi:
         attributes = {"mode": "app", "dynakube": v.name, "retryTimeout": v.csi_timeout}
         source: dict[str, Any] = {
@@ -223,7 +266,11 @@ def add_volumes(patch: Patch, existing: set[str], v: View, csi: bool) -> None:
     ]
     if v.readonly_csi:
         volumes += [{"name": name, "emptyDir": {}} for name, _ in READONLY_PATHS]
-    for volume in volumes:
+    return tuple(volumes)
+
+
+def add_volumes(patch: Patch, existing: set[str], v: View, csi: bool) -> None:
+    for volume in v.volumes_csi if csi else v.volumes_no_csi:
         if volume["name"] not in existing:  # a name taken already would make the pod invalid
             patch.append(("spec", "volumes"), volume)
             existing.add(volume["name"])
@@ -249,10 +296,10 @@ def add_to_container(
     """Env of one user container (mounts are added by the caller with every mutator's mounts)."""
     base = ("spec", "containers", index, "env")
     env = _list(container.get("env"))
-    names = ps.env_names(container)
+    names = ps.env_names(container, _INJECTED_ENV)
     if "DT_DEPLOYMENT_METADATA" not in names:
         patch.append(base, ps.value_env("DT_DEPLOYMENT_METADATA", metadata))
-    preload = posixpath.normpath(posixpath.join(path, PRELOAD_LIBRARY))
+    preload = _preload(path)
     if "LD_PRELOAD" not in names:
         patch.append(base, ps.value_env("LD_PRELOAD", preload))
     else:
@@ -274,12 +321,22 @@ def add_to_container(
                 patch.append(base, ps.field_env(name, field))
 
 
+def _preload(path: str) -> str:
+    """``<path>/agent/lib64/liboneagentproc.so``, path-joined and cleaned as Go's ``filepath.Join``."""
+    if path.endswith("/") or "//" in path or "/." in path:
+        return posixpath.normpath(posixpath.join(path, PRELOAD_LIBRARY))
+    return f"{path}/{PRELOAD_LIBRARY}"
+
+
+def _technologies(annotations: Mapping[str, Any]) -> str:
+    value = ps.annotation(annotations, ps.ANNOTATION_TECHNOLOGIES, "all")
+    return value if value == "all" else quote_plus(value, safe="")
+
+
 def init_env(annotations: Mapping[str, Any], v: View, path: str) -> list[dict[str, Any]]:
     return [
         ps.value_env("FLAVOR", ps.annotation(annotations, ps.ANNOTATION_FLAVOR)),
-        ps.value_env(
-            "TECHNOLOGIES", quote_plus(ps.annotation(annotations, ps.ANNOTATION_TECHNOLOGIES, "all"), safe="")
-        ),
+        ps.value_env("TECHNOLOGIES", _technologies(annotations)),
         ps.value_env("INSTALLPATH", path),
         ps.value_env("INSTALLER_URL", ps.annotation(annotations, ps.ANNOTATION_INSTALLER_URL)),
         ps.value_env("VERSION", v.version),
@@ -287,9 +344,13 @@ def init_env(annotations: Mapping[str, Any], v: View, path: str) -> list[dict[st
     ]
 
 
-def init_mounts(v: View) -> list[dict[str, Any]]:
+def _init_mounts(v: View) -> tuple[dict[str, Any], ...]:
     mounts = [ps.mount(ps.VOLUME_BIN, "/mnt/bin"), ps.mount(ps.VOLUME_SHARE, "/mnt/share")]
     if v.readonly_csi:
         mounts.append(ps.mount(ps.VOLUME_AGENT_CONF, "/mnt/agent-conf"))
     mounts.append(ps.mount(ps.VOLUME_CONFIG, "/mnt/config"))
-    return mounts
+    return tuple(mounts)
+
+
+def init_mounts(v: View) -> list[dict[str, Any]]:
+    return list(v.init_mounts)

@@ -167,13 +167,10 @@ def decide(
     eligible = [
         i
         for i, c in enumerate(containers)
-        if isinstance(raw_containers[i], Mapping)
-        and isinstance(c.get("name"), str)
+        if (type(raw_containers[i]) is dict or isinstance(raw_containers[i], Mapping))
+        and type(c.get("name")) is str
         and c["name"] not in excluded
     ]
-    oa_check, oa_off = oa.disabled_reason(oa_view, annotations, ns_labels)
-    md_off = md.disabled_reason(md_view, annotations, ns_labels)
-
     if already_injected(pod):
         return _reinvoke(
             pod,
@@ -181,8 +178,7 @@ def decide(
             containers,
             oa_view,
             md_view,
-            oa_off,
-            md_off,
+            ns_labels,
             settings,
             cluster_id,
             namespace,
@@ -190,6 +186,8 @@ def decide(
             checks,
         )
     checks.append(("already injected", False, "first injection"))
+    oa_check, oa_off = oa.disabled_reason(oa_view, annotations, ns_labels)
+    md_off = md.disabled_reason(md_view, annotations, ns_labels)
 
     if not eligible:
         return skip(
@@ -210,7 +208,7 @@ def decide(
         ("injection enabled", True, f"OneAgent: {oa_off or 'on'}, metadata enrichment: {md_off or 'on'}")
     )
 
-    present = frozenset(ps.INIT_SECRETS if secrets is None else secrets)
+    present = ps.INIT_SECRETS if secrets is None else secrets
     patch = Patch(pod)
     reasons: list[str] = []
     oa_reasons: list[str] = []
@@ -312,8 +310,7 @@ def _reinvoke(
     containers: list[Mapping[str, Any]],
     oa_view: oa.View,
     md_view: md.View,
-    oa_off: str,
-    md_off: str,
+    ns_labels: Mapping[str, Any],
     settings: Settings,
     cluster_id: str,
     namespace: Mapping[str, Any],
@@ -322,10 +319,14 @@ def _reinvoke(
 ) -> Result:
     """Section 1.5: only containers added since the first pass; pod annotations and volumes stay as they are."""
     annotations = ps.annotations_of(pod)
-    with_oa = not oa_off and ps.parse_bool(annotations.get(ps.ANNOTATION_INJECTED), False)
-    with_md = not md_off and ps.parse_bool(annotations.get(ps.ANNOTATION_METADATA_INJECTED), False)
-    plan = cs.plan(pod, eligible, containers, oa_view if with_oa else None, with_md)
-    if ps.init_container_index(pod) < 0 or not (plan.oneagent or plan.enrichment):
+    plan = None
+    if ps.init_container_index(pod) >= 0:
+        with_oa = ps.parse_bool(annotations.get(ps.ANNOTATION_INJECTED), False)
+        with_oa = with_oa and not oa.disabled_reason(oa_view, annotations, ns_labels)[1]
+        with_md = ps.parse_bool(annotations.get(ps.ANNOTATION_METADATA_INJECTED), False)
+        with_md = with_md and not md.disabled_reason(md_view, annotations, ns_labels)
+        plan = cs.plan(pod, eligible, containers, oa_view if with_oa else None, with_md)
+    if plan is None or not (plan.oneagent or plan.enrichment):
         checks.append(("already injected", True, "no container added since"))
         return Result(REINVOKED, (SKIP_NOTHING_NEW,), "pod is already injected", dynakube_name, checks=checks)
     checks.append(("already injected", True, f"{len(plan.info)} container(s) added since"))

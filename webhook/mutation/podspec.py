@@ -119,12 +119,12 @@ def init_container_index(pod: Mapping[str, Any]) -> int:
     return -1
 
 
-def env_names(container: Mapping[str, Any]) -> dict[str, int]:
-    """Env var name -> index of its first occurrence."""
+def env_names(container: Mapping[str, Any], only: frozenset[str]) -> dict[str, int]:
+    """Env var name -> index of its first occurrence, for the names in ``only``."""
     out: dict[str, int] = {}
     for j, e in enumerate(_list(container.get("env"))):
         name = e.get("name") if type(e) is dict else None
-        if type(name) is str and name not in out:
+        if type(name) is str and name in only and name not in out:
             out[name] = j
     return out
 
