@@ -537,6 +537,7 @@ SELF_MANAGED = {
 }
 RELABEL = {("cluster", "", "namespaces", "patch", "*")}
 REINJECT = {
+    ("cluster", "", "namespaces", "get", "*"),  # when a namespace was mapped (its managedFields)
     ("cluster", "", "pods", "get", "*"),
     ("cluster", "", "pods", "list", "*"),
     ("cluster", "apps", "replicasets", "get", "*"),

@@ -122,8 +122,9 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         "--reinject",
         action="store_true",
         default=_flag("REINJECT"),
-        help="restart workloads whose pods were admitted without OneAgent (connection info incomplete) once it "
-        "is complete, for DynaKubes annotated feature.dynatrace.com/automatic-reinjection=true (env REINJECT)",
+        help="find pods that would get OneAgent now but did not (admitted while connection info was incomplete, "
+        "or never seen by the webhook) and restart their workloads, once per cause, for DynaKubes annotated "
+        "feature.dynatrace.com/automatic-reinjection=true; report pods never seen by the webhook (env REINJECT)",
     )
     g.add_argument(
         "--reinject-dry-run",
@@ -137,6 +138,13 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         type=_positive_float,
         default=env("REINJECT_RATE", "10"),  # argparse passes string defaults through type
         help="workloads restarted per minute at most (env REINJECT_RATE, 10)",
+    )
+    g.add_argument(
+        "--reinject-resync",
+        type=_positive_float,
+        default=env("REINJECT_RESYNC", "600"),
+        help="seconds between full scans of the mapped namespaces for pods to restart or never seen by the "
+        "webhook (env REINJECT_RESYNC, 600)",
     )
     g = p.add_argument_group("serving")
     g.add_argument("--keep-alive", type=float, default=120.0, help="idle keep-alive seconds (120)")
@@ -282,6 +290,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         reinject=args.reinject or args.reinject_dry_run,
         reinject_dry_run=args.reinject_dry_run,
         reinject_rate=args.reinject_rate,
+        reinject_resync=args.reinject_resync,
         service_name=args.service_name,
         cert_extra_sans=tuple(args.cert_extra_san),
         cert_secret_name=args.cert_secret_name,

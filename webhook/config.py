@@ -83,6 +83,7 @@ class Settings:
     reinject: bool = False  # restart workloads admitted without OneAgent once connection info is complete
     reinject_dry_run: bool = False  # only report what would be restarted
     reinject_rate: float = 10.0  # workloads restarted per minute at most
+    reinject_resync: float = 600.0  # seconds between full scans of the mapped namespaces
     # self-managed certificates (webhook/certmanager.py)
     service_name: str = "dynatrace-webhook"
     cert_extra_sans: tuple[str, ...] = ()

@@ -103,8 +103,11 @@ class Webhook:
         if self.watcher.not_after is not None:
             m.cert_not_after.labels("serving").set(self.watcher.not_after.timestamp())
         if self.reinjector is not None:
-            m.reinjection_pending.set(len(self.reinjector.pending()))
+            m.reinjection_pending.set(self.reinjector.pending_count())
             m.reinjection_leader.set(1 if self.reinjector.leader else 0)
+            m.missed_pods.clear()
+            for (namespace, dynakube), count in self.reinjector.missed().items():
+                m.missed_pods.labels(namespace, dynakube).set(count)
 
     def _cert_reloaded(self, ok: bool) -> None:
         self.metrics.cert_reloads.labels("success" if ok else "failure").inc()
@@ -114,6 +117,8 @@ class Webhook:
         self.metrics.watch_events.labels(resource, kind.lower()).inc()
         if self.relabeler is not None:
             self.relabeler.on_event(resource, kind)
+        if self.reinjector is not None:
+            self.reinjector.on_event(resource, kind)
 
     # --- the apps ---
     def _inject(self, review: Review) -> Answer:
@@ -195,8 +200,14 @@ class Webhook:
         self.reinjector = Reinjector(
             self.kube_api(),
             self.store,
-            Config(enabled=True, dry_run=s.reinject_dry_run, rate_per_minute=s.reinject_rate),
+            Config(
+                enabled=True,
+                dry_run=s.reinject_dry_run,
+                rate_per_minute=s.reinject_rate,
+                resync=s.reinject_resync,
+            ),
             on_count=lambda outcome, reason: self.metrics.reinjections.labels(outcome, reason).inc(),
+            ready=lambda: all(self.readiness().values()),
         )
         self.reinjector.start()
 
