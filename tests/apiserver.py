@@ -150,18 +150,31 @@ class ApiServer:
                                 },
                             },
                         )
+                    partial = "as=PartialObjectMetadata" in self.headers.get("Accept", "")
+                    selector = query.get("fieldSelector", "")
                     if query.get("watch") == "true":
-                        return self._watch(url.path, query.get("resourceVersion", ""))
+                        return self._watch(url.path, query.get("resourceVersion", ""), selector, partial)
                     if not is_collection(url.path):
                         return self._send(200, outer.api.get(url.path))
+                    if selector or partial or "limit" in query or "continue" in query:
+                        items, rv, token = outer.api.list_page(
+                            url.path,
+                            field_selector=selector,
+                            limit=int(query.get("limit") or 0),
+                            continue_token=query.get("continue", ""),
+                            metadata_only=partial,
+                        )
+                        meta = {"resourceVersion": rv, **({"continue": token} if token else {})}
+                        return self._send(200, {"kind": "List", "metadata": meta, "items": items})
                     items, rv = outer.api.list(url.path, query.get("labelSelector", ""))
                     self._send(200, {"kind": "List", "metadata": {"resourceVersion": rv}, "items": items})
                 except ApiError as err:
                     self._error(err)
 
-            def _watch(self, path: str, rv: str) -> None:
+            def _watch(self, path: str, rv: str, selector: str = "", partial: bool = False) -> None:
+                scope = {"field_selector": selector, "metadata_only": partial}
                 try:
-                    first = list(outer.api.watch(path, rv, 1))
+                    first = list(outer.api.watch(path, rv, 1, **scope))
                 except ApiError as err:
                     return self._error(err)
                 self.send_response(200)
@@ -180,7 +193,7 @@ class ApiServer:
                     if time.monotonic() > deadline:
                         break
                     time.sleep(0.05)
-                    events = list(outer.api.watch(path, str(last), 1))
+                    events = list(outer.api.watch(path, str(last), 1, **scope))
                 self.wfile.write(b"0\r\n\r\n")
 
             def _write(self, method: str) -> None:

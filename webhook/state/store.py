@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from webhook.dynakube import INSTANCE_LABEL
+from webhook.state import owners as owner_cache
+from webhook.state import secrets as secret_cache
 from webhook.tolerant import as_map
 
 Obj = dict[str, Any]
@@ -45,6 +47,16 @@ class Store:
         self._synced: dict[str, bool] = dict.fromkeys(RESOURCES, False)
         self.last_event: dict[str, float] = dict.fromkeys(RESOURCES, 0.0)
         self.source = "none"
+        # caches of their own shape, fed through the same writers (see webhook/state/owners.py, secrets.py)
+        self.owners = owner_cache.OwnerCache()
+        self.init_secret_cache = secret_cache.InitSecretCache()
+        self.inputs = secret_cache.InputCache()
+        self._parts: dict[str, Any] = dict.fromkeys(owner_cache.RESOURCES, self.owners)
+        self._parts.update(dict.fromkeys(secret_cache.INIT_RESOURCES, self.init_secret_cache))
+        self._parts.update(
+            dict.fromkeys((secret_cache.INPUT_SECRETS, secret_cache.INPUT_CONFIGMAPS), self.inputs)
+        )
+        self.last_event.update(dict.fromkeys(self._parts, 0.0))
 
     # --- readers (admission path) ---
     def dynakube(self, name: str) -> Obj | None:
@@ -59,6 +71,15 @@ class Store:
         name = as_map(as_map(as_map(ns).get("metadata")).get("labels")).get(INSTANCE_LABEL)
         return ns, (self.dynakube(name) if isinstance(name, str) else None)
 
+    def init_secrets(self, namespace: str) -> frozenset[str]:
+        """Names of the init Secrets present in ``namespace`` (both, when no source tracks them)."""
+        return self.init_secret_cache.names(namespace)
+
+    def owner_meta(self, namespace: str, kind: str, name: str) -> Obj | None:
+        """``{"name", "ownerReferences"}`` of a cached ReplicaSet, Job or ReplicationController; None when not
+        cached (another kind, or not seen yet)."""
+        return self.owners.owner_meta(namespace, kind, name)
+
     def dynakubes(self) -> list[Obj]:
         return list(self._objects[DYNAKUBES].values())
 
@@ -67,7 +88,8 @@ class Store:
 
     @property
     def synced(self) -> bool:
-        return all(self._synced.values())
+        """DynaKubes, namespaces and (when tracked) the init Secrets listed; the owner cache is not waited for."""
+        return all(self._synced.values()) and self.init_secret_cache.synced
 
     def is_synced(self, resource: str) -> bool:
         return self._synced[resource]
@@ -75,6 +97,11 @@ class Store:
     # --- writers ---
     def replace(self, resource: str, objects: Iterable[Mapping[str, Any]]) -> None:
         """A full list: swap the whole map at once and mark the resource synced."""
+        part = self._parts.get(resource)
+        if part is not None:
+            part.replace(resource, objects)
+            self.last_event[resource] = time.time()
+            return
         fresh = {}
         for obj in objects:
             if _name(obj):
@@ -84,12 +111,19 @@ class Store:
         self.last_event[resource] = time.time()
 
     def upsert(self, resource: str, obj: Mapping[str, Any]) -> None:
-        if _name(obj):
+        part = self._parts.get(resource)
+        if part is not None:
+            part.upsert(resource, obj)
+        elif _name(obj):
             self._objects[resource][_name(obj)] = slim(resource, obj)
         self.last_event[resource] = time.time()
 
     def delete(self, resource: str, obj: Mapping[str, Any]) -> None:
-        self._objects[resource].pop(_name(obj), None)
+        part = self._parts.get(resource)
+        if part is not None:
+            part.delete(resource, obj)
+        else:
+            self._objects[resource].pop(_name(obj), None)
         self.last_event[resource] = time.time()
 
     def touch(self, resource: str) -> None:
