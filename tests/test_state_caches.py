@@ -249,3 +249,57 @@ def test_start_attaches_every_watch() -> None:
         assert store.init_secret_cache.synced and store.inputs.config_maps == {"cas": {"certs": "PEM"}}
     finally:
         stop.set()
+
+
+STATE = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: app}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: dynatrace-dynakube-config, namespace: app}
+data: {config: e30=}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: dk}
+data: {apiToken: YQ==}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cas, namespace: elsewhere}
+data: {certs: PEM}
+---
+kind: List
+items:
+  - apiVersion: apps/v1
+    kind: ReplicaSet
+    metadata:
+      name: web-abc
+      namespace: app
+      ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: web, controller: true}]
+"""
+
+
+def test_state_file_sections(tmp_path: Any) -> None:
+    from webhook.state.local import LocalState
+
+    path = tmp_path / "state.yaml"
+    path.write_text(STATE)
+    store = Store("dynatrace")
+    assert LocalState(path, store).load()
+    assert store.init_secrets("app") == frozenset({"dynatrace-dynakube-config"})
+    assert store.init_secrets("other") == frozenset()
+    assert store.inputs.secrets == {"dk": {"apiToken": "a"}}
+    assert store.inputs.config_maps == {}  # outside the DynaKubes' namespace
+    assert store.owner_meta("app", "ReplicaSet", "web-abc") == {
+        "name": "web-abc",
+        "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "controller": True}
+        ],
+    }
+    path.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: app}\n# no init Secrets listed\n")
+    assert LocalState(path, store).load()
+    assert store.init_secrets("app") == secret_cache.ALL_NAMES
+    assert store.owner_meta("app", "ReplicaSet", "web-abc") is None
