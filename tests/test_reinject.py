@@ -9,9 +9,8 @@ import pytest
 
 from tests.fakeapi import FakeApi
 from tests.test_leader import Clock
-from webhook.kubeapi import ApiError
-from webhook.leader import lease_path
-from webhook.reinject import (
+from webhook.controllers.leader import lease_path
+from webhook.controllers.reinject import (
     ANNOTATION_OPT_OUT,
     ANNOTATION_RESTARTED_AT,
     DEFAULT_LEASE_NAME,
@@ -22,6 +21,7 @@ from webhook.reinject import (
     _rfc3339,
     waiting_reasons,
 )
+from webhook.kubeapi import ApiError
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 
 WEBHOOK_NS = "dynatrace"
@@ -205,7 +205,7 @@ def test_waiting_reasons(pod_, expected):
 
 
 def test_transition_restarts_each_workload_once(h, caplog):
-    caplog.set_level("INFO", logger="webhook.reinject")
+    caplog.set_level("INFO", logger="webhook.controllers.reinject")
     deployment = seed_deployment(h.api, "shop", "web", pods=2)
     statefulset = seed_set(h.api, "StatefulSet", "shop", "db")
     daemonset = seed_set(h.api, "DaemonSet", "shop", "agent")

@@ -9,9 +9,9 @@ import pytest
 
 from tests.fakeapi import FakeApi
 from webhook import dynakube as dk
+from webhook.controllers.relabel import NAMESPACES_PATH, Change, Relabeler, make_plan, patch_body, plan
 from webhook.kubeapi import ApiError
 from webhook.mutation import namespace as mapping
-from webhook.relabel import NAMESPACES_PATH, Change, Relabeler, make_plan, patch_body, plan
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 
 WEBHOOK_NS = "dynatrace"

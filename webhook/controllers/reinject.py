@@ -12,7 +12,7 @@ How it works, one ``tick()`` a second in a background thread (never on the admis
    one's connection info was complete. An incomplete -> complete change on a DynaKube annotated
    ``feature.dynatrace.com/automatic-reinjection: "true"`` is a *transition*. A DynaKube seen complete from
    the start, or never annotated, is left alone.
-2. Only the replica holding the Lease (``webhook.leader``) talks to the API: for each transition it lists
+2. Only the replica holding the Lease (``webhook.controllers.leader``) talks to the API: for each transition it lists
    the pods of every namespace mapped to the DynaKube, keeps the ones skipped for a connection-info reason,
    and resolves each to its top-level owner (ReplicaSet -> Deployment, StatefulSet, DaemonSet).
 3. Each workload is restarted at most once per transition, at most ``rate_per_minute`` workloads a minute
@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook import dynakube as dk
+from webhook.controllers.leader import LeaderElector
 from webhook.kubeapi import Api, ApiError
-from webhook.leader import LeaderElector
 from webhook.mutation.pod import ANNOTATION_INJECTED, ANNOTATION_REASON, CONNECTION_INFO_REASONS
 from webhook.mutation.pod import connection_info_reasons as _connection_info_reasons
 from webhook.state.store import DYNAKUBES, Store

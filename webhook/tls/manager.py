@@ -53,10 +53,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from webhook import certs
-from webhook.certs import CA_CERT, CA_CERT_OLD, CA_KEY, TLS_CERT, TLS_KEY, KeyPair
 from webhook.kubeapi import Api, ApiError
 from webhook.metrics import Metrics
+from webhook.tls import certs
+from webhook.tls.certs import CA_CERT, CA_CERT_OLD, CA_KEY, TLS_CERT, TLS_KEY, KeyPair
 
 log = logging.getLogger(__name__)
 
