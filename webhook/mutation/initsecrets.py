@@ -320,7 +320,10 @@ def labels(dynakube: Mapping[str, Any], component: str, version: str) -> dict[st
     return out
 
 
-def _build(name: str, namespace: str, labels_: dict[str, str], data: Mapping[str, str]) -> dict[str, Any]:
+def secret_from(
+    name: str, namespace: str, labels_: dict[str, str], data: Mapping[str, str]
+) -> dict[str, Any]:
+    """A Secret dict with the given decoded data, labels and the template-hash annotation."""
     secret: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -334,13 +337,13 @@ def _build(name: str, namespace: str, labels_: dict[str, str], data: Mapping[str
 def config_secret(inputs: Inputs, namespace: str) -> dict[str, Any]:
     """``dynatrace-dynakube-config`` for ``namespace``; ``InputError`` when an input is missing."""
     labels_ = labels(inputs.dynakube, "webhook", inputs.operator_version)
-    return _build(CONFIG_SECRET, namespace, labels_, config_data(inputs))
+    return secret_from(CONFIG_SECRET, namespace, labels_, config_data(inputs))
 
 
 def endpoint_secret(inputs: Inputs, namespace: str) -> dict[str, Any]:
     """``dynatrace-metadata-enrichment-endpoint`` for ``namespace``; ``InputError`` when an input is missing."""
     labels_ = labels(inputs.dynakube, "activegate", "")
-    return _build(ENDPOINT_SECRET, namespace, labels_, endpoint_data(inputs))
+    return secret_from(ENDPOINT_SECRET, namespace, labels_, endpoint_data(inputs))
 
 
 def wanted(dynakube: Mapping[str, Any]) -> tuple[str, ...]:

@@ -27,7 +27,11 @@ def slim(resource: str, obj: Mapping[str, Any]) -> Obj:
     meta = dict(obj.get("metadata") or {})
     meta.pop("managedFields", None)
     if resource == NAMESPACES:
-        keep = {k: meta[k] for k in ("name", "labels", "annotations", "resourceVersion", "uid") if k in meta}
+        keep = {
+            k: meta[k]
+            for k in ("name", "labels", "annotations", "resourceVersion", "uid", "deletionTimestamp")
+            if k in meta
+        }
         return {"apiVersion": "v1", "kind": "Namespace", "metadata": keep}
     out = dict(obj)
     out["metadata"] = meta
