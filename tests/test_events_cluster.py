@@ -78,7 +78,9 @@ def test_skipped_pods_produce_events_on_owner_and_dynakube(cluster, tmp_path):
 
 def test_no_events_flag(cluster, tmp_path):
     api, server, kubeconfig = cluster
-    running = Running(tmp_path, "--cert-mode", "dev", "--no-events", kubeconfig=kubeconfig)
+    running = Running(
+        tmp_path, "--cert-mode", "dev", "--no-events", "--no-init-secrets", kubeconfig=kubeconfig
+    )
     try:
         running.wait_ready()
         with running.tls_client() as client:

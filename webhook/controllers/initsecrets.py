@@ -26,7 +26,9 @@ are rate-limited (token bucket) and a failing namespace backs off exponentially 
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import random
 import threading
 import time
@@ -74,6 +76,17 @@ class Config:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
+
+
+def csi_available(environ: Mapping[str, str] = os.environ) -> bool:
+    """Upstream's rule: env ``modules.json`` (from its ``install-config`` ConfigMap), field ``csiDriver``;
+    unset or invalid means every module is installed, the CSI driver included."""
+    try:
+        modules = json.loads(environ.get("modules.json") or "")
+    except ValueError:
+        return True
+    value = modules.get("csiDriver") if isinstance(modules, dict) else None
+    return value if isinstance(value, bool) else True
 
 
 class Step(NamedTuple):
