@@ -36,6 +36,7 @@ def test_skipped_pods_produce_events_on_owner_and_dynakube(cluster, tmp_path):
         tmp_path,
         "--cert-mode",
         "dev",
+        "--no-init-secrets",  # its Warning on the DynaKube (no tokens Secret here) is tested on its own
         env={"POD_NAME": "dynatrace-webhook-7d9f-abcde"},
         kubeconfig=kubeconfig,
     )

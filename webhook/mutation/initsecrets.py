@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from webhook import dynakube as dk
 from webhook.tolerant import as_list, as_map, as_str
 
@@ -277,12 +279,10 @@ def encode(data: Mapping[str, str]) -> dict[str, str]:
 
 
 def data_digest(data: Mapping[str, Any]) -> str:
-    """A short digest of a Secret's (base64) data, order-independent: what the cache keeps instead of the data."""
-    digest = hashlib.blake2b(digest_size=12)
-    for key in sorted(data):
-        value = data[key]
-        digest.update(key.encode() + b"\0" + (value if isinstance(value, str) else "").encode() + b"\0")
-    return digest.hexdigest()
+    """A short digest of a Secret's (base64) data, independent of key order: what the cache keeps instead of
+    the data. Values that are not strings count as empty."""
+    clean = {k: v if isinstance(v, str) else "" for k, v in data.items()}
+    return hashlib.blake2b(orjson.dumps(clean, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
 
 
 def fnv32(data: bytes) -> int:

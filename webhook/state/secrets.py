@@ -55,10 +55,15 @@ def _share(value: Any) -> Any:
     return _shared.setdefault(value, value)
 
 
+def _string_items(labels: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in labels.items() if isinstance(v, str)))
+
+
 def summarize(obj: Mapping[str, Any]) -> tuple[str, str, InitSecret]:
     """(namespace, name, summary) of a Secret."""
     meta = as_map(obj.get("metadata"))
-    labels = tuple(sorted((k, v) for k, v in as_map(meta.get("labels")).items() if isinstance(v, str)))
+    raw = as_map(meta.get("labels"))
+    labels = tuple(sorted(raw.items())) if all(type(v) is str for v in raw.values()) else _string_items(raw)
     summary = InitSecret(
         as_str(meta.get("resourceVersion")),
         _share(labels),
