@@ -20,7 +20,8 @@ from tests.test_certmanager import HOST, MWC, POLICY, SECRET, configured_api
 from webhook.config import Settings
 from webhook.server import Webhook
 from webhook.tls import certs
-from webhook.tls.manager import CertManager, Policy
+from webhook.tls.manager import CertManager
+from webhook.tls.material import Policy
 from webhook.tls.serving import CertificateWatcher
 
 NOW = dt.datetime.now(dt.UTC)

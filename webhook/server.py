@@ -230,7 +230,8 @@ class Webhook:
         if self._kube is None:
             log.warning("--reinject needs the Kubernetes API as state source; it stays off with --state-file")
             return
-        from webhook.controllers.reinject import Config, Reinjector
+        from webhook.controllers.reinject import Reinjector
+        from webhook.controllers.workloads import Config
 
         self.reinjector = Reinjector(
             self.kube_api(),

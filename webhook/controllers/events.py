@@ -1,8 +1,8 @@
 """Kubernetes Events for pods the webhook admitted without OneAgent, recorded off the admission path.
 
 ``Recorder.record`` only puts the event on a bounded queue (``put_nowait``): when the queue is full the event is
-dropped and counted, so an admission never waits for the API. A background thread takes events off the
-queue and writes them the way client-go's event recorder does:
+dropped and counted, so an admission never waits for the API. A reconcile loop (``webhook.controllers.loop``) takes events off
+the queue every ``tick`` seconds and writes them the way client-go's event recorder does:
 
 - identical events (same involvedObject, type, reason and message) seen again within ``window`` seconds
   (10 minutes) are merged into the Event already written: its ``count`` and ``lastTimestamp`` are PATCHed at
@@ -28,7 +28,6 @@ import datetime as dt
 import logging
 import os
 import queue
-import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -36,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from webhook.controllers.loop import Loop, Result, TokenBucket
 from webhook.kubeapi import Api, ApiError
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 COMPONENT = "dynatrace-webhook"
 WARNING = "Warning"
 RESULTS = ("sent", "aggregated", "dropped", "failed")
+_FLUSH = "flush"  # one key: a pass writes whatever is due
 MAX_MESSAGE = 1024  # what kube-apiserver accepts in an Event message (it rejects longer ones)
 
 # involvedObject as a sorted tuple of items: hashable, so it can be part of the aggregation key
@@ -96,23 +97,6 @@ def reporting_instance() -> str:
     return (os.environ.get("POD_NAME") or os.environ.get("HOSTNAME") or COMPONENT)[:128]
 
 
-class TokenBucket:
-    def __init__(self, burst: int, refill_seconds: float, now: float) -> None:
-        self.burst = burst
-        self.refill_seconds = refill_seconds
-        self.tokens = float(burst)
-        self._at = now
-
-    def take(self, now: float) -> bool:
-        if now > self._at:
-            self.tokens = min(float(self.burst), self.tokens + (now - self._at) / self.refill_seconds)
-        self._at = max(self._at, now)
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
 class Recorder:
     def __init__(
         self,
@@ -140,11 +124,11 @@ class Recorder:
         self.tick = tick
         self.clock = clock
         self.queue: queue.Queue[Occurrence] = queue.Queue(maxsize=queue_size)
-        self.bucket = TokenBucket(burst, refill_seconds, clock())
+        self.bucket = TokenBucket(60.0 / refill_seconds, clock, burst=burst)
         self.entries: OrderedDict[Key, _Entry] = OrderedDict()
         self._pending: dict[Key, None] = {}  # entries with something to write, in the order they got it
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.loop: Loop[str] = Loop("events", self._reconcile, on_stop=self._final_flush)
+        self._started = False
 
     # --- the admission side: never blocks ---
     def record(
@@ -167,24 +151,21 @@ class Recorder:
 
     # --- the background side ---
     def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="events", daemon=True)
-            self._thread.start()
+        if not self._started:
+            self._started = True
+            self.loop.add(_FLUSH)
+            self.loop.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Write what is queued (as far as the rate limit allows) and end the thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        if self._started:
+            self.loop.stop(timeout)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.process(block=self.tick)
-            except Exception:  # the recorder must outlive any bug in one write
-                log.exception("event recorder failed")
+    def _reconcile(self, key: str) -> Result:
+        self.process()
+        return Result(requeue_after=self.tick)
+
+    def _final_flush(self) -> None:
         with contextlib.suppress(Exception):
             self.process(final=True)
 
@@ -237,7 +218,7 @@ class Recorder:
                     continue
                 if not creating and not (final or now - entry.last_write >= self.flush_interval):
                     continue
-                if not self.bucket.take(now):
+                if not self.bucket.take():
                     return
                 if creating:
                     self._create(entry, now)
