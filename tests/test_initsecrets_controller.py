@@ -71,15 +71,16 @@ class World:
         self.controller = InitSecrets(
             self.api,
             self.store,
-            Config(**{"tick": 0.0, **config}),
+            Config(**config),
             clock=self.clock,
             elector=LeaderElector(self.api, "dynatrace", "lease", identity="me", clock=self.clock),
             recorder=self.recorder,
         )
         self.sync()
 
-    def sync(self) -> None:
-        """What the watches would deliver: the cache as the API holds it now."""
+    def sync(self, notify: bool = True) -> None:
+        """What the watches would deliver: the cache as the API holds it now (and, with ``notify``, the
+        watch event that says something changed)."""
         self.store.replace(DYNAKUBES, self.dynakubes)
         self.store.replace(NAMESPACES, self.namespaces)
         secrets = [{"metadata": {"name": n}, "data": gen.encode(d)} for n, d in self.tokens.items()]
@@ -88,11 +89,14 @@ class World:
         for resource, name in secret_cache.INIT_RESOURCES.items():
             items, _, _ = self.api.list_page("/api/v1/secrets", field_selector=f"metadata.name={name}")
             self.store.replace(resource, items)
-        self.controller.on_event("test", "MODIFIED")
+        if notify:
+            self.controller.on_event("test", "MODIFIED")
 
     def round(self) -> None:
-        self.controller.tick()
-        self.sync()
+        """Run the loop once: the leadership round, then every namespace it queues (as far as due)."""
+        self.controller.loop.add("")
+        self.controller.process()
+        self.sync(notify=False)
 
     def secret(self, ns: str, name: str = CONFIG) -> dict[str, Any] | None:
         return self.api.objects.get(f"/api/v1/namespaces/{ns}/secrets/{name}")
@@ -195,7 +199,7 @@ def test_no_app_injection_mode_deletes_the_config() -> None:
     assert w.secret("app0") is None
 
 
-def test_missing_inputs_fail_with_an_event_and_back_off() -> None:
+def test_missing_inputs_fail_with_an_event_and_wait_for_a_change() -> None:
     w = World()
     w.tokens = {}
     w.sync()
@@ -205,11 +209,12 @@ def test_missing_inputs_fail_with_an_event_and_back_off() -> None:
     involved, reason, message = w.recorder.events[0]
     assert (involved["kind"], involved["name"], reason) == ("DynaKube", "dk", "InitSecretFailed")
     assert "tokens Secret 'dk' not found" in message
-    w.controller.tick()  # backing off: not retried yet (no new event, same count)
+    w.clock.now += 5
+    w.controller.loop.add("")
+    w.controller.process()  # no change seen: not retried blindly
     assert w.controller.counts[("failed", CONFIG)] == 1
     w.tokens = {"dk": {"apiToken": "late"}}
-    w.sync()
-    w.clock.now += 10
+    w.sync()  # the watch event of the tokens Secret
     w.round()
     assert w.config()["apiToken"] == "late"
 
@@ -220,17 +225,18 @@ def test_api_errors_back_off_then_succeed() -> None:
         w.api.script("POST", "/api/v1/namespaces/app0/secrets", ApiError(500, "boom"))
     w.round()
     assert w.controller.counts[("failed", CONFIG)] == 1
-    w.round()  # within the backoff: no request
+    w.round()  # within the backoff (2 s +-20 %): a new pass does not bypass it
     assert w.controller.counts[("failed", CONFIG)] == 1
-    w.clock.now += 3.1  # first backoff: 2 s + up to 50 % jitter
+    w.clock.now += 2.5
     w.round()
     assert w.controller.counts[("failed", CONFIG)] == 2
-    w.clock.now += 3.1
-    w.round()  # the second backoff (4-6 s) has not passed
-    assert w.secret("app0") is None
-    w.clock.now += 3.1
+    w.clock.now += 2.5
+    w.round()  # the second backoff (3.2-4.8 s) has not passed
+    assert w.secret("app0") is None and w.controller.counts[("failed", CONFIG)] == 2
+    w.clock.now += 2.5
     w.round()
     assert w.secret("app0") is not None
+    assert w.controller.loop.failures == {}
 
 
 def test_writes_are_rate_limited() -> None:
@@ -257,7 +263,9 @@ def test_waits_for_the_caches() -> None:
     fresh = Store("dynatrace")
     fresh.init_secret_cache.track()
     w.controller.store = w.controller.planner.store = fresh
-    w.controller.tick()
+    w.controller.is_synced = lambda: fresh.synced
+    w.controller.loop.add("")
+    w.controller.process()
     assert w.writes() == []
 
 

@@ -19,9 +19,12 @@ names it decides one step:
 - inputs missing (no tokens Secret, a proxy ``valueFrom`` Secret without ``proxy``, ...): **failed**, logged,
   a Warning Event on the DynaKube, retried with backoff.
 
-``InitSecrets.run`` drives it: only the leader (a Lease of its own, ``webhook.controllers.leader``) writes;
-every change the watches report and every ``resync`` seconds reconciles every namespace, deduplicated; writes
-are rate-limited (token bucket) and a failing namespace backs off exponentially with jitter.
+``InitSecrets`` runs it on the reconcile loop (``webhook.controllers.loop``), keyed by namespace, plus one
+key for the round that renews leadership: only the leader (a Lease of its own, ``webhook.controllers.leader``)
+writes; when it becomes leader, when the watches report a change and every ``resync`` seconds, every namespace
+is queued (deduplicated by the loop). Writes are rate-limited by a token bucket (a namespace without a token
+is requeued for when one is due); an API error backs that namespace off exponentially with jitter. Missing
+inputs are not retried blindly: the change that brings them (a watch event) queues the namespaces again.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from typing import Any, NamedTuple
 
 from webhook import dynakube as dk
 from webhook.controllers.leader import LeaderElector
+from webhook.controllers.loop import Backoff, Loop, Result, TokenBucket
 from webhook.kubeapi import Api, ApiError
 from webhook.mutation import initsecrets as gen
 from webhook.state.store import Store
@@ -69,9 +73,9 @@ class Config:
     resync: float = 300.0  # seconds between full passes
     writes_per_second: float = 5.0
     burst: int = 20
-    backoff_initial: float = 2.0
+    backoff_initial: float = 2.0  # an API error backs the namespace off: 2 s, 4 s, ... (+-20 %)
     backoff_cap: float = 300.0
-    tick: float = 0.5
+    tick: float = 1.0  # leadership and change detection
     lease_name: str = DEFAULT_LEASE_NAME
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
@@ -205,6 +209,13 @@ class Planner:
         )
 
 
+class WriteFailed(Exception):
+    """An API write failed; the loop backs the namespace off."""
+
+
+_ROUND = ""  # the loop key of the leadership round (no namespace has an empty name)
+
+
 class InitSecrets:
     def __init__(
         self,
@@ -217,6 +228,7 @@ class InitSecrets:
         recorder: Any = None,
         on_count: Callable[[str, str], None] | None = None,
         is_synced: Callable[[], bool] | None = None,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self.api = api
         self.store = store
@@ -235,42 +247,71 @@ class InitSecrets:
             clock=clock,
         )
         self.planner = Planner(store, config)
+        self.bucket = TokenBucket(config.writes_per_second * 60.0, clock, burst=float(config.burst))
         self.counts: Counter[tuple[str, str]] = Counter()
         self.leader = False
-        self._queue: dict[str, None] = {}  # namespaces to reconcile, in order, deduplicated
-        self._failures: dict[str, tuple[int, float]] = {}  # namespace -> (attempts, not before)
-        self._reported: dict[tuple[str, str], str] = {}  # (DynaKube, Secret) -> the last input error logged
-        self._tokens = float(config.burst)
-        self._tokens_at = clock()
-        self._next_resync = 0.0
+        self._next_pass = 0.0
         self._dirty = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._reported: dict[tuple[str, str], str] = {}  # (DynaKube, Secret) -> the last input error logged
+        self.loop: Loop[str] = Loop(
+            "initsecrets",
+            self._reconcile,
+            clock=clock,
+            backoff=Backoff(base=config.backoff_initial, cap=config.backoff_cap),
+            rand=rand,
+            on_stop=self.elector.release,
+        )
 
     # --- signals (any thread) ---
     def on_event(self, resource: str, kind: str) -> None:
-        """A watch-event callback: any change to what the Secrets depend on triggers a pass."""
+        """A watch-event callback: any change to what the Secrets depend on queues a pass."""
         self.planner.forget()
         self._dirty.set()
 
+    # --- the loop ---
+    def _reconcile(self, key: str) -> Result | None:
+        if key == _ROUND:
+            self.round()
+            return Result(requeue_after=self.config.tick)
+        if not self.elector.is_leader():
+            self.leader = False
+            return None  # the next leader's first round queues every namespace again
+        return self.reconcile(key)
+
+    def round(self) -> None:
+        """Renew leadership; queue every namespace on becoming leader, after a change, and every ``resync``."""
+        was_leader = self.leader
+        self.leader = self.elector.step()
+        if not self.leader or not self.is_synced():
+            return
+        now = self.clock()
+        if not was_leader or self._dirty.is_set() or now >= self._next_pass:
+            self._dirty.clear()
+            self._next_pass = now + self.config.resync
+            backing_off = self.loop.failures
+            for namespace in sorted(self.planner.keys()):
+                if namespace not in backing_off:  # queued already, for when its backoff ends
+                    self.loop.add(namespace)
+
+    def process(self) -> int:
+        """Run what is due now (tests drive the loop by hand with a fake clock)."""
+        return self.loop.process()
+
     # --- one namespace ---
-    def reconcile(self, namespace: str) -> bool:
-        """Apply the planned steps; False when a step failed (the namespace backs off)."""
-        ok = True
+    def reconcile(self, namespace: str) -> Result | None:
+        """Apply the planned steps; raises WriteFailed on an API error (the loop backs off)."""
         for step in self.planner.plan(namespace):
             if step.action in (KEEP, FOREIGN):
                 continue
             if step.action == FAILED:
                 self._failed(namespace, step, step.detail)
-                ok = False
-                continue
-            if not self._take_token():
-                self._queue[namespace] = None  # no token: the rest waits for the next round
-                return ok
-            ok = self._write(namespace, step) and ok
-        return ok
+                continue  # retried when the inputs change (a watch event), or at the next resync
+            if not self.bucket.take():
+                return Result(requeue_after=max(self.bucket.wait_time(), 0.01))
+            self._write(namespace, step)
+        return None
 
-    def _write(self, namespace: str, step: Step) -> bool:
+    def _write(self, namespace: str, step: Step) -> None:
         collection = f"/api/v1/namespaces/{namespace}/secrets"
         try:
             if step.action == CREATE:
@@ -284,24 +325,23 @@ class InitSecrets:
         except ApiError as err:
             if step.action == CREATE and err.status == 409:
                 log.info("init Secret %s/%s: created by someone else meanwhile", namespace, step.name)
-                return True
+                return
             if step.action == DELETE and err.status == 404:
-                return True
-            if err.status == 409:  # stale resourceVersion: the watch brings the newer copy, try again then
-                self._queue[namespace] = None
-                return True
+                return
+            if err.status == 409:  # stale resourceVersion: the watch brings the newer copy and a new pass
+                self._dirty.set()
+                return
             self._failed(namespace, step, str(err))
-            return False
+            raise WriteFailed(f"{step.name} {step.action}: {err}") from None
         except Exception as err:  # the connection: back off and retry
             self._failed(namespace, step, str(err))
-            return False
+            raise WriteFailed(f"{step.name} {step.action}: {err}") from None
         self._count(step.action, step.name)
         self._reported.pop((step.dynakube, step.name), None)
         extra = f" ({step.detail})" if step.detail else ""
         log.info(
             "init Secret %s/%s %s for DynaKube %s%s", namespace, step.name, step.action, step.dynakube, extra
         )
-        return True
 
     def _failed(self, namespace: str, step: Step, error: str) -> None:
         self._count(FAILED, step.name)
@@ -324,46 +364,9 @@ class InitSecrets:
         if self.on_count is not None:
             self.on_count(action, name)
 
-    def _take_token(self) -> bool:
-        now = self.clock()
-        rate, burst = self.config.writes_per_second, float(self.config.burst)
-        self._tokens = min(burst, self._tokens + max(0.0, now - self._tokens_at) * rate)
-        self._tokens_at = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
-
-    # --- rounds ---
-    def tick(self) -> None:
-        """One round: leadership, then reconcile what is queued and due."""
-        self.leader = self.elector.step()
-        if not self.leader or not self.is_synced():
-            return
-        now = self.clock()
-        if self._dirty.is_set() or now >= self._next_resync:
-            self._dirty.clear()
-            self._next_resync = now + self.config.resync
-            for key in sorted(self.planner.keys()):
-                self._queue[key] = None
-        for namespace in list(self._queue):
-            if self._stop.is_set() or not self.elector.is_leader():
-                return
-            attempts, not_before = self._failures.get(namespace, (0, 0.0))
-            if now < not_before:
-                continue
-            del self._queue[namespace]
-            if self.reconcile(namespace):
-                self._failures.pop(namespace, None)
-            else:
-                delay = min(self.config.backoff_cap, self.config.backoff_initial * 2**attempts)
-                self._failures[namespace] = (attempts + 1, now + delay * (1 + random.random() * 0.5))
-                self._queue[namespace] = None
-            if namespace in self._queue and not self._tokens >= 1.0:
-                return  # out of tokens: the next round continues
-
+    # --- lifecycle ---
     def start(self) -> None:
-        if not self.config.enabled or self._thread is not None:
+        if not self.config.enabled or self.loop.thread is not None:
             return
         log.info(
             "init Secrets controller on: lease %s/%s as %s, at most %g writes/s",
@@ -372,27 +375,13 @@ class InitSecrets:
             self.elector.identity,
             self.config.writes_per_second,
         )
-        self._thread = threading.Thread(target=self._run, name="initsecrets", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                try:
-                    self.tick()
-                except Exception:
-                    log.exception("init Secrets round failed")
-                self._stop.wait(self.config.tick)
-        finally:
-            self.elector.release()
+        self.loop.add(_ROUND)
+        self.loop.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        else:
-            self.elector.release()
+        """Stop the loop and release the Lease."""
+        self.loop.stop(timeout)
         self.leader = False
 
     def pending(self) -> list[str]:
-        return list(self._queue)
+        return [key for key in self.loop.queued() if key != _ROUND]
