@@ -31,11 +31,11 @@ from webhook.admission.app import (
 from webhook.admission.review import Answer, Review
 from webhook.config import Settings
 from webhook.controllers import events
-from webhook.controllers.initsecrets import ACTIONS, MISSING_INIT_SECRET_REASON, csi_available
+from webhook.controllers.initsecrets import ACTIONS, csi_available
 from webhook.explain import explain
 from webhook.metrics import Metrics
 from webhook.mutation import pod as pods
-from webhook.mutation.initsecrets import INIT_SECRETS
+from webhook.mutation.initsecrets import INIT_SECRETS, MISSING_INIT_SECRET
 from webhook.mutation.pod import connection_info_reasons
 from webhook.state import owners as owner_cache
 from webhook.state.local import LocalState
@@ -127,7 +127,7 @@ class Webhook:
     # --- the apps ---
     def _inject(self, review: Review) -> Answer:
         answer = handlers.inject(review, self.store, self.injection)
-        if MISSING_INIT_SECRET_REASON in answer.reasons:
+        if MISSING_INIT_SECRET in answer.reasons:
             self.metrics.init_secret_missing.inc()
         if self.events is not None and answer.outcome == pods.SKIPPED:
             skipevents.record_skip(

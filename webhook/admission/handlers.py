@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from webhook import dynakube as dk
 from webhook import validation
 from webhook.admission.review import Answer, Review, allowed, denied, patched
+from webhook.mutation import initsecrets
 from webhook.mutation import namespace as namespaces
 from webhook.mutation import pod as pods
 from webhook.state.store import DYNAKUBES, Store
@@ -39,12 +40,22 @@ def inject(review: Review, store: Store, settings: pods.Settings) -> Answer:
     try:
         namespace, dynakube = store.pod_state(ns_name)
         result = pods.decide(obj, namespace, dynakube, settings, namespace_name=ns_name)
+        missing = initsecrets.missing_init_secrets(result.ops, store.init_secrets(ns_name))
     except Exception as err:  # never block a pod: admit unchanged and say why
         log.exception("injection failed for pod %s/%s", ns_name, name)
         return allowed(
             f"Failed to inject into pod: {name} because {err}",
             outcome="failed",
             reasons=(type(err).__name__,),
+        )
+    if missing:  # never a pod that mounts a Secret that is not there: kubelet could not start it
+        return patched(
+            initsecrets.missing_secret_ops(obj),
+            f"OneAgent not injected: Secret {', '.join(missing)} not yet in namespace {ns_name!r} "
+            f"({initsecrets.MISSING_INIT_SECRET})",
+            outcome=pods.SKIPPED,
+            reasons=(initsecrets.MISSING_INIT_SECRET,),
+            target=result.dynakube,
         )
     return patched(
         result.ops, result.message, outcome=result.outcome, reasons=result.reasons, target=result.dynakube

@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LEASE_NAME = "dynatrace-webhook-initsecrets"
 EVENT_FAILED = "InitSecretFailed"
-MISSING_INIT_SECRET_REASON = "MissingInitSecret"  # the /inject reason of a pod admitted before its Secret
 
 CREATE, UPDATE, DELETE, FAILED, FOREIGN, KEEP = (
     "created",

@@ -15,13 +15,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from webhook import dynakube as dk
+from webhook.mutation.patch import Patch
 from webhook.tolerant import as_list, as_map, as_str
 
 CONFIG_SECRET = "dynatrace-dynakube-config"
@@ -374,3 +375,38 @@ def decode(data: Any) -> dict[str, str]:
         except (ValueError, UnicodeDecodeError):
             out[key] = ""
     return out
+
+
+# --- the admission-side guard ---------------------------------------------------------------------------------
+MISSING_INIT_SECRET = (
+    "MissingInitSecret"  # the /inject reason of a pod admitted before its init Secret existed
+)
+ANNOTATION_INJECTED = "oneagent.dynatrace.com/injected"
+ANNOTATION_REASON = "oneagent.dynatrace.com/reason"
+
+
+def mounted_secrets(ops: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Names of the Secrets that the ``add`` operations' volumes mount (a whole volumes list or one volume)."""
+    names: set[str] = set()
+    for op in ops:
+        if op.get("op") != "add" or not str(op.get("path", "")).startswith("/spec/volumes"):
+            continue
+        value = op.get("value")
+        for volume in value if isinstance(value, list) else [value]:
+            name = as_str(as_map(as_map(volume).get("secret")).get("secretName"))
+            if name:
+                names.add(name)
+    return names
+
+
+def missing_init_secrets(ops: Iterable[Mapping[str, Any]], present: frozenset[str]) -> list[str]:
+    """The init Secrets a patch would mount that the cache does not hold in the pod's namespace."""
+    return sorted(n for n in mounted_secrets(ops) if n in INIT_SECRETS and n not in present)
+
+
+def missing_secret_ops(pod: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The pod unchanged but for ``oneagent.dynatrace.com/injected: "false"`` and the reason annotation."""
+    patch = Patch(pod)
+    patch.set_in_map(("metadata", "annotations"), ANNOTATION_INJECTED, "false")
+    patch.set_in_map(("metadata", "annotations"), ANNOTATION_REASON, MISSING_INIT_SECRET)
+    return patch.ops

@@ -1,0 +1,72 @@
+"""The admission-side guard: /inject never returns a patch that mounts an init Secret the cache does not hold."""
+
+from __future__ import annotations
+
+import jsonpatch
+import orjson
+
+from tests.conftest import make_dynakube, make_namespace, make_pod, make_review, make_store
+from webhook.admission import handlers
+from webhook.admission.review import decode
+from webhook.mutation import initsecrets
+from webhook.mutation import pod as pods
+from webhook.state import secrets as secret_cache
+
+CONFIG = "dynatrace-dynakube-config"
+
+
+def answer_for(store, pod=None):
+    review = decode(orjson.dumps(make_review(pod or make_pod())))
+    return handlers.inject(review, store, pods.Settings(image="init:1", version="0.1.0"))
+
+
+def config_secret(namespace: str) -> dict:
+    return {"metadata": {"name": CONFIG, "namespace": namespace}, "data": {"config": "e30="}}
+
+
+def test_missing_secret_admits_unchanged_but_for_the_reason() -> None:
+    store = make_store([make_dynakube()], [make_namespace()])
+    store.init_secret_cache.track()
+    store.replace(secret_cache.INIT_CONFIG, [])
+    store.replace(secret_cache.INIT_ENDPOINT, [])
+    pod = make_pod()
+    answer = answer_for(store, pod)
+    assert answer.outcome == pods.SKIPPED and answer.reasons == ("MissingInitSecret",)
+    assert "Secret dynatrace-dynakube-config not yet in namespace 'shop'" in answer.message
+    patched = jsonpatch.apply_patch(pod, answer.ops)
+    assert patched["metadata"]["annotations"] == {
+        **(pod["metadata"].get("annotations") or {}),
+        "oneagent.dynatrace.com/injected": "false",
+        "oneagent.dynatrace.com/reason": "MissingInitSecret",
+    }
+    assert patched["spec"] == pod["spec"]
+
+
+def test_present_secret_is_mounted() -> None:
+    store = make_store([make_dynakube()], [make_namespace()])
+    store.init_secret_cache.track()
+    store.replace(secret_cache.INIT_CONFIG, [config_secret("shop")])
+    store.replace(secret_cache.INIT_ENDPOINT, [])
+    answer = answer_for(store)
+    assert answer.outcome == pods.INJECTED
+    assert initsecrets.mounted_secrets(answer.ops) == {CONFIG}
+
+
+def test_untracked_cache_assumes_the_secrets() -> None:
+    store = make_store([make_dynakube()], [make_namespace()])  # a state file without Secret documents
+    assert answer_for(store).outcome == pods.INJECTED
+
+
+def test_mounted_secrets_reads_whole_lists_and_single_volumes() -> None:
+    ops = [
+        {"op": "add", "path": "/spec/volumes", "value": [{"name": "a", "secret": {"secretName": "s1"}}]},
+        {"op": "add", "path": "/spec/volumes/-", "value": {"name": "b", "secret": {"secretName": "s2"}}},
+        {"op": "add", "path": "/spec/volumes/-", "value": {"name": "c", "emptyDir": {}}},
+        {"op": "remove", "path": "/spec/volumes/0"},
+        {"op": "add", "path": "/metadata/annotations", "value": {"secret": {"secretName": "no"}}},
+    ]
+    assert initsecrets.mounted_secrets(ops) == {"s1", "s2"}
+    assert initsecrets.missing_init_secrets(ops, frozenset()) == []  # not init Secrets
+    init = [{"op": "add", "path": "/spec/volumes/-", "value": {"secret": {"secretName": CONFIG}}}]
+    assert initsecrets.missing_init_secrets(init, frozenset({CONFIG})) == []
+    assert initsecrets.missing_init_secrets(init, frozenset()) == [CONFIG]
