@@ -517,7 +517,12 @@ ALWAYS = {
 }
 # features.initSecrets (default on): writes the init Secrets, reads trustedCAs, holds its own Lease
 INIT_SECRETS = {
-    *{("cluster", "", "secrets", v, "*") for v in ("create", "update", "delete")},
+    ("cluster", "", "secrets", "create", "*"),
+    *{
+        ("cluster", "", "secrets", v, name)
+        for v in ("update", "delete")
+        for name in ("dynatrace-dynakube-config", "dynatrace-metadata-enrichment-endpoint")
+    },
     ("namespace", "", "configmaps", "list", "*"),
     ("namespace", "", "configmaps", "watch", "*"),
     ("namespace", "coordination.k8s.io", "leases", "get", "dynatrace-webhook-initsecrets"),

@@ -14,7 +14,6 @@ from tests.e2e.helpers import (
     HOSTS,
     INSTANCE_LABEL,
     NAMESPACES,
-    RUN_LABEL,
     annotations_of,
     dry_run_create,
     dynakube_body,
@@ -26,6 +25,7 @@ from tests.e2e.helpers import (
     pod_hook,
     wait,
 )
+from tests.e2e.tokens import create_tokens
 from webhook.kubeapi import ApiError
 
 CONFIG = "dynatrace-dynakube-config"
@@ -34,15 +34,7 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 
 def dynakube_with_tokens(kube, cleanup, namespace: str, name: str, run: str) -> None:
     """A DynaKube with complete connection info and its tokens Secret, as a user and the operator leave them."""
-    cleanup.create(
-        f"{NAMESPACES}/{namespace}/secrets",
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name, "labels": {RUN_LABEL: run}},
-            "data": {"apiToken": base64.b64encode(b"e2e-api-token").decode()},
-        },
-    )
+    create_tokens(cleanup, namespace, name, run)
     cleanup.create(dynakubes_path(namespace), dynakube_body(name, namespace, run))
     kube.patch(f"{dynakubes_path(namespace)}/{name}/status", dynakube_status(HOSTS))
 
