@@ -40,7 +40,11 @@ def inject(review: Review, store: Store, settings: pods.Settings) -> Answer:
     try:
         namespace, dynakube = store.pod_state(ns_name)
         result = pods.decide(obj, namespace, dynakube, settings, namespace_name=ns_name)
-        missing = initsecrets.missing_init_secrets(result.ops, store.init_secrets(ns_name))
+        missing = (
+            initsecrets.missing_init_secrets(result.ops, store.init_secrets(ns_name))
+            if result.outcome != pods.SKIPPED
+            else []
+        )
     except Exception as err:  # never block a pod: admit unchanged and say why
         log.exception("injection failed for pod %s/%s", ns_name, name)
         return allowed(

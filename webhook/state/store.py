@@ -80,8 +80,10 @@ class Store:
         return self.init_secret_cache.names(namespace)
 
     def owner_meta(self, namespace: str, kind: str, name: str) -> Obj | None:
-        """``{"name", "ownerReferences"}`` of a cached ReplicaSet, Job or ReplicationController; None when not
-        cached (another kind, or not seen yet)."""
+        """``{"name", "ownerReferences"}`` (the controller reference only) of a cached ReplicaSet, Job or
+        ReplicationController; None when not cached: not seen yet (fall back to what the pod tells, e.g. its
+        ``pod-template-hash``), or a kind outside ``owners.CACHED_KINDS`` — Deployment, StatefulSet, DaemonSet,
+        CronJob, DeploymentConfig — where the owner walk ends (nothing it follows controls them)."""
         return self.owners.owner_meta(namespace, kind, name)
 
     def dynakubes(self) -> list[Obj]:
