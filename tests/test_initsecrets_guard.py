@@ -70,3 +70,19 @@ def test_mounted_secrets_reads_whole_lists_and_single_volumes() -> None:
     init = [{"op": "add", "path": "/spec/volumes/-", "value": {"secret": {"secretName": CONFIG}}}]
     assert initsecrets.missing_init_secrets(init, frozenset({CONFIG})) == []
     assert initsecrets.missing_init_secrets(init, frozenset()) == [CONFIG]
+
+
+def test_explain_reports_the_missing_secret() -> None:
+    from webhook.explain import explain
+
+    store = make_store([make_dynakube()], [make_namespace()])
+    store.init_secret_cache.track()
+    store.replace(secret_cache.INIT_CONFIG, [])
+    store.replace(secret_cache.INIT_ENDPOINT, [])
+    report = explain(make_pod(), store, pods.Settings(image="init:1", version="0.1.0"))
+    assert (report["outcome"], report["reasons"]) == ("skipped", ["MissingInitSecret"])
+    assert report["checks"][-1] == {
+        "check": "init Secrets in the namespace",
+        "passed": False,
+        "detail": "missing dynatrace-dynakube-config",
+    }

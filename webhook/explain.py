@@ -7,12 +7,14 @@ on the health port of a running webhook (its live cache). Pure: a pod and a Stor
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import jsonpatch
 import yaml
 
 from webhook import dynakube as dk
+from webhook.mutation import initsecrets
 from webhook.mutation import pod as pods
 from webhook.state.store import Store
 
@@ -24,6 +26,19 @@ def explain(
     ns_name = namespace or str((meta or {}).get("namespace") or "")
     ns, dynakube = store.pod_state(ns_name)
     result = pods.decide(pod, ns, dynakube, settings, namespace_name=ns_name)
+    if result.outcome != pods.SKIPPED:  # the same guard as /inject: never mount a Secret that is not there
+        missing = initsecrets.missing_init_secrets(result.ops, store.init_secrets(ns_name))
+        present = f"missing {', '.join(missing)}" if missing else "present (or not needed)"
+        checks = [*result.checks, ("init Secrets in the namespace", not missing, present)]
+        result = replace(result, checks=checks)
+        if missing:
+            result = replace(
+                result,
+                outcome=pods.SKIPPED,
+                reasons=(initsecrets.MISSING_INIT_SECRET,),
+                message=f"OneAgent not injected: Secret {', '.join(missing)} not yet in namespace {ns_name!r}",
+                ops=initsecrets.missing_secret_ops(pod),
+            )
     report: dict[str, Any] = {
         "pod": pods.pod_name(pod) or "<unnamed>",
         "namespace": ns_name,
