@@ -165,16 +165,16 @@ class ApiServer:
                             metadata_only=partial,
                         )
                         meta = {"resourceVersion": rv, **({"continue": token} if token else {})}
-                        return self._send(200, {"kind": "List", "metadata": meta, "items": items})
+                        kind = "PartialObjectMetadataList" if partial else "List"
+                        return self._send(200, {"kind": kind, "metadata": meta, "items": items})
                     items, rv = outer.api.list(url.path, query.get("labelSelector", ""))
                     self._send(200, {"kind": "List", "metadata": {"resourceVersion": rv}, "items": items})
                 except ApiError as err:
                     self._error(err)
 
             def _watch(self, path: str, rv: str, selector: str = "", partial: bool = False) -> None:
-                scope = {"field_selector": selector, "metadata_only": partial}
                 try:
-                    first = list(outer.api.watch(path, rv, 1, **scope))
+                    first = list(outer.api.watch(path, rv, 1, field_selector=selector, metadata_only=partial))
                 except ApiError as err:
                     return self._error(err)
                 self.send_response(200)
@@ -193,7 +193,9 @@ class ApiServer:
                     if time.monotonic() > deadline:
                         break
                     time.sleep(0.05)
-                    events = list(outer.api.watch(path, str(last), 1, **scope))
+                    events = list(
+                        outer.api.watch(path, str(last), 1, field_selector=selector, metadata_only=partial)
+                    )
                 self.wfile.write(b"0\r\n\r\n")
 
             def _write(self, method: str) -> None:

@@ -7,6 +7,8 @@ Implements ``webhook.kubeapi.Api`` with the API server's documented semantics th
   merge, which is what it does for the maps the webhook patches;
 - ``watch`` replays the changes after a resourceVersion and then ends (as a server-side timeout does); a
   resourceVersion older than ``compacted`` is 410 Gone;
+- ``list_metadata_page`` serves PartialObjectMetadata pages (``limit``, ``continue``, a ``status.phase``
+  field selector); a continue token issued before ``compact()`` is 410 Gone, as an expired one is;
 - ``script(method, path, *items)`` makes the next calls fail or, for watches, replays scripted items
   (events, or exceptions raised mid-stream) instead of the change log.
 """
@@ -21,7 +23,7 @@ from typing import Any
 
 import jsonpatch
 
-from webhook.kubeapi import ApiError
+from webhook.kubeapi import ApiError, Items
 
 
 def _merge(target: Any, patch: Any) -> Any:
@@ -53,17 +55,6 @@ def _in_collection(object_path: str, collection: str) -> bool:
     return False
 
 
-def _fields_match(obj: dict[str, Any], selector: str) -> bool:
-    """``metadata.name=x`` and ``metadata.namespace=x`` terms, comma-separated (what the webhook sends)."""
-    meta = obj.get("metadata") or {}
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        key, _, value = term.partition("=")
-        field = key.rstrip("=").removeprefix("metadata.")
-        if meta.get(field) != value:
-            return False
-    return True
-
-
 def partial(obj: dict[str, Any]) -> dict[str, Any]:
     """The PartialObjectMetadata view of an object."""
     return {
@@ -92,11 +83,24 @@ def _labels_match(obj: dict[str, Any], selector: str) -> bool:
     return True
 
 
+def _fields_match(obj: dict[str, Any], selector: str) -> bool:
+    """``status.phase`` and ``metadata.name`` terms with ``=``, ``==`` or ``!=``."""
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        negate = "!=" in term
+        key, _, value = term.replace("!=", "=").replace("==", "=").partition("=")
+        section, _, field = key.partition(".")
+        actual = (obj.get(section) or {}).get(field) or ""
+        if (actual == value) == negate:
+            return False
+    return True
+
+
 class FakeApi:
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, Any]] = {}
         self.changes: list[tuple[int, str, str, dict[str, Any]]] = []  # (rv, collection, type, object)
         self.compacted = 0
+        self.compactions = 0  # continue tokens name the compaction they were issued in
         self.calls: list[tuple[str, str]] = []
         self._rv = itertools.count(100)
         self._scripts: dict[tuple[str, str], list[Any]] = {}
@@ -111,6 +115,7 @@ class FakeApi:
     def compact(self) -> None:
         """Forget history: watches from any resourceVersion seen so far get 410 Gone."""
         self.compacted = self.resource_version
+        self.compactions += 1
 
     @property
     def resource_version(self) -> int:
@@ -163,15 +168,16 @@ class FakeApi:
         limit: int = 0,
         continue_token: str = "",
         metadata_only: bool = False,
-    ) -> tuple[list[dict[str, Any]], str, str]:
-        """A page of a (possibly cluster-wide) list; the continue token is the offset, tied to the list's
-        resourceVersion: one older than ``compacted`` is 410 Gone, as an expired token is."""
+    ) -> tuple[Items, str, str]:
+        """A page of a (possibly cluster-wide) list, of whole objects or PartialObjectMetadata; the continue
+        token holds the list's resourceVersion and offset and names the compaction it was issued in: one issued
+        before ``compact()`` is 410 Gone, as an expired token is."""
         with self.lock:
             self._record("LIST", path)
             rv, offset = str(self.resource_version), 0
             if continue_token:
-                rv, _, start = continue_token.partition(":")
-                if int(rv) < self.compacted:
+                issued, rv, start = continue_token.split(":")
+                if issued != str(self.compactions):
                     raise ApiError(410, "the provided continue parameter is too old")
                 offset = int(start)
             items = [
@@ -180,8 +186,35 @@ class FakeApi:
                 if _in_collection(p, path) and _fields_match(o, field_selector)
             ]
             end = offset + limit if limit else len(items)
-            token = f"{rv}:{end}" if end < len(items) else ""
+            token = f"{self.compactions}:{rv}:{end}" if end < len(items) else ""
             return items[offset:end], rv, token
+
+    def list_metadata_page(
+        self, path: str, *, limit: int, continue_token: str = "", field_selector: str = ""
+    ) -> tuple[Items, str]:
+        with self.lock:
+            self._record("LISTMETA", path)
+            after = ""
+            if continue_token:
+                issued, _, after = continue_token.partition(":")
+                if issued != str(self.compactions):
+                    raise ApiError(410, "the provided continue parameter is too old")
+            names = sorted(
+                p
+                for p, o in self.objects.items()
+                if _split(p)[0] == path and p > after and _fields_match(o, field_selector)
+            )
+            page = names[: max(1, limit)]
+            items = [
+                {
+                    "apiVersion": "meta.k8s.io/v1",
+                    "kind": "PartialObjectMetadata",
+                    "metadata": copy.deepcopy(self.objects[p].get("metadata") or {}),
+                }
+                for p in page
+            ]
+            more = len(names) > len(page)
+            return items, f"{self.compactions}:{page[-1]}" if more else ""
 
     def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:

@@ -276,20 +276,3 @@ def test_terminating_namespaces_get_nothing(terminating: dict[str, str]) -> None
     w.sync()
     w.round()
     assert w.writes() == []
-
-
-@pytest.mark.parametrize(
-    ("environ", "expected"),
-    [
-        ({}, True),
-        ({"modules.json": '{"csiDriver": false}'}, False),
-        ({"modules.json": '{"csiDriver": true, "activeGate": true}'}, True),
-        ({"modules.json": "not json"}, True),
-        ({"modules.json": '{"csiDriver": "no"}'}, True),
-        ({"modules.json": "[]"}, True),
-    ],
-)
-def test_csi_availability_follows_upstreams_modules_json(environ: dict[str, str], expected: bool) -> None:
-    from webhook.controllers.initsecrets import csi_available
-
-    assert csi_available(environ) is expected

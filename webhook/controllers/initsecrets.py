@@ -29,9 +29,7 @@ inputs are not retried blindly: the change that brings them (a watch event) queu
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import random
 import threading
 import time
@@ -68,7 +66,7 @@ ACTIONS = (CREATE, UPDATE, DELETE, FAILED)
 class Config:
     enabled: bool = True
     operator_version: str = ""  # app.kubernetes.io/version on the config Secret
-    csi_mode: bool = True  # config.csiMode: the CSI driver is installed
+    csi_mode: bool = True  # config.csiMode: the CSI driver is installed (--modules, upstream's modules.json)
     resync: float = 300.0  # seconds between full passes
     writes_per_second: float = 5.0
     burst: int = 20
@@ -79,17 +77,6 @@ class Config:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
-
-
-def csi_available(environ: Mapping[str, str] = os.environ) -> bool:
-    """Upstream's rule: env ``modules.json`` (from its ``install-config`` ConfigMap), field ``csiDriver``;
-    unset or invalid means every module is installed, the CSI driver included."""
-    try:
-        modules = json.loads(environ.get("modules.json") or "")
-    except ValueError:
-        return True
-    value = modules.get("csiDriver") if isinstance(modules, dict) else None
-    return value if isinstance(value, bool) else True
 
 
 class Step(NamedTuple):

@@ -1,17 +1,20 @@
 """State from a YAML file (local development and tests): DynaKube and Namespace documents, and optionally
 the objects the cluster caches hold:
 
-- ``Secret`` documents named ``dynatrace-dynakube-config`` / ``dynatrace-metadata-enrichment-endpoint``: the
-  init Secrets present (per namespace). With none in the file, every namespace counts as having both;
-  with at least one, exactly those listed exist;
-- other ``Secret`` and ``ConfigMap`` documents in the DynaKubes' namespace: the inputs they are generated from;
+- ``Secret`` documents in the DynaKubes' namespace: what ``/validate`` reads (``proxy``) and what the init
+  Secrets are generated from; ``ConfigMap`` documents there: trustedCAs;
+- ``Secret`` documents named ``dynatrace-dynakube-config`` / ``dynatrace-metadata-enrichment-endpoint`` (any
+  namespace): the init Secrets present. With none in the file, every namespace counts as having both; with at
+  least one, exactly those listed exist;
 - ``ReplicaSet``, ``Job`` and ``ReplicationController`` documents (metadata is enough): the owner cache.
 
-The file is read at start and again whenever it changes; a file that fails to parse keeps the previous state.
+A Secret's ``stringData`` is stored base64-encoded in ``data``, as the API server does. The file is read at
+start and again whenever it changes; a file that fails to parse keeps the previous state.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 from pathlib import Path
@@ -21,7 +24,7 @@ import yaml
 
 from webhook.state import owners
 from webhook.state import secrets as secret_cache
-from webhook.state.store import DYNAKUBES, NAMESPACES, Store
+from webhook.state.store import DYNAKUBES, NAMESPACES, SECRETS, Store
 
 log = logging.getLogger(__name__)
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -35,12 +38,6 @@ OWNER_KINDS = {kind: resource for resource, (kind, _) in owners.RESOURCES.items(
 INIT_RESOURCE = {name: resource for resource, name in secret_cache.INIT_RESOURCES.items()}
 
 
-def parse(text: str, namespace: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Split the documents into (dynakubes in ``namespace``, namespaces); other known kinds are dropped."""
-    sections = parse_sections(text, namespace)
-    return sections[DYNAKUBES], sections[NAMESPACES]
-
-
 def _load(text: str) -> list[Any]:
     try:
         # libyaml's C loader when the wheel has it: ten times faster on large state files
@@ -51,42 +48,57 @@ def _load(text: str) -> list[Any]:
 
 def _meta(doc: dict[str, Any]) -> dict[str, Any]:
     meta = doc.get("metadata")
-    return meta if isinstance(meta, dict) else {}
+    if not isinstance(meta, dict):
+        meta = doc["metadata"] = {}
+    return meta
 
 
-def parse_sections(text: str, namespace: str) -> dict[str, list[dict[str, Any]]]:
-    """Every document by the Store resource it feeds; a kind the webhook does not read is an error."""
-    sections: dict[str, list[dict[str, Any]]] = {DYNAKUBES: [], NAMESPACES: []}
-    _collect(_load(text), namespace, sections)
-    return sections
+def _secret(doc: dict[str, Any]) -> dict[str, Any]:
+    data = dict(doc.get("data") or {})
+    for key, value in (doc.get("stringData") or {}).items():
+        data[key] = base64.b64encode(str(value).encode()).decode()
+    return {**doc, "data": data}
 
 
-def _collect(documents: list[Any], namespace: str, sections: dict[str, list[dict[str, Any]]]) -> None:
-    dynakubes, namespaces = sections[DYNAKUBES], sections[NAMESPACES]
+def parse_documents(text: str, namespace: str) -> dict[str, list[dict[str, Any]]]:
+    """Sort the documents by the Store resource they feed (DynaKubes, Secrets and ConfigMaps only in
+    ``namespace``); a kind the webhook does not read is an error."""
+    found: dict[str, list[dict[str, Any]]] = {DYNAKUBES: [], NAMESPACES: [], SECRETS: []}
+    _collect(_load(text), namespace, found)
+    return found
+
+
+def parse(text: str, namespace: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(DynaKubes in ``namespace``, Namespaces) of a state file."""
+    found = parse_documents(text, namespace)
+    return found[DYNAKUBES], found[NAMESPACES]
+
+
+def _collect(documents: list[Any], namespace: str, found: dict[str, list[dict[str, Any]]]) -> None:
     for i, doc in enumerate(documents):
         kind = doc.get("kind") if isinstance(doc, dict) else None
         if kind == "List":
             items = doc.get("items")
-            _collect(items if isinstance(items, list) else [], namespace, sections)
+            _collect(items if isinstance(items, list) else [], namespace, found)
         elif kind in OWNER_KINDS and isinstance(doc, dict):
-            sections.setdefault(OWNER_KINDS[kind], []).append(doc)
+            found.setdefault(OWNER_KINDS[kind], []).append(doc)
         elif kind == "Secret" and isinstance(doc, dict) and _meta(doc).get("name") in INIT_RESOURCE:
-            sections.setdefault(INIT_RESOURCE[_meta(doc)["name"]], []).append(doc)
-        elif kind in ("Secret", "ConfigMap") and isinstance(doc, dict):
-            if _meta(doc).setdefault("namespace", namespace) == namespace:
-                resource = secret_cache.INPUT_SECRETS if kind == "Secret" else secret_cache.INPUT_CONFIGMAPS
-                sections.setdefault(resource, []).append(doc)
-            else:
-                log.warning("ignoring %s %r outside namespace %r", kind, _meta(doc).get("name"), namespace)
-        elif kind == "DynaKube":
-            meta = doc.setdefault("metadata", {})
+            found.setdefault(INIT_RESOURCE[_meta(doc)["name"]], []).append(_secret(doc))
+        elif kind in ("DynaKube", "Secret", "ConfigMap") and isinstance(doc, dict):
+            meta = _meta(doc)
             meta.setdefault("namespace", namespace)
-            if meta["namespace"] == namespace:
-                dynakubes.append(doc)
+            if meta["namespace"] != namespace:
+                log.warning("ignoring %s %r outside namespace %r", kind, meta.get("name"), namespace)
+            elif kind == "DynaKube":
+                found[DYNAKUBES].append(doc)
+            elif kind == "Secret":
+                secret = _secret(doc)
+                found[SECRETS].append(secret)
+                found.setdefault(secret_cache.INPUT_SECRETS, []).append(secret)
             else:
-                log.warning("ignoring DynaKube %r outside namespace %r", meta.get("name"), namespace)
+                found.setdefault(secret_cache.INPUT_CONFIGMAPS, []).append(doc)
         elif kind == "Namespace":
-            namespaces.append(doc)
+            found[NAMESPACES].append(doc)
         else:
             raise StateFileError(
                 f"document {i + 1} has kind {kind!r}; expected DynaKube, Namespace, Secret, ConfigMap, "
@@ -107,24 +119,24 @@ class LocalState:
     def load(self) -> bool:
         try:
             stat = self.path.stat()
-            sections = parse_sections(self.path.read_text(), self.store.namespace)
+            found = parse_documents(self.path.read_text(), self.store.namespace)
         except (OSError, StateFileError) as err:
             self.errors += 1
             log.error("state file %s not loaded, keeping the previous state: %s", self.path, err)
             return False
         self._stamp = (stat.st_mtime, stat.st_size)
-        dynakubes, namespaces = sections[DYNAKUBES], sections[NAMESPACES]
-        self.store.replace(DYNAKUBES, dynakubes)
-        self.store.replace(NAMESPACES, namespaces)
         # listing any init Secret switches from "present everywhere" to "exactly those listed"
-        self.store.init_secret_cache.tracked = any(r in sections for r in secret_cache.INIT_RESOURCES)
+        self.store.init_secret_cache.tracked = any(r in found for r in secret_cache.INIT_RESOURCES)
         for resource in (*owners.RESOURCES, *secret_cache.INIT_RESOURCES, *secret_cache.INPUT_RESOURCES):
-            self.store.replace(resource, sections.get(resource, []))
+            found.setdefault(resource, [])
+        for resource, objects in found.items():
+            self.store.replace(resource, objects)
         log.info(
-            "state loaded from %s: %d DynaKube(s), %d namespace(s)",
+            "state loaded from %s: %d DynaKube(s), %d namespace(s), %d secret(s)",
             self.path,
-            len(dynakubes),
-            len(namespaces),
+            len(found[DYNAKUBES]),
+            len(found[NAMESPACES]),
+            len(found[SECRETS]),
         )
         return True
 

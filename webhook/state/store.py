@@ -19,11 +19,18 @@ Obj = dict[str, Any]
 
 DYNAKUBES = "dynakubes"
 NAMESPACES = "namespaces"
-RESOURCES = (DYNAKUBES, NAMESPACES)
+SECRETS = "secrets"  # of the webhook's namespace, only their `proxy` key (what a DynaKube's spec.proxy names)
+RESOURCES = (DYNAKUBES, NAMESPACES, SECRETS)
+# what readiness (``synced``) waits for; the Secrets only serve /validate's proxy check, which says so until
+# they are loaded
+SYNC_REQUIRED = (DYNAKUBES, NAMESPACES)
+SECRET_KEYS = ("proxy",)
+ISTIO_API = "networking.istio.io/v1beta1"  # /validate: is Istio's API served (spec.enableIstio)?
 
 
 def slim(resource: str, obj: Mapping[str, Any]) -> Obj:
-    """What the webhook keeps of an object: managedFields never, namespaces only their metadata."""
+    """What the webhook keeps of an object: managedFields never, namespaces only their metadata, Secrets only
+    their name and ``SECRET_KEYS``."""
     meta = dict(obj.get("metadata") or {})
     meta.pop("managedFields", None)
     if resource == NAMESPACES:
@@ -33,6 +40,10 @@ def slim(resource: str, obj: Mapping[str, Any]) -> Obj:
             if k in meta
         }
         return {"apiVersion": "v1", "kind": "Namespace", "metadata": keep}
+    if resource == SECRETS:
+        keep = {k: meta[k] for k in ("name", "namespace", "resourceVersion", "uid") if k in meta}
+        data = as_map(obj.get("data"))
+        return {"kind": "Secret", "metadata": keep, "data": {k: data[k] for k in SECRET_KEYS if k in data}}
     out = dict(obj)
     out["metadata"] = meta
     return out
@@ -61,6 +72,8 @@ class Store:
             dict.fromkeys((secret_cache.INPUT_SECRETS, secret_cache.INPUT_CONFIGMAPS), self.inputs)
         )
         self.last_event.update(dict.fromkeys(self._parts, 0.0))
+        # API group versions probed in the background (``webhook.state.discovery``): served or not; absent: unknown
+        self.served: dict[str, bool] = {}
 
     # --- readers (admission path) ---
     def dynakube(self, name: str) -> Obj | None:
@@ -86,6 +99,10 @@ class Store:
         CronJob, DeploymentConfig — where the owner walk ends (nothing it follows controls them)."""
         return self.owners.owner_meta(namespace, kind, name)
 
+    def secret(self, name: str) -> Obj | None:
+        """A cached Secret of the webhook's namespace (name and ``SECRET_KEYS`` of ``data`` only)."""
+        return self._objects[SECRETS].get(name)
+
     def dynakubes(self) -> list[Obj]:
         return list(self._objects[DYNAKUBES].values())
 
@@ -94,8 +111,9 @@ class Store:
 
     @property
     def synced(self) -> bool:
-        """DynaKubes, namespaces and (when tracked) the init Secrets listed; the owner cache is not waited for."""
-        return all(self._synced.values()) and self.init_secret_cache.synced
+        """DynaKubes, namespaces and (when tracked) the init Secrets listed; the owner cache and the webhook
+        namespace's Secrets are not waited for."""
+        return all(self._synced[r] for r in SYNC_REQUIRED) and self.init_secret_cache.synced
 
     def is_synced(self, resource: str) -> bool:
         return self._synced[resource]
