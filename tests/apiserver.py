@@ -150,34 +150,31 @@ class ApiServer:
                                 },
                             },
                         )
+                    partial = "as=PartialObjectMetadata" in self.headers.get("Accept", "")
+                    selector = query.get("fieldSelector", "")
                     if query.get("watch") == "true":
-                        return self._watch(url.path, query.get("resourceVersion", ""))
+                        return self._watch(url.path, query.get("resourceVersion", ""), selector, partial)
                     if not is_collection(url.path):
                         return self._send(200, outer.api.get(url.path))
-                    if "as=PartialObjectMetadataList" in self.headers.get("Accept", ""):
-                        items, token = outer.api.list_metadata_page(
+                    if selector or partial or "limit" in query or "continue" in query:
+                        items, rv, token = outer.api.list_page(
                             url.path,
-                            limit=int(query.get("limit") or 500),
+                            field_selector=selector,
+                            limit=int(query.get("limit") or 0),
                             continue_token=query.get("continue", ""),
-                            field_selector=query.get("fieldSelector", ""),
+                            metadata_only=partial,
                         )
-                        return self._send(
-                            200,
-                            {
-                                "apiVersion": "meta.k8s.io/v1",
-                                "kind": "PartialObjectMetadataList",
-                                "metadata": {"continue": token},
-                                "items": items,
-                            },
-                        )
+                        meta = {"resourceVersion": rv, **({"continue": token} if token else {})}
+                        kind = "PartialObjectMetadataList" if partial else "List"
+                        return self._send(200, {"kind": kind, "metadata": meta, "items": items})
                     items, rv = outer.api.list(url.path, query.get("labelSelector", ""))
                     self._send(200, {"kind": "List", "metadata": {"resourceVersion": rv}, "items": items})
                 except ApiError as err:
                     self._error(err)
 
-            def _watch(self, path: str, rv: str) -> None:
+            def _watch(self, path: str, rv: str, selector: str = "", partial: bool = False) -> None:
                 try:
-                    first = list(outer.api.watch(path, rv, 1))
+                    first = list(outer.api.watch(path, rv, 1, field_selector=selector, metadata_only=partial))
                 except ApiError as err:
                     return self._error(err)
                 self.send_response(200)
@@ -196,7 +193,9 @@ class ApiServer:
                     if time.monotonic() > deadline:
                         break
                     time.sleep(0.05)
-                    events = list(outer.api.watch(path, str(last), 1))
+                    events = list(
+                        outer.api.watch(path, str(last), 1, field_selector=selector, metadata_only=partial)
+                    )
                 self.wfile.write(b"0\r\n\r\n")
 
             def _write(self, method: str) -> None:

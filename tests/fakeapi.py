@@ -43,6 +43,27 @@ def _split(path: str) -> tuple[str, str]:
     return collection, name
 
 
+def _in_collection(object_path: str, collection: str) -> bool:
+    """An object's path is in ``collection`` (``.../namespaces/ns/secrets``) or in the cluster-wide one
+    (``/api/v1/secrets`` holds ``/api/v1/namespaces/<any>/secrets/<name>``)."""
+    parent = _split(object_path)[0]
+    if parent == collection:
+        return True
+    parts = parent.split("/")
+    if len(parts) >= 3 and parts[-3] == "namespaces":
+        return "/".join(parts[:-3] + parts[-1:]) == collection
+    return False
+
+
+def partial(obj: dict[str, Any]) -> dict[str, Any]:
+    """The PartialObjectMetadata view of an object."""
+    return {
+        "apiVersion": "meta.k8s.io/v1",
+        "kind": "PartialObjectMetadata",
+        "metadata": obj.get("metadata") or {},
+    }
+
+
 def _labels_match(obj: dict[str, Any], selector: str) -> bool:
     labels = (obj.get("metadata") or {}).get("labels") or {}
     for term in filter(None, (t.strip() for t in selector.split(","))):
@@ -139,6 +160,35 @@ class FakeApi:
             ]
             return items, str(self.resource_version)
 
+    def list_page(
+        self,
+        path: str,
+        *,
+        field_selector: str = "",
+        limit: int = 0,
+        continue_token: str = "",
+        metadata_only: bool = False,
+    ) -> tuple[Items, str, str]:
+        """A page of a (possibly cluster-wide) list, of whole objects or PartialObjectMetadata; the continue
+        token holds the list's resourceVersion and offset and names the compaction it was issued in: one issued
+        before ``compact()`` is 410 Gone, as an expired token is."""
+        with self.lock:
+            self._record("LIST", path)
+            rv, offset = str(self.resource_version), 0
+            if continue_token:
+                issued, rv, start = continue_token.split(":")
+                if issued != str(self.compactions):
+                    raise ApiError(410, "the provided continue parameter is too old")
+                offset = int(start)
+            items = [
+                copy.deepcopy(partial(o) if metadata_only else o)
+                for p, o in sorted(self.objects.items())
+                if _in_collection(p, path) and _fields_match(o, field_selector)
+            ]
+            end = offset + limit if limit else len(items)
+            token = f"{self.compactions}:{rv}:{end}" if end < len(items) else ""
+            return items[offset:end], rv, token
+
     def list_metadata_page(
         self, path: str, *, limit: int, continue_token: str = "", field_selector: str = ""
     ) -> tuple[Items, str]:
@@ -218,7 +268,15 @@ class FakeApi:
             obj["metadata"]["resourceVersion"] = str(rv)
             self.changes.append((rv, _split(path)[0], "DELETED", obj))
 
-    def watch(self, path: str, resource_version: str, timeout_seconds: int) -> Iterator[dict[str, Any]]:
+    def watch(
+        self,
+        path: str,
+        resource_version: str,
+        timeout_seconds: int,
+        *,
+        field_selector: str = "",
+        metadata_only: bool = False,
+    ) -> Iterator[dict[str, Any]]:
         with self.lock:
             self.calls.append(("WATCH", path))
             scripted = self._next_script("WATCH", path)
@@ -229,9 +287,11 @@ class FakeApi:
                     raise ApiError(410, "too old resource version")
                 since = int(resource_version or 0)
                 session: list[Any] = [
-                    {"type": kind, "object": copy.deepcopy(obj)}
+                    {"type": kind, "object": copy.deepcopy(partial(obj) if metadata_only else obj)}
                     for rv, collection, kind, obj in self.changes
-                    if collection == path and rv > since
+                    if rv > since
+                    and _in_collection(collection + "/x", path)
+                    and _fields_match(obj, field_selector)
                 ]
             else:
                 session = list(scripted)

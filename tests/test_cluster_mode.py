@@ -21,7 +21,8 @@ def inject(client, body) -> list:
 
 def test_state_from_the_api_and_status_changes_reach_the_next_admission(cluster, tmp_path):
     api, server, kubeconfig = cluster
-    running = Running(tmp_path, "--cert-mode", "dev", kubeconfig=kubeconfig)
+    # the initsecrets controller (its Lease and Secret writes) has tests of its own
+    running = Running(tmp_path, "--cert-mode", "dev", "--no-init-secrets", kubeconfig=kubeconfig)
     try:
         running.wait_ready()
         review = make_review(make_pod())
@@ -62,7 +63,13 @@ def test_state_from_the_api_and_status_changes_reach_the_next_admission(cluster,
         and "watch=true" not in path
         and path not in ("/apis/dynatrace.com", "/apis/networking.istio.io/v1beta1")
     ]
-    assert sorted(lists) == ["/api/v1/namespaces", "/api/v1/namespaces/dynatrace/secrets", DK_PATH]
+    # the DynaKube, namespace and Secret caches list once; the init-Secret and owner caches once each, in pages
+    assert sorted(p for p in lists if "limit=" not in p) == [
+        "/api/v1/namespaces",
+        "/api/v1/namespaces/dynatrace/secrets",
+        DK_PATH,
+    ]
+    assert len([p for p in lists if "limit=" in p]) == 5
 
 
 def test_self_managed_certificates_are_created_and_trusted_by_the_bundle(cluster, tmp_path):
@@ -142,7 +149,7 @@ def test_the_admission_path_makes_no_api_request(tmp_path):
     import time
 
     from tests.apiserver import ApiServer
-    from tests.conftest import make_dynakube, make_namespace
+    from tests.conftest import make_dynakube, make_init_secret, make_namespace
     from tests.fakeapi import FakeApi
 
     api = FakeApi()
@@ -154,9 +161,17 @@ def test_the_admission_path_makes_no_api_request(tmp_path):
     kube_system = make_namespace("kube-system", None)
     kube_system["metadata"]["uid"] = "cluster-uid-0001"
     api.seed("/api/v1/namespaces", kube_system)
+    for secret in ("dynatrace-dynakube-config", "dynatrace-metadata-enrichment-endpoint"):
+        api.seed("/api/v1/namespaces/shop/secrets", make_init_secret("shop", secret))
     server = ApiServer(api)
+    # no controller writing meanwhile: every request in the window would be the admission path's
     running = Running(
-        tmp_path, "--cert-mode", "dev", "--no-events", kubeconfig=server.kubeconfig(tmp_path / "kc")
+        tmp_path,
+        "--cert-mode",
+        "dev",
+        "--no-events",
+        "--no-init-secrets",
+        kubeconfig=server.kubeconfig(tmp_path / "kc"),
     )
     try:
         running.wait_ready()

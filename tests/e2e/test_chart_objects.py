@@ -133,6 +133,15 @@ def test_api_server_accepts_chart_objects_and_rbac_grants_what_the_webhook_needs
         ("get", "secrets", {"namespace": ns, "name": CERT_SECRET}),
         ("update", "secrets", {"namespace": ns, "name": CERT_SECRET}),
         ("create", "secrets", {"namespace": ns}),
+        # the init Secret cache (all namespaces) and features.initSecrets (default on), by name
+        ("list", "secrets", {"namespace": "default"}),
+        ("watch", "secrets", {}),
+        ("create", "secrets", {"namespace": "default"}),
+        ("update", "secrets", {"namespace": "default", "name": "dynatrace-dynakube-config"}),
+        ("delete", "secrets", {"namespace": "default", "name": "dynatrace-metadata-enrichment-endpoint"}),
+        ("list", "replicasets", {"group": "apps"}),
+        ("watch", "jobs", {"group": "batch"}),
+        ("list", "configmaps", {"namespace": ns}),
         ("get", "mutatingwebhookconfigurations", {"group": admission, "name": fullname}),
         ("patch", "mutatingwebhookconfigurations", {"group": admission, "name": fullname}),
         ("patch", "validatingwebhookconfigurations", {"group": admission, "name": fullname}),
@@ -140,7 +149,9 @@ def test_api_server_accepts_chart_objects_and_rbac_grants_what_the_webhook_needs
     denied: list[tuple[str, str, dict[str, str]]] = [
         ("delete", "secrets", {"namespace": ns, "name": CERT_SECRET}),
         ("get", "secrets", {"namespace": ns, "name": "another-secret"}),
-        ("list", "secrets", {"namespace": ns}),
+        ("update", "secrets", {"namespace": "default", "name": "another-secret"}),
+        ("delete", "secrets", {"namespace": "default", "name": "another-secret"}),
+        ("list", "configmaps", {"namespace": "default"}),
         ("list", "dynakubes", {"group": "dynatrace.com", "namespace": "default"}),
         ("update", "dynakubes", {"group": "dynatrace.com", "namespace": ns}),
         ("patch", "namespaces", {}),  # only with features.relabelNamespaces

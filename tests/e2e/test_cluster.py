@@ -19,6 +19,7 @@ from tests.e2e.helpers import (
     short_id,
     wait,
 )
+from tests.e2e.tokens import create_tokens
 
 
 def test_api_server_gets_injection_and_empty_connection_info_skip(
@@ -27,6 +28,7 @@ def test_api_server_gets_injection_and_empty_connection_info_skip(
     ns = webhook_namespace
     names = {"ready": f"ready-{run_id}", "pending": f"pending-{run_id}"}
     for key, hosts in (("ready", HOSTS), ("pending", [])):
+        create_tokens(cleanup, ns, names[key], run_id)  # the init Secret is generated from it
         cleanup.create(dynakubes_path(ns), dynakube_body(names[key], ns, run_id))
         kube.patch(f"{dynakubes_path(ns)}/{names[key]}/status", dynakube_status(hosts))
         create_namespace(kube, cleanup, f"app-{key}-{run_id}", run_id, **{INSTANCE_LABEL: names[key]})
@@ -34,9 +36,13 @@ def test_api_server_gets_injection_and_empty_connection_info_skip(
     register_webhook("MutatingWebhookConfiguration", "dynatrace-webhook-e2e", [pod_hook(webhook, run_id)])
     ready_pods = f"/api/v1/namespaces/app-ready-{run_id}/pods"
     # the API server adds a new configuration to its admission chain shortly after the create
+    # ... and the namespace's init Secret exists (until then pods are admitted with reason MissingInitSecret)
     wait(
-        lambda: annotations_of(dry_run_create(kube, ready_pods, pod_body("probe", run_id))).get(INJECTED),
-        what="the API server calling /inject",
+        lambda: (
+            annotations_of(dry_run_create(kube, ready_pods, pod_body("probe", run_id))).get(INJECTED)
+            == "true"
+        ),
+        what="the API server calling /inject, with dynatrace-dynakube-config in place",
     )
 
     ready = kube.create(ready_pods, pod_body("injected", run_id))

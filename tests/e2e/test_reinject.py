@@ -26,6 +26,7 @@ from tests.e2e.helpers import (
     pod_hook,
     wait,
 )
+from tests.e2e.tokens import create_tokens
 
 
 def is_injected(pod: dict) -> bool:
@@ -62,6 +63,7 @@ def test_deployment_is_restarted_into_injection(
 ):
     ns = webhook_namespace
     name = f"reinject-{run_id}"
+    create_tokens(cleanup, ns, name, run_id)  # the init Secret is generated from it
     cleanup.create(
         dynakubes_path(ns),
         dynakube_body(

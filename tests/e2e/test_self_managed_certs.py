@@ -36,6 +36,7 @@ from tests.e2e.helpers import (
     pod_body,
     wait,
 )
+from tests.e2e.tokens import create_tokens
 from webhook.kubeapi import ApiError
 from webhook.tls import certs
 
@@ -61,6 +62,7 @@ def test_webhook_writes_its_ca_bundle_and_is_called_with_it(
 ):
     ns = webhook_namespace
     dynakube = f"ready-{run_id}"
+    create_tokens(cleanup, ns, dynakube, run_id)  # the init Secret is generated from it
     cleanup.create(
         dynakubes_path(ns), dynakube_body(dynakube, ns, run_id, selector={"matchLabels": {RUN_LABEL: run_id}})
     )

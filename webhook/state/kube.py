@@ -19,6 +19,9 @@ from webhook.state.store import DYNAKUBES, NAMESPACES, SECRETS, Store
 log = logging.getLogger(__name__)
 
 DYNAKUBE_GROUP = "dynatrace.com"
+# metadata-only reads (PartialObjectMetadata), with plain JSON as the fallback for servers without it
+ACCEPT_PARTIAL_LIST = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
+ACCEPT_PARTIAL = "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io,application/json"
 PARTIAL_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 PATCH_CONTENT_TYPES = {
     "merge": "application/merge-patch+json",
@@ -94,6 +97,30 @@ class KubeApi:
             response.release_conn()
         return orjson.loads(data) if data else {}
 
+    def list_page(
+        self,
+        path: str,
+        *,
+        field_selector: str = "",
+        limit: int = 0,
+        continue_token: str = "",
+        metadata_only: bool = False,
+    ) -> tuple[list[dict[str, Any]], str, str]:
+        """One page of a list: (items, resourceVersion, continue token; "" on the last page)."""
+        query = [("fieldSelector", field_selector)] if field_selector else []
+        if limit:
+            query.append(("limit", str(limit)))
+        if continue_token:
+            query.append(("continue", continue_token))
+        accept = ACCEPT_PARTIAL_LIST if metadata_only else "application/json"
+        document = self._json("GET", path, query, accept=accept)
+        meta = document.get("metadata") or {}
+        return (
+            list(document.get("items") or []),
+            str(meta.get("resourceVersion", "")),
+            str(meta.get("continue") or ""),
+        )
+
     def get(self, path: str) -> dict[str, Any]:
         return self._json("GET", path)
 
@@ -116,15 +143,31 @@ class KubeApi:
     def delete(self, path: str) -> None:
         self._call("DELETE", path).release_conn()
 
-    def watch(self, path: str, resource_version: str, timeout_seconds: int) -> Iterator[dict[str, Any]]:
+    def watch(
+        self,
+        path: str,
+        resource_version: str,
+        timeout_seconds: int,
+        *,
+        field_selector: str = "",
+        metadata_only: bool = False,
+    ) -> Iterator[dict[str, Any]]:
         query = [
             ("watch", "true"),
             ("resourceVersion", resource_version),
             ("allowWatchBookmarks", "true"),
             ("timeoutSeconds", str(timeout_seconds)),
         ]
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
         # the socket read timeout exceeds the server-side watch timeout, so a silent dead stream still ends
-        response = self._call("GET", path, query, timeout=(self.request_timeout, timeout_seconds + 30))
+        response = self._call(
+            "GET",
+            path,
+            query,
+            timeout=(self.request_timeout, timeout_seconds + 30),
+            accept=ACCEPT_PARTIAL if metadata_only else "application/json",
+        )
         try:
             buffer = b""
             for chunk in response.stream(amt=65536, decode_content=True):

@@ -11,10 +11,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from webhook.dynakube import INSTANCE_LABEL
+from webhook.state import owners as owner_cache
+from webhook.state import secrets as secret_cache
 from webhook.tolerant import as_map
 
 CLUSTER_ID_NAMESPACE = "kube-system"  # its UID identifies the cluster (K8S_CLUSTER_ID, orchestrator_id)
-INIT_SECRETS = frozenset(("dynatrace-dynakube-config", "dynatrace-metadata-enrichment-endpoint"))
 
 Obj = dict[str, Any]
 
@@ -35,7 +36,11 @@ def slim(resource: str, obj: Mapping[str, Any]) -> Obj:
     meta = dict(obj.get("metadata") or {})
     meta.pop("managedFields", None)
     if resource == NAMESPACES:
-        keep = {k: meta[k] for k in ("name", "labels", "annotations", "resourceVersion", "uid") if k in meta}
+        keep = {
+            k: meta[k]
+            for k in ("name", "labels", "annotations", "resourceVersion", "uid", "deletionTimestamp")
+            if k in meta
+        }
         return {"apiVersion": "v1", "kind": "Namespace", "metadata": keep}
     if resource == SECRETS:
         keep = {k: meta[k] for k in ("name", "namespace", "resourceVersion", "uid") if k in meta}
@@ -52,13 +57,6 @@ def _name(obj: Mapping[str, Any]) -> str:
     return name if isinstance(name, str) else ""
 
 
-class _Listed(dict[str, frozenset[str]]):
-    """Init secrets per namespace from the state file; a namespace it does not list holds both."""
-
-    def __missing__(self, namespace: str) -> frozenset[str]:
-        return INIT_SECRETS
-
-
 class Store:
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace  # where DynaKubes live (the webhook's own namespace)
@@ -66,13 +64,20 @@ class Store:
         self._synced: dict[str, bool] = dict.fromkeys(RESOURCES, False)
         self.last_event: dict[str, float] = dict.fromkeys(RESOURCES, 0.0)
         self.source = "none"
+        # caches of their own shape, fed through the same writers (see webhook/state/owners.py, secrets.py)
+        self.owners = owner_cache.OwnerCache()
+        self.init_secret_cache = secret_cache.InitSecretCache()
+        self.inputs = secret_cache.InputCache()
+        self._parts: dict[str, Any] = dict.fromkeys(owner_cache.RESOURCES, self.owners)
+        self._parts.update(dict.fromkeys(secret_cache.INIT_RESOURCES, self.init_secret_cache))
+        self._parts.update(
+            dict.fromkeys((secret_cache.INPUT_SECRETS, secret_cache.INPUT_CONFIGMAPS), self.inputs)
+        )
+        self.last_event.update(dict.fromkeys(self._parts, 0.0))
         # API group versions probed in the background (``webhook.state.discovery``): served or not; absent: unknown
         self.served: dict[str, bool] = {}
         # the UID of Namespace kube-system, taken from the namespace cache (no API call of its own)
         self.cluster_id = ""
-        # init secrets per namespace; None while no secret cache feeds the store: every namespace is then
-        # taken to hold both (the local state file may list Secrets to say otherwise)
-        self._init_secrets: _Listed | None = None
 
     # --- readers (admission path) ---
     def dynakube(self, name: str) -> Obj | None:
@@ -87,27 +92,20 @@ class Store:
         name = as_map(as_map(as_map(ns).get("metadata")).get("labels")).get(INSTANCE_LABEL)
         return ns, (self.dynakube(name) if isinstance(name, str) else None)
 
+    def init_secrets(self, namespace: str) -> frozenset[str]:
+        """Names of the init Secrets present in ``namespace`` (both, when no source tracks them)."""
+        return self.init_secret_cache.names(namespace)
+
+    def owner_meta(self, namespace: str, kind: str, name: str) -> Obj | None:
+        """``{"name", "ownerReferences"}`` (the controller reference only) of a cached ReplicaSet, Job or
+        ReplicationController; None when not cached: not seen yet (fall back to what the pod tells, e.g. its
+        ``pod-template-hash``), or a kind outside ``owners.CACHED_KINDS`` — Deployment, StatefulSet, DaemonSet,
+        CronJob, DeploymentConfig — where the owner walk ends (nothing it follows controls them)."""
+        return self.owners.owner_meta(namespace, kind, name)
+
     def secret(self, name: str) -> Obj | None:
         """A cached Secret of the webhook's namespace (name and ``SECRET_KEYS`` of ``data`` only)."""
         return self._objects[SECRETS].get(name)
-
-    def owner_meta(self, namespace: str, kind: str, name: str) -> Obj | None:
-        """Cached metadata (``name``, ``ownerReferences``) of a pod owner, or None when it is not cached.
-
-        No owner cache feeds the store yet: every owner reads as not cached, and the enrichment walk infers
-        what the pod itself tells (see ``webhook.mutation.enrichment``)."""
-        return None
-
-    def init_secrets(self, namespace: str) -> frozenset[str]:
-        """Names of the init secrets the cache holds in ``namespace``."""
-        if self._init_secrets is None:
-            return INIT_SECRETS
-        return self._init_secrets[namespace]
-
-    def set_local_init_secrets(self, secrets: Mapping[str, Iterable[str]]) -> None:
-        """Local state file: the namespaces it lists Secrets for hold those; any other holds both."""
-        listed = {ns: frozenset(names) for ns, names in secrets.items()}
-        self._init_secrets = None if not listed else _Listed(listed)
 
     def dynakubes(self) -> list[Obj]:
         return list(self._objects[DYNAKUBES].values())
@@ -117,7 +115,9 @@ class Store:
 
     @property
     def synced(self) -> bool:
-        return all(self._synced[r] for r in SYNC_REQUIRED)
+        """DynaKubes, namespaces and (when tracked) the init Secrets listed; the owner cache and the webhook
+        namespace's Secrets are not waited for."""
+        return all(self._synced[r] for r in SYNC_REQUIRED) and self.init_secret_cache.synced
 
     def is_synced(self, resource: str) -> bool:
         return self._synced[resource]
@@ -125,6 +125,11 @@ class Store:
     # --- writers ---
     def replace(self, resource: str, objects: Iterable[Mapping[str, Any]]) -> None:
         """A full list: swap the whole map at once and mark the resource synced."""
+        part = self._parts.get(resource)
+        if part is not None:
+            part.replace(resource, objects)
+            self.last_event[resource] = time.time()
+            return
         fresh = {}
         for obj in objects:
             if _name(obj):
@@ -136,14 +141,21 @@ class Store:
         self.last_event[resource] = time.time()
 
     def upsert(self, resource: str, obj: Mapping[str, Any]) -> None:
-        if _name(obj):
+        part = self._parts.get(resource)
+        if part is not None:
+            part.upsert(resource, obj)
+        elif _name(obj):
             kept = self._objects[resource][_name(obj)] = slim(resource, obj)
             if resource == NAMESPACES and _name(obj) == CLUSTER_ID_NAMESPACE:
                 self._update_cluster_id(kept)
         self.last_event[resource] = time.time()
 
     def delete(self, resource: str, obj: Mapping[str, Any]) -> None:
-        self._objects[resource].pop(_name(obj), None)
+        part = self._parts.get(resource)
+        if part is not None:
+            part.delete(resource, obj)
+        else:
+            self._objects[resource].pop(_name(obj), None)
         self.last_event[resource] = time.time()
 
     def _update_cluster_id(self, namespace: Obj | None) -> None:
