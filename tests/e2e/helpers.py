@@ -215,6 +215,29 @@ def pod_body(name: str, run: str, **more: str) -> dict[str, Any]:
     }
 
 
+def deployment_body(
+    name: str, run: str, *, replicas: int = 1, label: str = "e2e.dynatrace.com/workload"
+) -> dict[str, Any]:
+    """A Deployment of ``replicas`` pause pods; its pods carry ``RUN_LABEL`` and ``label=name`` (list them with
+    the selector ``f"{label}={name}"``). The controller manager creates them; no kubelet runs them."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {RUN_LABEL: run}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {label: name}},
+            "template": {
+                "metadata": {"labels": {RUN_LABEL: run, label: name}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": [{"name": "app", "image": PAUSE_IMAGE}],
+                },
+            },
+        },
+    }
+
+
 def rule(group: str, resource: str, operations: list[str], scope: str, version: str = "v1") -> dict[str, Any]:
     return {
         "apiGroups": [group],
