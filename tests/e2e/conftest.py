@@ -74,17 +74,25 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
 
 
+def no_cluster(reason: str) -> None:
+    """Skip, or fail when a cluster was promised (``E2E_REQUIRE_CLUSTER=1``, set by run-local-cluster.sh once
+    it started one): there, a tier that skips everything would pass without having tested anything."""
+    if os.environ.get("E2E_REQUIRE_CLUSTER") == "1":
+        pytest.fail(f"E2E_REQUIRE_CLUSTER=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def kube():
     if not os.environ.get("KUBECONFIG"):
-        pytest.skip("no cluster: KUBECONFIG is not set (see tests/e2e/README.md)")
+        no_cluster("no cluster: KUBECONFIG is not set (see tests/e2e/README.md)")
     from webhook.state.kube import KubeApi, load_api_client
 
     try:
         api = KubeApi(load_api_client(os.environ["KUBECONFIG"]), request_timeout=15)
         api.get("/version")
     except Exception as err:  # unreachable or misconfigured: say so and skip
-        pytest.skip(f"cluster in KUBECONFIG not reachable: {err}")
+        no_cluster(f"cluster in KUBECONFIG not reachable: {err}")
     return api
 
 
@@ -92,7 +100,7 @@ def kube():
 def webhook_host() -> str:
     host = os.environ.get("E2E_WEBHOOK_HOST", "").strip()
     if not host:
-        pytest.skip("set E2E_WEBHOOK_HOST to an address of this machine the cluster can reach (README.md)")
+        no_cluster("set E2E_WEBHOOK_HOST to an address of this machine the cluster can reach (README.md)")
     return host
 
 
