@@ -8,7 +8,6 @@ the cluster, and is deleted by the fixture that created it.
 from __future__ import annotations
 
 import base64
-import contextlib
 import re
 import socket
 import time
@@ -117,10 +116,18 @@ def create_with_warnings(kube: KubeApi, path: str, body: dict[str, Any]) -> tupl
     return (orjson.loads(data) if data else {}), [parse_warning(v) for v in values]
 
 
-def delete_quietly(kube: KubeApi, path: str) -> None:
-    """Delete; already gone is fine (a namespace's objects go with it)."""
-    with contextlib.suppress(ApiError):
+def delete_quietly(kube: KubeApi, path: str) -> str | None:
+    """Delete; already gone is fine (a namespace's objects go with it). Any other failure, an API error or a
+    broken connection, is returned as text rather than raised, so that a teardown goes on deleting the rest."""
+    try:
         kube.delete(path)
+    except ApiError as err:
+        if err.status == 404:
+            return None
+        return f"{path}: {err}"
+    except Exception as err:  # urllib3/ssl errors: the API server went away or the connection broke
+        return f"{path}: {type(err).__name__}: {err}"
+    return None
 
 
 def exists(kube: KubeApi, path: str) -> bool:
