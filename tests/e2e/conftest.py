@@ -31,6 +31,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.e2e)
             if item.get_closest_marker("timeout") is None:
                 item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
+    # tests that leave the cluster busy after them (thousands of namespaces finalizing) run last
+    items.sort(key=lambda item: item.get_closest_marker("e2e_last") is not None)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "e2e_last: an e2e test that runs after all others (heavy teardown)")
 
 
 def no_cluster(reason: str) -> None:
@@ -199,10 +206,13 @@ def run_id(session_run) -> str:
     return f"{session_run}{short_id()[:4]}"
 
 
+BULK_WORKERS = 8  # concurrent requests of create_many and its teardown (the client keeps 10 connections)
+
+
 @dataclass
 class Cleanup:
     kube: Any
-    paths: list[str] = field(default_factory=list)
+    paths: list[str | list[str]] = field(default_factory=list)  # a list: a group deleted concurrently
 
     def add(self, path: str) -> str:
         self.paths.append(path)
@@ -215,14 +225,25 @@ class Cleanup:
         self.add(f"{collection}/{name}")
         return self.kube.create(collection, body)
 
+    def create_many(self, collection: str, bodies: list[dict[str, Any]]) -> None:
+        """Create many objects, ``BULK_WORKERS`` requests at a time; deleted at teardown the same way (one
+        group, after anything registered later). Raises the first failure once all requests are done."""
+        group = [f"{collection}/{b['metadata']['name']}" for b in bodies]
+        self.paths.append(group)
+        with ThreadPoolExecutor(BULK_WORKERS) as pool:
+            for future in [pool.submit(self.kube.create, collection, b) for b in bodies]:
+                future.result()
+
     def run(self) -> None:
         """Delete everything registered, last first; every deletion is tried, then failures are reported."""
-        failures = []
+        failures: list[str] = []
         while self.paths:
-            failure = delete_quietly(self.kube, self.paths.pop())
-            if failure:
-                failures.append(failure)
-        assert not failures, f"cleanup could not delete: {failures}"
+            entry = self.paths.pop()
+            if isinstance(entry, str):
+                entry = [entry]
+            with ThreadPoolExecutor(min(BULK_WORKERS, len(entry)) or 1) as pool:
+                failures += [f for f in pool.map(lambda path: delete_quietly(self.kube, path), entry) if f]
+        assert not failures, f"cleanup could not delete {len(failures)} object(s): {failures[:10]}"
 
 
 @pytest.fixture()
