@@ -162,6 +162,30 @@ def test_admissions_make_no_api_calls(
     assert not any(INJECTED in annotations_of(p) for p in created["missing"] + created["plain"]), reasons
     assert all(labels_of(n).get(INSTANCE_LABEL) == ready for n in labelled)
 
+    # the skips were reported off the admission path, as Events the API server accepted: on the ReplicaSet
+    # for the Deployment's pods, on the DynaKube (in the webhook's namespace) for bare pods
+    def skip_events(namespace: str, kind: str, name: str = "") -> list[dict]:
+        items, _ = kube.list(f"{NAMESPACES}/{namespace}/events")
+        return [
+            e
+            for e in items
+            if e.get("reason") == "OneAgentInjectionSkipped"
+            and e.get("type") == "Warning"
+            and (e.get("involvedObject") or {}).get("kind") == kind
+            and (not name or (e.get("involvedObject") or {}).get("name") == name)
+        ]
+
+    wait(lambda: skip_events(spaces["pending"], "ReplicaSet"), what="the Event on the pending ReplicaSet")
+    (on_dynakube,) = wait(
+        lambda: skip_events(webhook_namespace, "DynaKube", pending), what=f"the Event on DynaKube {pending}"
+    )
+    assert "EmptyConnectionInfo" in on_dynakube["message"], on_dynakube
+    (missing,) = wait(
+        lambda: skip_events(webhook_namespace, "DynaKube", f"gone-{run_id}"),
+        what="the Event on the missing DynaKube",
+    )
+    assert "MissingDynakube" in missing["message"], missing
+
     calls = audit_log.requests_of_webhook(start, end)
     on_admission_path = [describe(e) for e in calls if not is_background(e)]
     assert not on_admission_path, (
