@@ -9,8 +9,9 @@
 #   skipping it (E2E_REQUIRE_CLUSTER=1).
 # - else: the tier is collected and every test skips with the reason; the command passes.
 #
-# Exit status: pytest's, except that 5 (no tests collected) is a failure, and a control plane that does not
-# come up is a failure. Prints pytest's summary line and the tier's duration.
+# Exit status: pytest's, except that 5 (no tests collected), a control plane that does not come up and a tier
+# that runs longer than E2E_TIER_TIMEOUT (900 s) are failures. Prints pytest's summary line and the tier's
+# duration.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PYTEST=${1:?usage: $0 PYTEST [pytest args...]}
@@ -69,10 +70,16 @@ else
   say "no cluster: KUBECONFIG unset and no $K8S_DIR/up.sh; the e2e tests skip"
 fi
 
+# the tier as a whole is bounded too (each test has its own 300 s): SIGINT, so that pytest still runs the
+# teardowns (webhook configurations, processes, namespaces), then SIGKILL a minute later
+BOUND=${E2E_TIER_TIMEOUT:-900}
 t=$(now)
-"$PYTEST" -q -rs tests/e2e "$@"
+timeout -s INT -k 60 "$BOUND" "$PYTEST" -q -rs tests/e2e "$@"
 rc=$?
-if [ "$rc" = 5 ]; then
+if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+  say "FAILED: the e2e tier did not finish within ${BOUND}s (E2E_TIER_TIMEOUT)"
+  rc=1
+elif [ "$rc" = 5 ]; then
   say "FAILED: pytest collected no e2e tests"
   rc=1
 fi
