@@ -154,6 +154,22 @@ class ApiServer:
                         return self._watch(url.path, query.get("resourceVersion", ""))
                     if not is_collection(url.path):
                         return self._send(200, outer.api.get(url.path))
+                    if "as=PartialObjectMetadataList" in self.headers.get("Accept", ""):
+                        items, token = outer.api.list_metadata_page(
+                            url.path,
+                            limit=int(query.get("limit") or 500),
+                            continue_token=query.get("continue", ""),
+                            field_selector=query.get("fieldSelector", ""),
+                        )
+                        return self._send(
+                            200,
+                            {
+                                "apiVersion": "meta.k8s.io/v1",
+                                "kind": "PartialObjectMetadataList",
+                                "metadata": {"continue": token},
+                                "items": items,
+                            },
+                        )
                     items, rv = outer.api.list(url.path, query.get("labelSelector", ""))
                     self._send(200, {"kind": "List", "metadata": {"resourceVersion": rv}, "items": items})
                 except ApiError as err:

@@ -58,9 +58,11 @@ def test_state_from_the_api_and_status_changes_reach_the_next_admission(cluster,
     lists = [
         path
         for method, path in server.requests
-        if method == "GET" and "watch=true" not in path and path != "/apis/dynatrace.com"
+        if method == "GET"
+        and "watch=true" not in path
+        and path not in ("/apis/dynatrace.com", "/apis/networking.istio.io/v1beta1")
     ]
-    assert sorted(lists) == ["/api/v1/namespaces", DK_PATH]
+    assert sorted(lists) == ["/api/v1/namespaces", "/api/v1/namespaces/dynatrace/secrets", DK_PATH]
 
 
 def test_self_managed_certificates_are_created_and_trusted_by_the_bundle(cluster, tmp_path):

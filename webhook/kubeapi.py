@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+Items = list[dict[str, Any]]  # the items of a list
+
 
 class ApiError(Exception):
     """An HTTP error from the API server; ``retry_after`` in seconds when it said so."""
@@ -46,3 +48,10 @@ class Api(Protocol):
         ...
 
     def delete(self, path: str) -> None: ...
+
+    def list_metadata_page(
+        self, path: str, *, limit: int, continue_token: str = "", field_selector: str = ""
+    ) -> tuple[Items, str]:
+        """One page of a metadata-only list (PartialObjectMetadata): (items, continue token, "" on the last
+        page). A continue token the server no longer holds is 410 Gone."""
+        ...

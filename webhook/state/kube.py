@@ -12,13 +12,14 @@ from typing import Any
 
 import orjson
 
-from webhook.kubeapi import ApiError
+from webhook.kubeapi import ApiError, Items
 from webhook.state.reflector import Reflector
-from webhook.state.store import DYNAKUBES, NAMESPACES, Store
+from webhook.state.store import DYNAKUBES, NAMESPACES, SECRETS, Store
 
 log = logging.getLogger(__name__)
 
 DYNAKUBE_GROUP = "dynatrace.com"
+PARTIAL_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 PATCH_CONTENT_TYPES = {
     "merge": "application/merge-patch+json",
     "strategic": "application/strategic-merge-patch+json",
@@ -49,11 +50,12 @@ class KubeApi:
         body: Any = None,
         content_type: str = "application/json",
         timeout: Any = None,
+        accept: str = "application/json",
     ) -> Any:
         """One request; returns the urllib3 response, unread (so watches stream). Non-2xx raises ApiError."""
         from kubernetes.client.exceptions import ApiException
 
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
         try:
@@ -134,6 +136,18 @@ class KubeApi:
         finally:
             response.release_conn()
 
+    def list_metadata_page(
+        self, path: str, *, limit: int, continue_token: str = "", field_selector: str = ""
+    ) -> tuple[Items, str]:
+        """One page of PartialObjectMetadata: the server sends metadata only, each page parsed on its own."""
+        query = [("limit", str(limit))]
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        if continue_token:
+            query.append(("continue", continue_token))
+        document = self._json("GET", path, query, accept=PARTIAL_METADATA_LIST)
+        return list(document.get("items") or []), str((document.get("metadata") or {}).get("continue") or "")
+
 
 def api_client(configuration: Any) -> Any:
     """An ApiClient whose transport retries connection errors but never HTTP statuses: 429/5xx and their
@@ -166,7 +180,8 @@ def dynakube_version(api: KubeApi, preferred: str) -> str:
 
 
 class KubeState:
-    """Two reflectors (DynaKubes in the webhook namespace, all namespaces), each in its own daemon thread."""
+    """Three reflectors (DynaKubes and Secrets in the webhook namespace, all namespaces), each in its own daemon
+    thread."""
 
     def __init__(
         self,
@@ -200,6 +215,7 @@ class KubeState:
         paths = {
             DYNAKUBES: f"/apis/{DYNAKUBE_GROUP}/{self.version}/namespaces/{self.store.namespace}/dynakubes",
             NAMESPACES: "/api/v1/namespaces",
+            SECRETS: f"/api/v1/namespaces/{self.store.namespace}/secrets",  # spec.proxy.valueFrom of /validate
         }
         for resource, path in paths.items():
             reflector = Reflector(

@@ -17,16 +17,27 @@ Obj = dict[str, Any]
 
 DYNAKUBES = "dynakubes"
 NAMESPACES = "namespaces"
-RESOURCES = (DYNAKUBES, NAMESPACES)
+SECRETS = "secrets"  # of the webhook's namespace, only their `proxy` key (what a DynaKube's spec.proxy names)
+RESOURCES = (DYNAKUBES, NAMESPACES, SECRETS)
+# what readiness (``synced``) waits for; the Secrets only serve /validate's proxy check, which says so until
+# they are loaded
+SYNC_REQUIRED = (DYNAKUBES, NAMESPACES)
+SECRET_KEYS = ("proxy",)
+ISTIO_API = "networking.istio.io/v1beta1"  # /validate: is Istio's API served (spec.enableIstio)?
 
 
 def slim(resource: str, obj: Mapping[str, Any]) -> Obj:
-    """What the webhook keeps of an object: managedFields never, namespaces only their metadata."""
+    """What the webhook keeps of an object: managedFields never, namespaces only their metadata, Secrets only
+    their name and ``SECRET_KEYS``."""
     meta = dict(obj.get("metadata") or {})
     meta.pop("managedFields", None)
     if resource == NAMESPACES:
         keep = {k: meta[k] for k in ("name", "labels", "annotations", "resourceVersion", "uid") if k in meta}
         return {"apiVersion": "v1", "kind": "Namespace", "metadata": keep}
+    if resource == SECRETS:
+        keep = {k: meta[k] for k in ("name", "namespace", "resourceVersion", "uid") if k in meta}
+        data = as_map(obj.get("data"))
+        return {"kind": "Secret", "metadata": keep, "data": {k: data[k] for k in SECRET_KEYS if k in data}}
     out = dict(obj)
     out["metadata"] = meta
     return out
@@ -45,6 +56,8 @@ class Store:
         self._synced: dict[str, bool] = dict.fromkeys(RESOURCES, False)
         self.last_event: dict[str, float] = dict.fromkeys(RESOURCES, 0.0)
         self.source = "none"
+        # API group versions probed in the background (``webhook.state.discovery``): served or not; absent: unknown
+        self.served: dict[str, bool] = {}
 
     # --- readers (admission path) ---
     def dynakube(self, name: str) -> Obj | None:
@@ -59,6 +72,10 @@ class Store:
         name = as_map(as_map(as_map(ns).get("metadata")).get("labels")).get(INSTANCE_LABEL)
         return ns, (self.dynakube(name) if isinstance(name, str) else None)
 
+    def secret(self, name: str) -> Obj | None:
+        """A cached Secret of the webhook's namespace (name and ``SECRET_KEYS`` of ``data`` only)."""
+        return self._objects[SECRETS].get(name)
+
     def dynakubes(self) -> list[Obj]:
         return list(self._objects[DYNAKUBES].values())
 
@@ -67,7 +84,7 @@ class Store:
 
     @property
     def synced(self) -> bool:
-        return all(self._synced.values())
+        return all(self._synced[r] for r in SYNC_REQUIRED)
 
     def is_synced(self, resource: str) -> bool:
         return self._synced[resource]
