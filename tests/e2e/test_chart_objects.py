@@ -71,6 +71,9 @@ def test_api_server_accepts_chart_objects_and_rbac_grants_what_the_webhook_needs
         # features.events (default on): Events on the owners of skipped pods, in their namespaces
         ("create", "events", {"namespace": "default"}),
         ("patch", "events", {"namespace": "default"}),
+        # the cache of the namespace's Secrets /validate reads spec.proxy.valueFrom from
+        ("list", "secrets", {"namespace": ns}),
+        ("watch", "secrets", {"namespace": ns}),
         ("get", "secrets", {"namespace": ns, "name": CERT_SECRET}),
         ("update", "secrets", {"namespace": ns, "name": CERT_SECRET}),
         ("create", "secrets", {"namespace": ns}),
@@ -81,7 +84,7 @@ def test_api_server_accepts_chart_objects_and_rbac_grants_what_the_webhook_needs
     denied: list[tuple[str, str, dict[str, str]]] = [
         ("delete", "secrets", {"namespace": ns, "name": CERT_SECRET}),
         ("get", "secrets", {"namespace": ns, "name": "another-secret"}),
-        ("list", "secrets", {"namespace": ns}),
+        ("list", "secrets", {"namespace": "default"}),
         ("list", "dynakubes", {"group": "dynatrace.com", "namespace": "default"}),
         ("update", "dynakubes", {"group": "dynatrace.com", "namespace": ns}),
         ("patch", "namespaces", {}),  # only with features.relabelNamespaces
