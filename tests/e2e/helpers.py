@@ -38,6 +38,7 @@ API_URL = "https://abc12345.live.dynatrace.com/api"
 INJECTED = "oneagent.dynatrace.com/injected"
 REASON = "oneagent.dynatrace.com/reason"
 INSTANCE_LABEL = "dynakube.internal.dynatrace.com/instance"
+INIT_CONTAINER = "dynatrace-operator"  # the init container an injected pod gets (upstream v1.4's name)
 HOSTS = [{"protocol": "https", "host": "10.96.12.34", "port": 443}]
 
 
@@ -318,4 +319,4 @@ def init_containers(pod: dict[str, Any]) -> list[str]:
 
 
 def is_injected(pod: dict[str, Any]) -> bool:
-    return annotations_of(pod).get(INJECTED) == "true" and "install-oneagent" in init_containers(pod)
+    return annotations_of(pod).get(INJECTED) == "true" and INIT_CONTAINER in init_containers(pod)

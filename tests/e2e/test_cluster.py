@@ -5,6 +5,7 @@ from __future__ import annotations
 from tests.e2e.conftest import create_namespace
 from tests.e2e.helpers import (
     HOSTS,
+    INIT_CONTAINER,
     INJECTED,
     INSTANCE_LABEL,
     REASON,
@@ -41,7 +42,7 @@ def test_api_server_gets_injection_and_empty_connection_info_skip(
 
     ready = kube.create(ready_pods, pod_body("injected", run_id))
     assert annotations_of(ready).get(INJECTED) == "true", annotations_of(ready)
-    assert init_containers(ready) == ["install-oneagent"]
+    assert init_containers(ready) == ["dynatrace-operator"]
     assert any(e["name"] == "DT_NETWORK_ZONE" for e in ready["spec"]["containers"][0]["env"])
 
     skipped = kube.create(f"/api/v1/namespaces/app-pending-{run_id}/pods", pod_body("skipped", run_id))
@@ -82,4 +83,4 @@ def test_v1beta1_admission_reviews_get_the_same_injection(
     )
     pod = kube.create(pods, pod_body("injected", run_id))
     assert annotations_of(pod).get(INJECTED) == "true", annotations_of(pod)
-    assert init_containers(pod) == ["install-oneagent"]
+    assert init_containers(pod) == [INIT_CONTAINER]

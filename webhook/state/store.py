@@ -13,6 +13,9 @@ from typing import Any
 from webhook.dynakube import INSTANCE_LABEL
 from webhook.tolerant import as_map
 
+CLUSTER_ID_NAMESPACE = "kube-system"  # its UID identifies the cluster (K8S_CLUSTER_ID, orchestrator_id)
+INIT_SECRETS = frozenset(("dynatrace-dynakube-config", "dynatrace-metadata-enrichment-endpoint"))
+
 Obj = dict[str, Any]
 
 DYNAKUBES = "dynakubes"
@@ -49,6 +52,13 @@ def _name(obj: Mapping[str, Any]) -> str:
     return name if isinstance(name, str) else ""
 
 
+class _Listed(dict[str, frozenset[str]]):
+    """Init secrets per namespace from the state file; a namespace it does not list holds both."""
+
+    def __missing__(self, namespace: str) -> frozenset[str]:
+        return INIT_SECRETS
+
+
 class Store:
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace  # where DynaKubes live (the webhook's own namespace)
@@ -58,6 +68,11 @@ class Store:
         self.source = "none"
         # API group versions probed in the background (``webhook.state.discovery``): served or not; absent: unknown
         self.served: dict[str, bool] = {}
+        # the UID of Namespace kube-system, taken from the namespace cache (no API call of its own)
+        self.cluster_id = ""
+        # init secrets per namespace; None while no secret cache feeds the store: every namespace is then
+        # taken to hold both (the local state file may list Secrets to say otherwise)
+        self._init_secrets: _Listed | None = None
 
     # --- readers (admission path) ---
     def dynakube(self, name: str) -> Obj | None:
@@ -75,6 +90,24 @@ class Store:
     def secret(self, name: str) -> Obj | None:
         """A cached Secret of the webhook's namespace (name and ``SECRET_KEYS`` of ``data`` only)."""
         return self._objects[SECRETS].get(name)
+
+    def owner_meta(self, namespace: str, kind: str, name: str) -> Obj | None:
+        """Cached metadata (``name``, ``ownerReferences``) of a pod owner, or None when it is not cached.
+
+        No owner cache feeds the store yet: every owner reads as not cached, and the enrichment walk infers
+        what the pod itself tells (see ``webhook.mutation.enrichment``)."""
+        return None
+
+    def init_secrets(self, namespace: str) -> frozenset[str]:
+        """Names of the init secrets the cache holds in ``namespace``."""
+        if self._init_secrets is None:
+            return INIT_SECRETS
+        return self._init_secrets[namespace]
+
+    def set_local_init_secrets(self, secrets: Mapping[str, Iterable[str]]) -> None:
+        """Local state file: the namespaces it lists Secrets for hold those; any other holds both."""
+        listed = {ns: frozenset(names) for ns, names in secrets.items()}
+        self._init_secrets = None if not listed else _Listed(listed)
 
     def dynakubes(self) -> list[Obj]:
         return list(self._objects[DYNAKUBES].values())
@@ -97,17 +130,26 @@ class Store:
             if _name(obj):
                 fresh[_name(obj)] = slim(resource, obj)
         self._objects[resource] = fresh
+        if resource == NAMESPACES:
+            self._update_cluster_id(fresh.get(CLUSTER_ID_NAMESPACE))
         self._synced[resource] = True
         self.last_event[resource] = time.time()
 
     def upsert(self, resource: str, obj: Mapping[str, Any]) -> None:
         if _name(obj):
-            self._objects[resource][_name(obj)] = slim(resource, obj)
+            kept = self._objects[resource][_name(obj)] = slim(resource, obj)
+            if resource == NAMESPACES and _name(obj) == CLUSTER_ID_NAMESPACE:
+                self._update_cluster_id(kept)
         self.last_event[resource] = time.time()
 
     def delete(self, resource: str, obj: Mapping[str, Any]) -> None:
         self._objects[resource].pop(_name(obj), None)
         self.last_event[resource] = time.time()
+
+    def _update_cluster_id(self, namespace: Obj | None) -> None:
+        uid = as_map(as_map(namespace).get("metadata")).get("uid")
+        if isinstance(uid, str) and uid:
+            self.cluster_id = uid  # kept when kube-system leaves the cache: the cluster did not change
 
     def touch(self, resource: str) -> None:
         self.last_event[resource] = time.time()
