@@ -5,6 +5,7 @@ from __future__ import annotations
 from tests.e2e.conftest import create_namespace
 from tests.e2e.helpers import (
     HOSTS,
+    INIT_CONTAINER,
     INJECTED,
     INSTANCE_LABEL,
     REASON,
@@ -68,3 +69,24 @@ def test_api_server_gets_injection_and_empty_connection_info_skip(
         return annotations_of(created).get(INJECTED) == "true"
 
     wait(injected_now, timeout=30, what="injection after communication hosts appeared")
+
+
+def test_v1beta1_admission_reviews_get_the_same_injection(
+    kube, run_id, cleanup, namespace, dynakube, start_webhook, register_webhook
+):
+    """A configuration that accepts only ``admission.k8s.io/v1beta1`` reviews: the API server sends v1beta1
+    and applies the answer (same version, JSON Patch) just the same."""
+    name = dynakube("beta", selector={"matchLabels": {"e2e.dynatrace.com/app": "beta"}}, hosts=HOSTS)
+    app = namespace("beta", **{INSTANCE_LABEL: name["metadata"]["name"], "e2e.dynatrace.com/app": "beta"})
+    webhook = start_webhook()
+    entry = pod_hook(webhook, run_id)
+    entry["admissionReviewVersions"] = ["v1beta1"]
+    register_webhook("MutatingWebhookConfiguration", "dynatrace-webhook-e2e-v1beta1", [entry])
+    pods = f"/api/v1/namespaces/{app}/pods"
+    wait(
+        lambda: annotations_of(dry_run_create(kube, pods, pod_body("probe", run_id))).get(INJECTED),
+        what="the API server calling /inject with v1beta1 reviews",
+    )
+    pod = kube.create(pods, pod_body("injected", run_id))
+    assert annotations_of(pod).get(INJECTED) == "true", annotations_of(pod)
+    assert init_containers(pod) == [INIT_CONTAINER]

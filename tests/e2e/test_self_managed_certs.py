@@ -14,6 +14,7 @@ import ssl
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from tests import upstream_messages as up
 from tests.e2e.conftest import create_namespace
 from tests.e2e.helpers import (
     DYNAKUBE_RULE,
@@ -161,7 +162,8 @@ def test_webhook_writes_its_ca_bundle_and_is_called_with_it(
         try:
             dry_run_create(kube, dynakubes_path(ns), invalid)
         except ApiError as err:
-            assert "1 error(s) found in the DynaKube" in str(err), err
+            assert "error(s) found in the DynaKube" in str(err), err
+            assert up.E8.splitlines()[0] in str(err), err  # the missing apiUrl, in upstream's words
             return True
         return False
 
