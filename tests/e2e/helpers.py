@@ -320,3 +320,25 @@ def init_containers(pod: dict[str, Any]) -> list[str]:
 
 def is_injected(pod: dict[str, Any]) -> bool:
     return annotations_of(pod).get(INJECTED) == "true" and INIT_CONTAINER in init_containers(pod)
+
+
+INIT_SECRETS = ("dynatrace-dynakube-config", "dynatrace-metadata-enrichment-endpoint")
+
+
+def create_operator_init_secrets(cleanup: Any, namespace: str, run: str) -> None:
+    """The two init Secrets in ``namespace`` as a Dynatrace Operator next to the webhook leaves them (no
+    ``managed-by: dynatrace-webhook`` label: the webhook's controller leaves such copies alone). An injection
+    mounts them only once the webhook's cache holds them."""
+    for name in INIT_SECRETS:
+        cleanup.create(
+            f"{NAMESPACES}/{namespace}/secrets",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {
+                    "name": name,
+                    "labels": labels(run, **{"app.kubernetes.io/component": "webhook"}),
+                },
+                "stringData": {"config": "{}"} if name == INIT_SECRETS[0] else {"endpoint.properties": ""},
+            },
+        )

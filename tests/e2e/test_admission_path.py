@@ -23,6 +23,7 @@ from tests.e2e.helpers import (
     REASON,
     RUN_LABEL,
     annotations_of,
+    create_operator_init_secrets,
     deployment_body,
     dry_run_create,
     dynakube_body,
@@ -59,7 +60,9 @@ def test_admissions_make_no_api_calls(
     }
 
     before_start = audit_log.offset()
-    webhook = start_webhook()  # ready: its cache holds the DynaKubes and namespaces above
+    create_operator_init_secrets(cleanup, spaces["ready"], run_id)  # as a Dynatrace Operator beside it does
+    # no initsecrets controller: its writes would blur what the window counts (the admission path's requests)
+    webhook = start_webhook("--no-init-secrets")  # ready: its cache holds the DynaKubes, namespaces, Secrets
     register_webhook(
         "MutatingWebhookConfiguration",
         "dynatrace-webhook-e2e-audit",

@@ -10,6 +10,7 @@ from tests.e2e.helpers import (
     INSTANCE_LABEL,
     REASON,
     annotations_of,
+    create_operator_init_secrets,
     dry_run_create,
     dynakube_body,
     dynakube_status,
@@ -78,6 +79,7 @@ def test_v1beta1_admission_reviews_get_the_same_injection(
     and applies the answer (same version, JSON Patch) just the same."""
     name = dynakube("beta", selector={"matchLabels": {"e2e.dynatrace.com/app": "beta"}}, hosts=HOSTS)
     app = namespace("beta", **{INSTANCE_LABEL: name["metadata"]["name"], "e2e.dynatrace.com/app": "beta"})
+    create_operator_init_secrets(cleanup, app, run_id)  # what a Dynatrace Operator beside it creates
     webhook = start_webhook()
     entry = pod_hook(webhook, run_id)
     entry["admissionReviewVersions"] = ["v1beta1"]

@@ -17,6 +17,7 @@ from tests.e2e.helpers import (
     PAUSE_IMAGE,
     RUN_LABEL,
     annotations_of,
+    create_operator_init_secrets,
     dry_run_create,
     dynakube_body,
     dynakube_status,
@@ -44,6 +45,7 @@ def setup(kube, cleanup, ns: str, run_id: str, start_webhook, register_webhook, 
     kube.patch(f"{dynakubes_path(ns)}/{name}/status", status)
     app = f"app-{run_id}"
     create_namespace(kube, cleanup, app, run_id, **{INSTANCE_LABEL: name})
+    create_operator_init_secrets(cleanup, app, run_id)  # what a Dynatrace Operator beside it creates
     webhook = start_webhook()
     register_webhook("MutatingWebhookConfiguration", "dynatrace-webhook-e2e", [pod_hook(webhook, run_id)])
     pods = f"/api/v1/namespaces/{app}/pods"
