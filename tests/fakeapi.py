@@ -7,12 +7,16 @@ Implements ``webhook.kubeapi.Api`` with the API server's documented semantics th
   merge, which is what it does for the maps the webhook patches;
 - ``watch`` replays the changes after a resourceVersion and then ends (as a server-side timeout does); a
   resourceVersion older than ``compacted`` is 410 Gone;
+- ``list_page`` paginates (``limit``/``continue``) from one consistent snapshot per list, as etcd does; a continue
+  token older than ``compacted`` is 410 Gone; ``metadata_only`` answers PartialObjectMetadata;
 - ``script(method, path, *items)`` makes the next calls fail or, for watches, replays scripted items
-  (events, or exceptions raised mid-stream) instead of the change log.
+  (events, or exceptions raised mid-stream) instead of the change log; a scripted callable runs (for its side
+  effects, such as changes between two pages of a list) before the call is served.
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import itertools
 import threading
@@ -41,6 +45,23 @@ def _split(path: str) -> tuple[str, str]:
     return collection, name
 
 
+def _fields_match(obj: dict[str, Any], selector: str) -> bool:
+    """``metadata.name=x`` and ``metadata.namespace=x`` terms (``==`` and ``!=`` too), as the API server does."""
+    meta = obj.get("metadata") or {}
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        negate = "!=" in term
+        field, _, value = term.replace("!=", "=").replace("==", "=").partition("=")
+        actual = meta.get(field.removeprefix("metadata.")) if field.startswith("metadata.") else None
+        if (actual == value) == negate:
+            return False
+    return True
+
+
+def partial(obj: dict[str, Any]) -> dict[str, Any]:
+    """The PartialObjectMetadata form of an object (what ``as=PartialObjectMetadata`` answers)."""
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata")}
+
+
 def _labels_match(obj: dict[str, Any], selector: str) -> bool:
     labels = (obj.get("metadata") or {}).get("labels") or {}
     for term in filter(None, (t.strip() for t in selector.split(","))):
@@ -66,6 +87,13 @@ class FakeApi:
         self.changes: list[tuple[int, str, str, dict[str, Any]]] = []  # (rv, collection, type, object)
         self.compacted = 0
         self.calls: list[tuple[str, str]] = []
+        self.pages: list[
+            dict[str, Any]
+        ] = []  # every list_page call: path, limit, continue, selectors, metadata
+        self.watches: list[
+            dict[str, Any]
+        ] = []  # every watch call: path, resourceVersion, selectors, metadata
+        self._snapshots: dict[int, list[tuple[str, dict[str, Any]]]] = {}
         self._rv = itertools.count(100)
         self._scripts: dict[tuple[str, str], list[Any]] = {}
         self.lock = threading.RLock()
@@ -96,12 +124,14 @@ class FakeApi:
         item = self._next_script(method, path)
         if isinstance(item, BaseException):
             raise item
+        if callable(item):
+            item()
 
     def _store(self, path: str, obj: dict[str, Any], kind: str) -> dict[str, Any]:
         rv = next(self._rv)
         obj = copy.deepcopy(obj)
         obj.setdefault("metadata", {})["resourceVersion"] = str(rv)
-        self.objects[path] = obj
+        self.objects[path] = obj  # replaced, never edited in place: list snapshots keep references
         self.changes.append((rv, _split(path)[0], kind, copy.deepcopy(obj)))
         return copy.deepcopy(obj)
 
@@ -122,6 +152,63 @@ class FakeApi:
                 if _split(p)[0] == path and _labels_match(o, label_selector)
             ]
             return items, str(self.resource_version)
+
+    def list_page(
+        self,
+        path: str,
+        *,
+        limit: int,
+        continue_token: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        metadata_only: bool = False,
+        copy_items: bool = True,
+    ) -> tuple[list[dict[str, Any]], str, str]:
+        """One page: (items, resourceVersion of the snapshot, continue token or ""). ``copy_items=False``
+        hands out the stored objects themselves (for a caller that only serialises them)."""
+        with self.lock:
+            self.pages.append(
+                {
+                    "path": path,
+                    "limit": limit,
+                    "continue": continue_token,
+                    "labelSelector": label_selector,
+                    "fieldSelector": field_selector,
+                    "metadata_only": metadata_only,
+                }
+            )
+            self._record("LIST", path)
+            if continue_token:
+                snapshot_rv, _, after = continue_token.partition("|")
+                rv = int(snapshot_rv) if snapshot_rv.isdigit() else -1
+                if rv < self.compacted or rv not in self._snapshots:
+                    self._snapshots.pop(rv, None)
+                    raise ApiError(
+                        410, "The provided continue parameter is too old to display a consistent list"
+                    )
+                snapshot = self._snapshots[rv]
+            else:
+                rv, after = self.resource_version, ""
+                snapshot = [
+                    (p, o)
+                    for p, o in sorted(self.objects.items())
+                    if _split(p)[0] == path
+                    and _labels_match(o, label_selector)
+                    and _fields_match(o, field_selector)
+                ]
+            start = bisect.bisect_right(snapshot, after, key=lambda entry: entry[0]) if after else 0
+            chunk = snapshot[start : start + limit] if limit > 0 else snapshot[start:]
+            more = limit > 0 and start + limit < len(snapshot)
+            if more:
+                self._snapshots[rv] = snapshot
+                token = f"{rv}|{chunk[-1][0]}"
+            else:
+                self._snapshots.pop(rv, None)
+                token = ""
+            items = [copy.deepcopy(o) if copy_items else o for _, o in chunk]
+            if metadata_only:
+                items = [partial(o) for o in items]
+            return items, str(rv), token
 
     def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -170,14 +257,32 @@ class FakeApi:
             self._record("DELETE", path)
             if path not in self.objects:
                 raise ApiError(404, f"{path} not found")
-            obj = self.objects.pop(path)
+            obj = copy.deepcopy(self.objects.pop(path))
             rv = next(self._rv)
             obj["metadata"]["resourceVersion"] = str(rv)
             self.changes.append((rv, _split(path)[0], "DELETED", obj))
 
-    def watch(self, path: str, resource_version: str, timeout_seconds: int) -> Iterator[dict[str, Any]]:
+    def watch(
+        self,
+        path: str,
+        resource_version: str,
+        timeout_seconds: int,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        metadata_only: bool = False,
+    ) -> Iterator[dict[str, Any]]:
         with self.lock:
             self.calls.append(("WATCH", path))
+            self.watches.append(
+                {
+                    "path": path,
+                    "resourceVersion": resource_version,
+                    "labelSelector": label_selector,
+                    "fieldSelector": field_selector,
+                    "metadata_only": metadata_only,
+                }
+            )
             scripted = self._next_script("WATCH", path)
             if isinstance(scripted, BaseException):
                 raise scripted
@@ -185,10 +290,16 @@ class FakeApi:
                 if resource_version and int(resource_version) < self.compacted:
                     raise ApiError(410, "too old resource version")
                 since = int(resource_version or 0)
+                first = bisect.bisect_right(self.changes, since, key=lambda change: change[0])
                 session: list[Any] = [
-                    {"type": kind, "object": copy.deepcopy(obj)}
-                    for rv, collection, kind, obj in self.changes
-                    if collection == path and rv > since
+                    {
+                        "type": kind,
+                        "object": partial(copy.deepcopy(obj)) if metadata_only else copy.deepcopy(obj),
+                    }
+                    for rv, collection, kind, obj in self.changes[first:]
+                    if collection == path
+                    and _labels_match(obj, label_selector)
+                    and _fields_match(obj, field_selector)
                 ]
             else:
                 session = list(scripted)

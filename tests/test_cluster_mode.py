@@ -60,7 +60,11 @@ def test_state_from_the_api_and_status_changes_reach_the_next_admission(cluster,
         for method, path in server.requests
         if method == "GET" and "watch=true" not in path and path != "/apis/dynatrace.com"
     ]
-    assert sorted(lists) == ["/api/v1/namespaces", DK_PATH]
+    # one paginated list per kind; namespaces as metadata only (PartialObjectMetadataList)
+    assert sorted(lists) == ["/api/v1/namespaces?limit=500", f"{DK_PATH}?limit=500"]
+    accepts = dict(server.accepts)
+    assert "as=PartialObjectMetadataList;" in accepts["/api/v1/namespaces?limit=500"]
+    assert "as=PartialObject" not in accepts[f"{DK_PATH}?limit=500"]
 
 
 def test_self_managed_certificates_are_created_and_trusted_by_the_bundle(cluster, tmp_path):

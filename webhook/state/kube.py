@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from webhook.kubeapi import ApiError
-from webhook.state.reflector import Reflector
-from webhook.state.store import DYNAKUBES, NAMESPACES, Store
+from webhook.kubeapi import ApiError, Items
+from webhook.state.reflector import PAGE_SIZE, Reflector
+from webhook.state.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,18 @@ PATCH_CONTENT_TYPES = {
     "strategic": "application/strategic-merge-patch+json",
     "json": "application/json-patch+json",
 }
+
+
+# PartialObjectMetadata (metadata.k8s.io): the API server answers with each object's metadata only. Plain JSON
+# follows as a fallback for servers (or aggregated APIs) that cannot convert; the kind's transform keeps the
+# metadata either way.
+METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+METADATA_WATCH_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+
+
+def _selectors(label_selector: str, field_selector: str) -> list[tuple[str, str]]:
+    query = [("labelSelector", label_selector)] if label_selector else []
+    return query + ([("fieldSelector", field_selector)] if field_selector else [])
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -49,11 +61,12 @@ class KubeApi:
         body: Any = None,
         content_type: str = "application/json",
         timeout: Any = None,
+        accept: str = "application/json",
     ) -> Any:
         """One request; returns the urllib3 response, unread (so watches stream). Non-2xx raises ApiError."""
         from kubernetes.client.exceptions import ApiException
 
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
         try:
@@ -102,6 +115,29 @@ class KubeApi:
             (document.get("metadata") or {}).get("resourceVersion", "")
         )
 
+    def list_page(
+        self,
+        path: str,
+        *,
+        limit: int,
+        continue_token: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        metadata_only: bool = False,
+    ) -> tuple[Items, str, str]:
+        """One page of a paginated list, parsed on its own: (items, resourceVersion, continue token)."""
+        query = [*_selectors(label_selector, field_selector), ("limit", str(limit))]
+        if continue_token:
+            query.append(("continue", continue_token))
+        accept = METADATA_LIST_ACCEPT if metadata_only else "application/json"
+        document = self._json("GET", path, query, accept=accept)
+        meta = document.get("metadata") or {}
+        return (
+            list(document.get("items") or []),
+            str(meta.get("resourceVersion") or ""),
+            str(meta.get("continue") or ""),
+        )
+
     def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._json("POST", path, body=body)
 
@@ -114,15 +150,31 @@ class KubeApi:
     def delete(self, path: str) -> None:
         self._call("DELETE", path).release_conn()
 
-    def watch(self, path: str, resource_version: str, timeout_seconds: int) -> Iterator[dict[str, Any]]:
+    def watch(
+        self,
+        path: str,
+        resource_version: str,
+        timeout_seconds: int,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        metadata_only: bool = False,
+    ) -> Iterator[dict[str, Any]]:
         query = [
+            *_selectors(label_selector, field_selector),
             ("watch", "true"),
             ("resourceVersion", resource_version),
             ("allowWatchBookmarks", "true"),
             ("timeoutSeconds", str(timeout_seconds)),
         ]
         # the socket read timeout exceeds the server-side watch timeout, so a silent dead stream still ends
-        response = self._call("GET", path, query, timeout=(self.request_timeout, timeout_seconds + 30))
+        response = self._call(
+            "GET",
+            path,
+            query,
+            timeout=(self.request_timeout, timeout_seconds + 30),
+            accept=METADATA_WATCH_ACCEPT if metadata_only else "application/json",
+        )
         try:
             buffer = b""
             for chunk in response.stream(amt=65536, decode_content=True):
@@ -166,7 +218,8 @@ def dynakube_version(api: KubeApi, preferred: str) -> str:
 
 
 class KubeState:
-    """Two reflectors (DynaKubes in the webhook namespace, all namespaces), each in its own daemon thread."""
+    """One reflector per kind the Store caches (by default DynaKubes in the webhook namespace and all
+    namespaces), each in its own daemon thread."""
 
     def __init__(
         self,
@@ -175,11 +228,13 @@ class KubeState:
         *,
         dynakube_api_version: str = "",
         on_event: Callable[[str, str], None] | None = None,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self.store = store
         self.api = api
         self.version = dynakube_api_version
         self.on_event = on_event
+        self.page_size = page_size
         self.stop = threading.Event()
         self.reflectors: list[Reflector] = []
         store.source = "kubernetes"
@@ -188,25 +243,33 @@ class KubeState:
         threading.Thread(target=self._run, name="state", daemon=True).start()
 
     def _run(self) -> None:
+        kinds = self.store.kinds()
+        if any("{dynakube_version}" in kind.path for kind in kinds):
+            self._discover_version()
+        for kind in kinds:
+            if self.stop.is_set():
+                return
+            reflector = Reflector(
+                self.api,
+                self.store,
+                kind.concrete(namespace=self.store.namespace, dynakube_version=self.version),
+                page_size=self.page_size,
+                on_event=self.on_event,
+                stop=self.stop,
+            )
+            self.reflectors.append(reflector)
+            threading.Thread(target=reflector.run, name=f"watch-{kind.resource}", daemon=True).start()
+
+    def _discover_version(self) -> None:
         delay = 1.0
         while not self.stop.is_set():
             try:
                 self.version = dynakube_version(self.api, self.version)
-                break
+                return
             except Exception as err:
                 log.warning("DynaKube API version not discovered (%s); retrying in %.0fs", err, delay)
                 self.stop.wait(delay)
                 delay = min(delay * 2, 30.0)
-        paths = {
-            DYNAKUBES: f"/apis/{DYNAKUBE_GROUP}/{self.version}/namespaces/{self.store.namespace}/dynakubes",
-            NAMESPACES: "/api/v1/namespaces",
-        }
-        for resource, path in paths.items():
-            reflector = Reflector(
-                self.api, self.store, resource, path, on_event=self.on_event, stop=self.stop
-            )
-            self.reflectors.append(reflector)
-            threading.Thread(target=reflector.run, name=f"watch-{resource}", daemon=True).start()
 
     def close(self) -> None:
         self.stop.set()

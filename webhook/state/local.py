@@ -71,6 +71,9 @@ class LocalState:
         self._stamp = (stat.st_mtime, stat.st_size)
         self.store.replace(DYNAKUBES, dynakubes)
         self.store.replace(NAMESPACES, namespaces)
+        for resource in self.store.resources:
+            if resource not in (DYNAKUBES, NAMESPACES):
+                self.store.replace(resource, [])  # kinds a state file does not describe: known to be empty
         log.info(
             "state loaded from %s: %d DynaKube(s), %d namespace(s)",
             self.path,

@@ -2,51 +2,66 @@
 
 Writers (the watch threads or the local file loader) replace whole entries or whole maps; readers on the
 event loop only do dictionary look-ups, so no lock is needed and no admission ever waits for the API.
+Every object is transformed by its kind (``webhook.state.kinds``) before it is stored.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from webhook.dynakube import INSTANCE_LABEL
+from webhook.state.kinds import DEFAULT_KINDS, DYNAKUBES, NAMESPACES, Kind, Obj
 from webhook.tolerant import as_map
 
-Obj = dict[str, Any]
+log = logging.getLogger(__name__)
 
-DYNAKUBES = "dynakubes"
-NAMESPACES = "namespaces"
 RESOURCES = (DYNAKUBES, NAMESPACES)
 
-
-def slim(resource: str, obj: Mapping[str, Any]) -> Obj:
-    """What the webhook keeps of an object: managedFields never, namespaces only their metadata."""
-    meta = dict(obj.get("metadata") or {})
-    meta.pop("managedFields", None)
-    if resource == NAMESPACES:
-        keep = {k: meta[k] for k in ("name", "labels", "annotations", "resourceVersion", "uid") if k in meta}
-        return {"apiVersion": "v1", "kind": "Namespace", "metadata": keep}
-    out = dict(obj)
-    out["metadata"] = meta
-    return out
-
-
-def _name(obj: Mapping[str, Any]) -> str:
-    meta = obj.get("metadata")
-    name = meta.get("name") if isinstance(meta, Mapping) else None
-    return name if isinstance(name, str) else ""
+__all__ = ["DYNAKUBES", "NAMESPACES", "RESOURCES", "Obj", "Store"]
 
 
 class Store:
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, kinds: Iterable[Kind] = DEFAULT_KINDS) -> None:
         self.namespace = namespace  # where DynaKubes live (the webhook's own namespace)
-        self._objects: dict[str, dict[str, Obj]] = {r: {} for r in RESOURCES}
-        self._synced: dict[str, bool] = dict.fromkeys(RESOURCES, False)
-        self.last_event: dict[str, float] = dict.fromkeys(RESOURCES, 0.0)
+        self._kinds: dict[str, Kind] = {}
+        self._objects: dict[str, dict[str, Obj]] = {}
+        self._synced: dict[str, bool] = {}
+        self.last_event: dict[str, float] = {}
+        self.dropped = 0  # objects a transform could not handle (never stored)
         self.source = "none"
+        for kind in kinds:
+            self.add_kind(kind)
+
+    def add_kind(self, kind: Kind) -> None:
+        """Cache one more kind (before the state source starts): empty and not synced until listed."""
+        self._kinds[kind.resource] = kind
+        self._objects.setdefault(kind.resource, {})
+        self._synced.setdefault(kind.resource, False)
+        self.last_event.setdefault(kind.resource, 0.0)
+
+    def kinds(self) -> list[Kind]:
+        return list(self._kinds.values())
+
+    def kind(self, resource: str) -> Kind:
+        return self._kinds[resource]
+
+    @property
+    def resources(self) -> list[str]:
+        return list(self._kinds)
 
     # --- readers (admission path) ---
+    def get(self, resource: str, key: str) -> Obj | None:
+        return self._objects[resource].get(key)
+
+    def objects(self, resource: str) -> list[Obj]:
+        return list(self._objects[resource].values())
+
+    def count(self, resource: str) -> int:
+        return len(self._objects[resource])
+
     def dynakube(self, name: str) -> Obj | None:
         return self._objects[DYNAKUBES].get(name)
 
@@ -72,24 +87,44 @@ class Store:
     def is_synced(self, resource: str) -> bool:
         return self._synced[resource]
 
+    # --- transform at arrival ---
+    def transform(self, resource: str, obj: Mapping[str, Any]) -> tuple[str, Obj | None]:
+        """(key, what the cache keeps of ``obj``); (key or "", None) when it cannot be kept."""
+        kind = self._kinds[resource]
+        key = kind.key(obj)
+        if not key:
+            return "", None
+        try:
+            return key, kind.transform(obj)
+        except Exception:  # a transform must never stop a watch: drop the object, say so
+            self.dropped += 1
+            log.exception("%s: object %s could not be transformed; not cached", resource, key)
+            return key, None
+
     # --- writers ---
     def replace(self, resource: str, objects: Iterable[Mapping[str, Any]]) -> None:
-        """A full list: swap the whole map at once and mark the resource synced."""
+        """A full list of whole objects: transform them, swap the whole map at once, mark the kind synced."""
         fresh = {}
         for obj in objects:
-            if _name(obj):
-                fresh[_name(obj)] = slim(resource, obj)
+            key, kept = self.transform(resource, obj)
+            if kept is not None:
+                fresh[key] = kept
+        self.replace_transformed(resource, fresh)
+
+    def replace_transformed(self, resource: str, fresh: dict[str, Obj]) -> None:
+        """A full list already transformed and keyed (the reflector builds it page by page)."""
         self._objects[resource] = fresh
         self._synced[resource] = True
         self.last_event[resource] = time.time()
 
     def upsert(self, resource: str, obj: Mapping[str, Any]) -> None:
-        if _name(obj):
-            self._objects[resource][_name(obj)] = slim(resource, obj)
+        key, kept = self.transform(resource, obj)
+        if kept is not None:
+            self._objects[resource][key] = kept
         self.last_event[resource] = time.time()
 
     def delete(self, resource: str, obj: Mapping[str, Any]) -> None:
-        self._objects[resource].pop(_name(obj), None)
+        self._objects[resource].pop(self._kinds[resource].key(obj), None)
         self.last_event[resource] = time.time()
 
     def touch(self, resource: str) -> None:

@@ -1,0 +1,176 @@
+"""What the cache holds of each kind: a small ``Kind`` spec per resource, with its transform.
+
+Every object is transformed the moment it arrives (list page, watch event, state file, a write's answer), as
+client-go's informer transform does: the cache keeps only what the decisions read, never the whole object.
+Adding a kind is adding a ``Kind``: a Store key, the collection path, the transform, and optionally
+metadata-only lists/watches (PartialObjectMetadata) and label/field selectors. ``Store(..., kinds=...)`` or
+``Store.add_kind`` registers it; ``KubeState`` runs one list+watch per registered kind.
+
+The transform rule: keep the fields some decision, view, ``explain`` or controller reads; drop everything
+else (``managedFields``, ``kubectl.kubernetes.io/last-applied-configuration``, status the webhook does not
+read such as the per-node ``status.oneAgent.instances``). Label keys and repeated values are interned, so
+50 000 namespaces carrying the same few labels share one copy of each string.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from webhook import dynakube as dk
+
+Obj = dict[str, Any]
+Transform = Callable[[Mapping[str, Any]], Obj]
+
+DYNAKUBES = "dynakubes"
+NAMESPACES = "namespaces"
+
+# namespace annotations the injection reads (INJECTION-CONTRACT §4.2 release mapping, §7 metadata enrichment)
+NAMESPACE_ANNOTATION_PREFIXES = ("mapping.release.dynatrace.com/", "metadata.dynatrace.com/")
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One cached resource.
+
+    ``path`` is the collection path; ``{namespace}`` (the webhook's namespace) and ``{dynakube_version}``
+    (discovered at start) are filled in by ``KubeState``. ``metadata_only`` asks the API server for
+    PartialObjectMetadata (for kinds whose spec and status are never read). ``by_namespace`` keys objects by
+    ``namespace/name`` (kinds listed across namespaces); otherwise by name.
+    """
+
+    resource: str
+    path: str
+    transform: Transform
+    metadata_only: bool = False
+    label_selector: str = ""
+    field_selector: str = ""
+    by_namespace: bool = False
+
+    def key(self, obj: Mapping[str, Any]) -> str:
+        """The Store key of an object, "" when it has no usable name."""
+        meta = obj.get("metadata")
+        if type(meta) is not dict and not isinstance(meta, Mapping):
+            return ""
+        name = meta.get("name")
+        if not isinstance(name, str) or not name:
+            return ""
+        if not self.by_namespace:
+            return name
+        namespace = meta.get("namespace")
+        return f"{namespace}/{name}" if isinstance(namespace, str) and namespace else name
+
+    def concrete(self, **values: str) -> Kind:
+        """This kind with the placeholders of its path filled in."""
+        return replace(self, path=self.path.format(**values))
+
+
+def _intern(value: Any) -> Any:
+    return sys.intern(value) if type(value) is str and len(value) <= 256 else value
+
+
+def _string_map(value: Any, keep: Callable[[str], bool] | None = None, reuse: str = "") -> dict[str, Any]:
+    """A copy of a label or annotation map: string keys interned; values interned when short, or replaced by
+    ``reuse`` when equal to it (``kubernetes.io/metadata.name`` repeats the namespace's name)."""
+    if type(value) is not dict and not isinstance(value, Mapping):
+        return {}
+    out = {}
+    for k, v in value.items():
+        if not isinstance(k, str) or (keep is not None and not keep(k)):
+            continue
+        out[sys.intern(k)] = reuse if reuse and v == reuse else _intern(v)
+    return out
+
+
+def _kept_annotation(key: str) -> bool:
+    return key.startswith(NAMESPACE_ANNOTATION_PREFIXES)
+
+
+def namespace_transform(obj: Mapping[str, Any]) -> Obj:
+    """A Namespace (full or PartialObjectMetadata): name, resourceVersion, labels, injection annotations."""
+    meta = obj.get("metadata")
+    if type(meta) is not dict and not isinstance(meta, Mapping):
+        meta = {}
+    name = meta.get("name")
+    name = sys.intern(name) if isinstance(name, str) else ""
+    kept: Obj = {"name": name}
+    rv = meta.get("resourceVersion")
+    if isinstance(rv, str):
+        kept["resourceVersion"] = rv
+    labels = _string_map(meta.get("labels"), reuse=name)
+    if labels:
+        kept["labels"] = labels
+    annotations = _string_map(meta.get("annotations"), _kept_annotation)
+    if annotations:
+        kept["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": kept}
+
+
+# A shape keeps the listed keys of a mapping: True keeps the value whole, a shape recurses into a mapping,
+# a function maps the value. Values of an unexpected type are kept as they are, so that the views see
+# exactly what the API server sent and skip it with the same reason they would give for the whole object.
+Shape = Mapping[str, Any]
+
+_MODE_SHAPE = {"namespaceSelector": True, "codeModulesImage": True, "initResources": True}
+_CONNECTION_INFO = {"connectionInfoStatus": {"tenantUUID": True, "communicationHosts": True}}
+
+DYNAKUBE_SHAPE: Shape = {
+    "apiVersion": True,
+    "kind": True,
+    "metadata": {
+        "name": True,
+        "namespace": True,
+        "uid": True,
+        "resourceVersion": True,
+        "generation": True,
+        "annotations": lambda value: _string_map(value, lambda key: key != LAST_APPLIED),
+    },
+    "spec": {
+        "apiUrl": True,
+        "networkZone": True,
+        "namespaceSelector": True,  # v1beta1
+        "metadataEnrichment": True,
+        "oneAgent": dict.fromkeys(dk.MODES, _MODE_SHAPE),
+    },
+    "status": {
+        "kubeSystemUUID": True,
+        "codeModules": {"version": True},
+        "oneAgent": _CONNECTION_INFO,
+        "activeGate": _CONNECTION_INFO,
+        "metadataEnrichment": True,
+    },
+}
+
+
+def pick(value: Any, shape: Shape) -> Any:
+    """The parts of ``value`` that ``shape`` lists (see ``Shape``)."""
+    if type(value) is not dict and not isinstance(value, Mapping):
+        return value
+    out = {}
+    for key, rule in shape.items():
+        if key not in value:
+            continue
+        item = value[key]
+        if rule is True:
+            out[key] = item
+        elif callable(rule):
+            out[key] = rule(item)
+        else:
+            out[key] = pick(item, rule)
+    return out
+
+
+def dynakube_transform(obj: Mapping[str, Any]) -> Obj:
+    """What the DynaKube views (``webhook.dynakube``), the injection, ``/label-ns``, ``/validate``'s conflict
+    check, events and reinjection read."""
+    return dict(pick(obj, DYNAKUBE_SHAPE))
+
+
+NAMESPACE_KIND = Kind(NAMESPACES, "/api/v1/namespaces", namespace_transform, metadata_only=True)
+DYNAKUBE_KIND = Kind(
+    DYNAKUBES, "/apis/dynatrace.com/{dynakube_version}/namespaces/{namespace}/dynakubes", dynakube_transform
+)
+DEFAULT_KINDS = (DYNAKUBE_KIND, NAMESPACE_KIND)
