@@ -177,13 +177,22 @@ class ApiServer:
 
             def _watch(self, path: str, query: dict[str, str], metadata_only: bool) -> None:
                 rv = query.get("resourceVersion", "")
-                selectors = {
-                    "label_selector": query.get("labelSelector", ""),
-                    "field_selector": query.get("fieldSelector", ""),
-                    "metadata_only": metadata_only,
-                }
+                labels, fields = query.get("labelSelector", ""), query.get("fieldSelector", "")
+
+                def events_after(since: str) -> list:
+                    return list(
+                        outer.api.watch(
+                            path,
+                            since,
+                            1,
+                            label_selector=labels,
+                            field_selector=fields,
+                            metadata_only=metadata_only,
+                        )
+                    )
+
                 try:
-                    first = list(outer.api.watch(path, rv, 1, **selectors))
+                    first = events_after(rv)
                 except ApiError as err:
                     return self._error(err)
                 self.send_response(200)
@@ -202,7 +211,7 @@ class ApiServer:
                     if time.monotonic() > deadline:
                         break
                     time.sleep(0.05)
-                    events = list(outer.api.watch(path, str(last), 1, **selectors))
+                    events = events_after(str(last))
                 self.wfile.write(b"0\r\n\r\n")
 
             def _write(self, method: str) -> None:
