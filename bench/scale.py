@@ -219,15 +219,23 @@ def last_namespace_answer(server: Server, scenario: Scenario) -> dict[str, Any]:
     return answer
 
 
-def start(work: Path, kubeconfig: Path, source: Path | None, label: str) -> tuple[Server, dict[str, Any]]:
-    server = Server(None, work, kubeconfig=kubeconfig, source_root=source, log_level="warning")
+def start(
+    work: Path, apiserver: ApiServer, source: Path | None, label: str, **kw: Any
+) -> tuple[Server, dict[str, Any]]:
+    kubeconfig = apiserver.kubeconfig(work / "kubeconfig")
+    server = Server(None, work, kubeconfig=kubeconfig, source_root=source, log_level="warning", **kw)
+    began = time.monotonic()
     server.start(timeout=120)
+    ready_at = began + server.startup_seconds
     at_ready = server.memory()
+    first_request = min((t for t, _, _ in list(apiserver.times) if t >= began), default=ready_at)
     time.sleep(2.0)  # gc.freeze, watches settled
     settled = server.memory()
     return server, {
         "code": label,
         "ready_s": round(server.startup_seconds, 3),
+        # from the first request to the API server (discovery, then the lists) to ready: what the cache costs
+        "sync_s": round(ready_at - first_request, 3),
         "peak_rss_mib": round(max(at_ready["VmHWM"], settled["VmHWM"]) / MIB, 1),
         "rss_at_ready_mib": round(at_ready["VmRSS"] / MIB, 1),
         "rss_after_sync_mib": round(settled["VmRSS"] / MIB, 1),
@@ -250,6 +258,32 @@ def m_inject(server: Server, seconds: float) -> dict[str, Any]:
     }
 
 
+def overload(
+    work: Path, apiserver: ApiServer, source: Path | None, label: str, seconds: float
+) -> dict[str, Any]:
+    """3x the measured M-mix capacity, open loop, with ``--limit-concurrency 64`` (the chart's advice for
+    large clusters): the memory a full cache plus an overload needs."""
+    bodies = [reviews.body("M", s) for s in ("inject", "skip", "reinvoke")]
+    server, figures = start(work, apiserver, source, label, limit_concurrency=64)
+    try:
+        capacity = asyncio.run(load.closed_loop(HOST, server.port, "/inject", bodies, 4, 2.0))["rps"]
+        rate = max(50.0, 3 * capacity)
+        result = asyncio.run(
+            load.open_loop(
+                HOST, server.port, "/inject", bodies, rate, seconds, max_connections=192, drain=5.0
+            )
+        ).report()
+        figures.update(
+            capacity_rps=capacity,
+            offered_rps=round(rate, 1),
+            statuses=result.get("statuses"),
+            overload_peak_rss_mib=round(server.memory()["VmHWM"] / MIB, 1),
+        )
+    finally:
+        server.stop()
+    return figures
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     notes: list[str] = []
     result: dict[str, Any] = {"machine": machine(), "notes": notes, "scenarios": []}
@@ -269,12 +303,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"  {scenario.name} ...", file=sys.stderr, flush=True)
             api = fake_cluster(scenario)
             apiserver = ApiServer(api)
-            kubeconfig = apiserver.kubeconfig(work / "kubeconfig")
             entry: dict[str, Any] = {"counts": scenario.counts, "runs": [], "per_object_bytes": {}}
             try:
                 for label, source in codes:
                     for _ in range(args.repeat):
-                        server, figures = start(work, kubeconfig, source, label)
+                        server, figures = start(work, apiserver, source, label)
                         try:
                             if scenario.counts.get(NAMESPACES):
                                 figures["last_namespace"] = last_namespace_answer(server, scenario)
@@ -283,15 +316,69 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         finally:
                             server.stop()
                         entry["runs"].append(figures)
+                if index == len(scenarios) - 1 and args.overload_seconds:
+                    entry["overload"] = overload(work, apiserver, None, "this", args.overload_seconds)
             finally:
                 apiserver.close()
             del api
             gc.collect()
             entry["per_object_bytes"] = per_object_bytes(scenario)
             result["scenarios"].append(entry)
-            print(json.dumps(entry), file=sys.stderr, flush=True)
+            print(f"    {json.dumps(entry)}", file=sys.stderr, flush=True)
     result["machine"]["load_after"] = check_load(notes)
     return result
+
+
+def table(result: dict[str, Any]) -> str:
+    """The figures as Markdown: one row per start, then the per-object costs and the M-inject comparison."""
+    lines = [
+        "| scenario | code | ready s | cache sync s | peak RSS MiB | RSS after sync MiB | last namespace |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    costs, admission, overloads = [], [], []
+    for entry in result["scenarios"]:
+        name = Scenario(entry["counts"]).name or "empty cluster"
+        for run in entry["runs"]:
+            last = run.get("last_namespace")
+            answer = f"{last['outcome']} (expected {last['expected']})" if last else "-"
+            lines.append(
+                f"| {name} | {run['code']} | {run['ready_s']} | {run['sync_s']} | {run['peak_rss_mib']} "
+                f"| {run['rss_after_sync_mib']} | {answer} |"
+            )
+            for m in run.get("m_inject", []):
+                admission.append(
+                    f"| {name} | {run['code']} | {m['rps']} | {m['cpu_us_per_request']} "
+                    f"| {m['sequential_median_ms']} | {m['sequential_p99_ms']} |"
+                )
+        costs.append(
+            f"| {name} | " + ", ".join(f"{k} {v:.0f} B" for k, v in entry["per_object_bytes"].items()) + " |"
+        )
+        if "overload" in entry:
+            o = entry["overload"]
+            overloads.append(
+                f"| {name} | {o['capacity_rps']} | {o['offered_rps']} | {o['statuses']} | {o['overload_peak_rss_mib']} |"
+            )
+    lines += ["", "| scenario | bytes per cached object |", "|---|---|", *costs]
+    if admission:
+        lines += [
+            "",
+            "| scenario | code | M-inject req/s | CPU µs/req | sequential median ms | p99 ms |",
+            "|---|---|---|---|---|---|",
+            *admission,
+        ]
+    if overloads:
+        lines += [
+            "",
+            "| scenario | M-mix capacity req/s | offered (3x) | statuses | peak RSS MiB |",
+            "|---|---|---|---|---|",
+            *overloads,
+        ]
+    lines += [
+        "",
+        f"load average before {result['machine']['load_before']}, after {result['machine']['load_after']}",
+    ]
+    lines += [f"Note: {n}" for n in result["notes"]]
+    return "\n".join(lines)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -309,22 +396,22 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=1, help="starts per scenario and code")
     p.add_argument("--admission-scenario", type=int, default=1, help="index of the scenario for M-inject")
     p.add_argument("--admission-seconds", type=float, default=5.0)
+    p.add_argument("--overload-seconds", type=float, default=8.0, help="3x overload on the last scenario")
     p.add_argument("--quick", action="store_true", help="2 000 namespaces, no reference, 1 s of M-inject")
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
     if args.quick:
         args.namespaces, args.dynakubes, args.reference, args.admission_seconds = [2000], [20], "", 1.0
-        args.admission_scenario = 0
+        args.admission_scenario, args.overload_seconds = 0, 1.0
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     result = run(args)
-    text = json.dumps(result, indent=2)
-    print(text)
+    print(table(result))
     if args.json:
-        args.json.write_text(text + "\n")
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 

@@ -8,8 +8,8 @@ metadata-only lists/watches (PartialObjectMetadata) and label/field selectors. `
 
 The transform rule: keep the fields some decision, view, ``explain`` or controller reads; drop everything
 else (``managedFields``, ``kubectl.kubernetes.io/last-applied-configuration``, status the webhook does not
-read such as the per-node ``status.oneAgent.instances``). Label keys and repeated values are interned, so
-50 000 namespaces carrying the same few labels share one copy of each string.
+read such as the per-node ``status.oneAgent.instances``). Label and annotation keys and short values are
+interned, so 50 000 namespaces carrying the same few labels share one copy of each string.
 """
 
 from __future__ import annotations
@@ -69,7 +69,9 @@ class Kind:
 
 
 def _intern(value: Any) -> Any:
-    return sys.intern(value) if type(value) is str and len(value) <= 256 else value
+    # label values repeat across objects (team, environment, the DynaKube name); interning a string that
+    # turns out to be unique costs an entry in the interpreter's table, so long values are left alone
+    return sys.intern(value) if type(value) is str and len(value) <= 63 else value
 
 
 def _string_map(value: Any, keep: Callable[[str], bool] | None = None, reuse: str = "") -> dict[str, Any]:
@@ -95,7 +97,7 @@ def namespace_transform(obj: Mapping[str, Any]) -> Obj:
     if type(meta) is not dict and not isinstance(meta, Mapping):
         meta = {}
     name = meta.get("name")
-    name = sys.intern(name) if isinstance(name, str) else ""
+    name = name if isinstance(name, str) else ""  # unique: not interned
     kept: Obj = {"name": name}
     rv = meta.get("resourceVersion")
     if isinstance(rv, str):
