@@ -17,6 +17,7 @@ import asyncio
 import base64
 import gc
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -305,8 +306,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             apiserver = ApiServer(api)
             entry: dict[str, Any] = {"counts": scenario.counts, "runs": [], "per_object_bytes": {}}
             try:
-                for label, source in codes:
-                    for _ in range(args.repeat):
+                # the codes alternate, so a change in the machine's load hits both
+                for _ in range(args.repeat):
+                    for label, source in codes:
                         server, figures = start(work, apiserver, source, label)
                         try:
                             if scenario.counts.get(NAMESPACES):
@@ -327,6 +329,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"    {json.dumps(entry)}", file=sys.stderr, flush=True)
     result["machine"]["load_after"] = check_load(notes)
     return result
+
+
+def admission_ratios(result: dict[str, Any]) -> dict[str, str]:
+    """Median M-inject throughput and CPU per request of this code over each reference, from the same run."""
+    by_code: dict[str, list[dict[str, Any]]] = {}
+    for entry in result["scenarios"]:
+        for run in entry["runs"]:
+            by_code.setdefault(run["code"], []).extend(run.get("m_inject", []))
+    this = by_code.pop("this", [])
+    out = {}
+    for label, runs in by_code.items():
+        if this and runs:
+            rps = statistics.median(m["rps"] for m in this) / statistics.median(m["rps"] for m in runs)
+            cpu = statistics.median(m["cpu_us_per_request"] for m in this) / statistics.median(
+                m["cpu_us_per_request"] for m in runs
+            )
+            out[label] = f"throughput x{rps:.3f}, CPU per request x{cpu:.3f}"
+    return out
 
 
 def table(result: dict[str, Any]) -> str:
@@ -366,6 +386,8 @@ def table(result: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|",
             *admission,
         ]
+        for label, ratio in admission_ratios(result).items():
+            lines.append(f"\nM-inject, this code against {label} (medians of the alternating runs): {ratio}")
     if overloads:
         lines += [
             "",

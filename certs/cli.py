@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from webhook import certs
+from webhook.tls import certs
 
 EXIT_OK, EXIT_UNTRUSTED, EXIT_USAGE = 0, 1, 2
 

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from webhook import handlers
-from webhook.app import VALIDATE_ALIASES, AdmissionApp, Route, admission_fallback
+from webhook.admission import handlers
+from webhook.admission.app import VALIDATE_ALIASES, AdmissionApp, Route, admission_fallback
 from webhook.metrics import Metrics
 from webhook.mutation import pod as pods
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store

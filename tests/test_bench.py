@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from bench import load, reviews, wrk
-from webhook.admission import decode
+from webhook.admission.review import decode
 from webhook.mutation import pod as pods
 
 ROOT = Path(__file__).resolve().parent.parent

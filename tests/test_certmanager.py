@@ -11,17 +11,12 @@ from typing import Any
 import pytest
 
 from tests.fakeapi import FakeApi
-from webhook import certs
-from webhook.certmanager import (
-    CONFIG_KINDS,
-    TRUSTED_ANNOTATION,
-    CertManager,
-    Policy,
-    from_settings,
-)
 from webhook.cli import build_parser, settings_from
 from webhook.kubeapi import ApiError
 from webhook.metrics import Metrics
+from webhook.tls import certs
+from webhook.tls.manager import CertManager, from_settings
+from webhook.tls.material import CONFIG_KINDS, TRUSTED_ANNOTATION, Policy
 
 NS = "dynatrace"
 SECRETS = f"/api/v1/namespaces/{NS}/secrets"

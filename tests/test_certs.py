@@ -9,8 +9,8 @@ import json
 import pytest
 
 from certs.cli import main as certs_main
-from webhook import certs
 from webhook.cli import main as webhook_main
+from webhook.tls import certs
 
 NOW = dt.datetime.now(dt.UTC)
 HOST = "dynatrace-webhook.dynatrace.svc"

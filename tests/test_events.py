@@ -12,9 +12,10 @@ import pytest
 
 from tests.conftest import WEBHOOK_NS, make_dynakube, make_namespace, make_pod, make_review, make_store
 from tests.fakeapi import FakeApi
-from webhook import handlers
-from webhook.admission import decode
-from webhook.events import COMPONENT, REASON_SKIPPED, Recorder, record_skip, skip_event
+from webhook.admission import handlers
+from webhook.admission.review import decode
+from webhook.admission.skipevents import REASON_SKIPPED, record_skip, skip_event
+from webhook.controllers.events import COMPONENT, Recorder
 from webhook.kubeapi import ApiError
 
 from .conftest import SETTINGS

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from tests.conftest import SETTINGS
 from webhook import __version__
-from webhook.app import health_app
+from webhook.admission.app import health_app
 from webhook.explain import explain
 from webhook.state.local import LocalState
 from webhook.state.store import Store

@@ -19,8 +19,8 @@ import orjson
 import pytest
 
 from tests.conftest import SETTINGS
-from webhook import handlers
-from webhook.admission import decode, encode
+from webhook.admission import handlers
+from webhook.admission.review import decode, encode
 from webhook.state.local import LocalState
 from webhook.state.store import Store
 

@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from tests.conftest import SETTINGS, make_dynakube, make_namespace, make_pod, make_review, make_store
-from webhook import handlers
-from webhook.admission import decode
+from webhook.admission import handlers
+from webhook.admission.review import decode
 
 HEADERS = {"Content-Type": "application/json"}
 

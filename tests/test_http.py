@@ -10,8 +10,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.conftest import make_pod, make_review
-from webhook.admission import MAX_BODY_BYTES
-from webhook.app import AdmissionApp, Route, admission_fallback, health_app, metrics_app
+from webhook.admission.app import AdmissionApp, Route, admission_fallback, health_app, metrics_app
+from webhook.admission.review import MAX_BODY_BYTES
 from webhook.metrics import Metrics
 
 

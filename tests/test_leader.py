@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from tests.fakeapi import FakeApi
+from webhook.controllers.leader import LeaderElector, lease_path, micro_time
 from webhook.kubeapi import ApiError
-from webhook.leader import LeaderElector, lease_path, micro_time
 
 NS = "dynatrace"
 NAME = "dynatrace-webhook-reinject"

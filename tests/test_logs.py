@@ -36,10 +36,10 @@ def post(client, body: bytes | dict[str, Any]):
 
 
 def admission_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    """The captured webhook.admission records as the JSON formatter writes them, without the time."""
+    """The captured webhook.admission.review records as the JSON formatter writes them, without the time."""
     lines = []
     for record in caplog.records:
-        if record.name == "webhook.admission":
+        if record.name == "webhook.admission.review":
             line = orjson.loads(JsonFormatter().format(record))
             assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line.pop("ts"))
             assert isinstance(line["duration_ms"], float) and 0 <= line["duration_ms"] < 10_000
@@ -53,7 +53,7 @@ def patch_ops(response) -> int:
     return len(orjson.loads(base64.b64decode(answer["patch"]))) if "patch" in answer else 0
 
 
-BASE = {"level": "info", "logger": "webhook.admission", "msg": "admission", "duration_ms": "<float>"}
+BASE = {"level": "info", "logger": "webhook.admission.review", "msg": "admission", "duration_ms": "<float>"}
 
 
 def test_injection_log_line(client, caplog: pytest.LogCaptureFixture) -> None:

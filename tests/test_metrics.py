@@ -13,9 +13,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.conftest import SETTINGS, make_dynakube, make_namespace, make_pod, make_review, make_store
-from webhook import handlers
-from webhook.admission import decode
-from webhook.app import AdmissionApp, Route, admission_fallback
+from webhook.admission import handlers
+from webhook.admission.app import AdmissionApp, Route, admission_fallback
+from webhook.admission.review import decode
 from webhook.metrics import Metrics
 
 FF = "feature.dynatrace.com/"

@@ -20,8 +20,8 @@ import orjson
 import pytest
 
 from webhook import dynakube as dk
-from webhook import handlers
-from webhook.admission import decode, encode
+from webhook.admission import handlers
+from webhook.admission.review import decode, encode
 from webhook.mutation import namespace as ns
 from webhook.state.local import parse
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
@@ -473,7 +473,7 @@ def test_handler_survives_a_bug(monkeypatch):
 def test_over_http(api_version):
     from starlette.testclient import TestClient
 
-    from webhook.app import AdmissionApp, Route, admission_fallback
+    from webhook.admission.app import AdmissionApp, Route, admission_fallback
     from webhook.metrics import Metrics
 
     store = fixture_store()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import jsonpatch
 import pytest
 
-from webhook.patch import Patch, escape, pointer
+from webhook.mutation.patch import Patch, escape, pointer
 
 
 @pytest.mark.parametrize(

@@ -9,19 +9,21 @@ import pytest
 
 from tests.fakeapi import FakeApi
 from tests.test_leader import Clock
-from webhook.kubeapi import ApiError
-from webhook.leader import lease_path
-from webhook.reinject import (
+from webhook.controllers.leader import lease_path
+from webhook.controllers.loop import TokenBucket
+from webhook.controllers.reinject import Reinjector
+from webhook.controllers.workloads import (
     ANNOTATION_OPT_OUT,
     ANNOTATION_RESTARTED_AT,
     DEFAULT_LEASE_NAME,
     FEATURE_AUTOMATIC_REINJECTION,
     Config,
-    Reinjector,
-    TokenBucket,
+    Work,
     _rfc3339,
+    restart_verdict,
     waiting_reasons,
 )
+from webhook.kubeapi import ApiError
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 
 WEBHOOK_NS = "dynatrace"
@@ -205,7 +207,7 @@ def test_waiting_reasons(pod_, expected):
 
 
 def test_transition_restarts_each_workload_once(h, caplog):
-    caplog.set_level("INFO", logger="webhook.reinject")
+    caplog.set_level("INFO", logger="webhook.controllers.reinject")
     deployment = seed_deployment(h.api, "shop", "web", pods=2)
     statefulset = seed_set(h.api, "StatefulSet", "shop", "db")
     daemonset = seed_set(h.api, "DaemonSet", "shop", "agent")
@@ -342,7 +344,7 @@ def test_installation_flag_off_does_nothing_at_all():
     h.reinjector.start()
     h.reinjector.stop()
     assert h.api.calls[calls:] == []
-    assert h.reinjector._thread is None
+    assert h.reinjector.loop.thread is None
 
 
 @pytest.mark.parametrize(
@@ -534,7 +536,7 @@ def test_thread_start_stop_releases_the_lease():
         time.sleep(0.01)
     assert h.reinjector.leader
     h.reinjector.stop()
-    assert not h.reinjector._thread.is_alive()
+    assert not h.reinjector.loop.thread.is_alive()
     assert h.api.objects[LEASE]["spec"]["holderIdentity"] == ""
 
 
@@ -612,3 +614,52 @@ def test_status_for_a_debug_endpoint():
             "detail": "",
         }
     ]
+
+
+def waiting_work(*created: str, kind: str = "Deployment") -> Work:
+    work = Work(DK, 1, "shop", kind, "web", "apps/v1")
+    for i, at in enumerate(created):
+        work.pods[f"web-{i}"] = {"reasons": ["EmptyConnectionInfo"], "created": at}
+    return work
+
+
+@pytest.mark.parametrize(
+    ("obj", "created", "verdict"),
+    [
+        (workload("Deployment", "shop", "web"), [CREATED], None),
+        (
+            workload("Deployment", "shop", "web", annotations={ANNOTATION_OPT_OUT: "false"}),
+            [CREATED],
+            "OptOut",
+        ),
+        (
+            workload("Deployment", "shop", "web", template={ANNOTATION_OPT_OUT: " False "}),
+            [CREATED],
+            "OptOut",
+        ),
+        (workload("Deployment", "shop", "web", annotations={ANNOTATION_OPT_OUT: "true"}), [CREATED], None),
+        ({**workload("Deployment", "shop", "web"), "spec": {"paused": True}}, [CREATED], "Paused"),
+        # restarted after every waiting pod was created: that rollout replaces them
+        (
+            workload("Deployment", "shop", "web", template={ANNOTATION_RESTARTED_AT: "2023-11-01T10:05:00Z"}),
+            [CREATED, "2023-11-01T10:04:59Z"],
+            "RolloutInProgress",
+        ),
+        # one pod created after the restart: it still waits
+        (
+            workload("Deployment", "shop", "web", template={ANNOTATION_RESTARTED_AT: "2023-11-01T10:05:00Z"}),
+            [CREATED, "2023-11-01T10:06:00Z"],
+            None,
+        ),
+        # an unreadable creation time never counts as replaced
+        (
+            workload("Deployment", "shop", "web", template={ANNOTATION_RESTARTED_AT: "2023-11-01T10:05:00Z"}),
+            ["yesterday"],
+            None,
+        ),
+        ({"metadata": "garbage", "spec": ["garbage"]}, [CREATED], None),
+    ],
+)
+def test_restart_verdict(obj, created, verdict):
+    result = restart_verdict(waiting_work(*created), obj)
+    assert (result[0] if result else None) == verdict

@@ -9,9 +9,9 @@ import pytest
 
 from tests.fakeapi import FakeApi
 from webhook import dynakube as dk
+from webhook.controllers.relabel import NAMESPACES_PATH, Change, Relabeler, make_plan, patch_body, plan
 from webhook.kubeapi import ApiError
 from webhook.mutation import namespace as mapping
-from webhook.relabel import NAMESPACES_PATH, Change, Relabeler, make_plan, patch_body, plan
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 
 WEBHOOK_NS = "dynatrace"
@@ -232,9 +232,9 @@ def test_on_event_wakes_only_for_dynakube_changes():
     relabeler = Relabeler(FakeApi(), Store(WEBHOOK_NS))
     for resource, kind in [(NAMESPACES, "ADDED"), (DYNAKUBES, "BOOKMARK"), (DYNAKUBES, "reconnect")]:
         relabeler.on_event(resource, kind)
-        assert not relabeler._wake.is_set()
+        assert len(relabeler.loop) == 0
     relabeler.on_event(DYNAKUBES, "MODIFIED")
-    assert relabeler._wake.is_set()
+    assert list(relabeler.loop.queued()) == ["all"]
 
 
 def wait_for(condition, timeout: float = 5.0) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from webhook.certs import generate_ca, generate_serving
+from webhook.tls.certs import generate_ca, generate_serving
 
 ROOT = Path(__file__).parent.parent
 

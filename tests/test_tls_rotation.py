@@ -17,11 +17,12 @@ from cryptography.hazmat.primitives import hashes
 
 from tests.fakeapi import FakeApi
 from tests.test_certmanager import HOST, MWC, POLICY, SECRET, configured_api
-from webhook import certs
-from webhook.certmanager import CertManager, Policy
 from webhook.config import Settings
 from webhook.server import Webhook
-from webhook.tls import CertificateWatcher
+from webhook.tls import certs
+from webhook.tls.manager import CertManager
+from webhook.tls.material import Policy
+from webhook.tls.serving import CertificateWatcher
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -193,9 +194,9 @@ def test_a_pair_replaced_while_it_is_read_is_retried_not_counted_as_failure(tmp_
     new = certs.generate_serving(ca, ["localhost"])
     # the writer has replaced the certificate, and replaces the key while the watcher loads the pair
     certs.write_atomic(tmp_path / "tls.crt", new.cert_pem)
-    import webhook.tls
+    import webhook.tls.serving
 
-    real = webhook.tls.make_context
+    real = webhook.tls.serving.make_context
     calls: list[int] = []
 
     def load_while_writing(cert_file: Path, key_file: Path) -> ssl.SSLContext:
@@ -206,7 +207,7 @@ def test_a_pair_replaced_while_it_is_read_is_retried_not_counted_as_failure(tmp_
             if len(calls) == 1:
                 certs.write_atomic(tmp_path / "tls.key", new.key_pem, 0o600)
 
-    monkeypatch.setattr(webhook.tls, "make_context", load_while_writing)
+    monkeypatch.setattr(webhook.tls.serving, "make_context", load_while_writing)
     assert watcher.poll()
     assert results == [True, True]
     assert len(calls) == 2

@@ -9,8 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
-from webhook import handlers, validation
-from webhook.admission import decode, encode
+from webhook import validation
+from webhook.admission import handlers
+from webhook.admission.review import decode, encode
 from webhook.selectors import syntax_errors
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 from webhook.validation import activegate, apiurl, featureflags, name, namespaces, oneagent
@@ -592,7 +593,7 @@ def test_every_api_version(version):
 def test_over_http_on_an_upstream_path():
     from starlette.testclient import TestClient
 
-    from webhook.app import AdmissionApp, Route, admission_fallback
+    from webhook.admission.app import AdmissionApp, Route, admission_fallback
     from webhook.metrics import Metrics
 
     store = Store(NS)

@@ -171,7 +171,7 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _duration(text: str) -> dt.timedelta:
-    from webhook.certs import parse_duration
+    from webhook.tls.certs import parse_duration
 
     try:
         return parse_duration(text)

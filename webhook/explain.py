@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jsonpatch
+import yaml
 
 from webhook import dynakube as dk
 from webhook.mutation import pod as pods
@@ -77,3 +78,15 @@ def render_text(report: Mapping[str, Any]) -> str:
     for op in report["patch"]:
         lines.append(f"  {op['op']:<7} {op['path']}")
     return "\n".join(lines) + "\n"
+
+
+def load_manifest(text: str) -> Any:
+    """JSON or YAML; a List or an AdmissionReview yields the pod inside."""
+    doc = yaml.safe_load(text)
+    if isinstance(doc, dict) and doc.get("kind") == "AdmissionReview":
+        doc = (doc.get("request") or {}).get("object")
+    if isinstance(doc, dict) and doc.get("kind") == "List":
+        doc = next(iter(doc.get("items") or []), None)
+    if not isinstance(doc, dict):
+        raise ValueError("the manifest is not a pod object")
+    return doc

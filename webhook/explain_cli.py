@@ -5,27 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 import orjson
 import yaml
 
-from webhook.explain import explain, render_text
+from webhook.explain import explain, load_manifest, render_text
 from webhook.mutation import pod as pods
 from webhook.state.local import LocalState
 from webhook.state.store import Store
-
-
-def load_manifest(text: str) -> Any:
-    """JSON or YAML; a List or an AdmissionReview yields the pod inside."""
-    doc = yaml.safe_load(text)
-    if isinstance(doc, dict) and doc.get("kind") == "AdmissionReview":
-        doc = (doc.get("request") or {}).get("object")
-    if isinstance(doc, dict) and doc.get("kind") == "List":
-        doc = next(iter(doc.get("items") or []), None)
-    if not isinstance(doc, dict):
-        raise ValueError("the manifest is not a pod object")
-    return doc
 
 
 def load_cluster_state(store: Store, kubeconfig: str | None, version: str) -> None:

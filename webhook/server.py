@@ -18,18 +18,27 @@ from typing import Any
 import uvicorn
 
 from webhook import dynakube as dk
-from webhook import events, guard, handlers, logs
-from webhook.admission import Answer, Review
-from webhook.app import VALIDATE_ALIASES, AdmissionApp, Route, admission_fallback, health_app, metrics_app
-from webhook.certs import ensure_dev_certificates
+from webhook import logs
+from webhook.admission import guard, handlers, skipevents
+from webhook.admission.app import (
+    VALIDATE_ALIASES,
+    AdmissionApp,
+    Route,
+    admission_fallback,
+    health_app,
+    metrics_app,
+)
+from webhook.admission.review import Answer, Review
 from webhook.config import Settings
+from webhook.controllers import events
 from webhook.explain import explain
 from webhook.metrics import Metrics
 from webhook.mutation import pod as pods
 from webhook.mutation.pod import connection_info_reasons
 from webhook.state.local import LocalState
 from webhook.state.store import Store
-from webhook.tls import CertificateWatcher
+from webhook.tls.certs import ensure_dev_certificates
+from webhook.tls.serving import CertificateWatcher
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +77,7 @@ class Webhook:
         self.relabeler: Any = None
         self._api: Any = None
         self.cert_manager: Any = None
-        self.events: Any = None  # webhook.events.Recorder with the Kubernetes API as state source
+        self.events: Any = None  # webhook.controllers.events.Recorder with the Kubernetes API as state source
 
     # --- readiness and metrics ---
     def readiness(self) -> dict[str, bool]:
@@ -107,7 +116,9 @@ class Webhook:
     def _inject(self, review: Review) -> Answer:
         answer = handlers.inject(review, self.store, self.injection)
         if self.events is not None and answer.outcome == pods.SKIPPED:
-            events.record_skip(self.events, review, answer, self.store)  # a put_nowait at most: never waits
+            skipevents.record_skip(
+                self.events, review, answer, self.store
+            )  # a put_nowait at most: never waits
         return answer
 
     def routes(self) -> dict[str, Route]:
@@ -156,7 +167,7 @@ class Webhook:
         from webhook.state.kube import KubeState
 
         if s.relabel_namespaces:
-            from webhook.relabel import Relabeler
+            from webhook.controllers.relabel import Relabeler
 
             self.relabeler = Relabeler(self.kube_api(), self.store, interval=s.relabel_interval)
         self._kube = KubeState(
@@ -177,7 +188,8 @@ class Webhook:
         if self._kube is None:
             log.warning("--reinject needs the Kubernetes API as state source; it stays off with --state-file")
             return
-        from webhook.reinject import Config, Reinjector
+        from webhook.controllers.reinject import Reinjector
+        from webhook.controllers.workloads import Config
 
         self.reinjector = Reinjector(
             self.kube_api(),
@@ -200,7 +212,7 @@ class Webhook:
 
     def start_cert_manager(self) -> None:
         """Self-managed certificates: a background thread keeps the Secret, caBundles and certs dir in step."""
-        from webhook.certmanager import from_settings
+        from webhook.tls.manager import from_settings
 
         self.cert_manager = from_settings(
             self.settings, self.kube_api(), self.metrics, on_installed=self.watcher.poll

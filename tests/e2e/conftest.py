@@ -49,8 +49,8 @@ from tests.e2e.helpers import (
     short_id,
     wait,
 )
-from webhook.certs import KeyPair, generate_ca, generate_serving
 from webhook.kubeapi import ApiError
+from webhook.tls.certs import KeyPair, generate_ca, generate_serving
 
 HERE = Path(__file__).parent
 E2E_TIMEOUT = 300  # seconds per test: a cluster is slower than the unit tests' 120 s budget

@@ -35,8 +35,8 @@ from tests.e2e.helpers import (
     pod_body,
     wait,
 )
-from webhook import certs
 from webhook.kubeapi import ApiError
+from webhook.tls import certs
 
 CONFIG = "dynatrace-webhook-e2e-self-managed"
 

@@ -15,7 +15,7 @@ Rules (upstream's namespace mapper, v1.3/v1.4):
 - exactly one DynaKube matches: the label names it; none matches: a label naming a DynaKube that no longer
   matches it (or no longer exists) is removed; two or more match: the request is denied.
 
-The same functions serve the background relabeler (``webhook.relabel``) and the namespace-conflict check of
+The same functions serve the background relabeler (``webhook.controllers.relabel``) and the namespace-conflict check of
 ``/validate``, so all three agree on what "matches" means.
 """
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook import dynakube as dk
-from webhook.patch import Op, Patch
+from webhook.mutation.patch import Op, Patch
 from webhook.selectors import InvalidSelector, matches_valid, validate
 
 log = logging.getLogger(__name__)

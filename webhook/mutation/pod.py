@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from webhook import dynakube as dk
-from webhook.patch import Op, Patch
+from webhook.mutation.patch import Op, Patch
 from webhook.selectors import InvalidSelector, matches_valid
 from webhook.selectors import validate as validate_selector
 from webhook.tolerant import as_list as _list

@@ -1,8 +1,8 @@
 """Kubernetes Events for pods the webhook admitted without OneAgent, recorded off the admission path.
 
 ``Recorder.record`` only puts the event on a bounded queue (``put_nowait``): when the queue is full the event is
-dropped and counted, so an admission never waits for the API. A background thread takes events off the
-queue and writes them the way client-go's event recorder does:
+dropped and counted, so an admission never waits for the API. A reconcile loop (``webhook.controllers.loop``) takes events off
+the queue every ``tick`` seconds and writes them the way client-go's event recorder does:
 
 - identical events (same involvedObject, type, reason and message) seen again within ``window`` seconds
   (10 minutes) are merged into the Event already written: its ``count`` and ``lastTimestamp`` are PATCHed at
@@ -17,10 +17,8 @@ Results are reported through ``on_count(result)``: ``sent`` (an Event created), 
 merged into an existing Event), ``dropped`` (queue full, or a not-yet-written event evicted from the cache)
 and ``failed`` (an API write failed).
 
-``skip_event`` builds the Event for an /inject answer: pods skipped because the DynaKube's connection info is
-incomplete (EmptyConnectionInfo, EmptyTenantUUID, UnknownCodeModule) or because the namespace is mapped to a
-DynaKube that does not exist (MissingDynakube). It is recorded on the pod's controlling owner (a pod created
-by a controller has no name yet), or, for a pod without one, on the DynaKube in the webhook's namespace.
+Which /inject answers get an Event, and on what object, is decided at the edge
+(``webhook.admission.skipevents``).
 """
 
 from __future__ import annotations
@@ -30,7 +28,6 @@ import datetime as dt
 import logging
 import os
 import queue
-import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -38,20 +35,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook import dynakube as dk
-from webhook.admission import Answer, Review
+from webhook.controllers.loop import Loop, Result, TokenBucket
 from webhook.kubeapi import Api, ApiError
-from webhook.mutation import pod as pods
-from webhook.state.store import Store
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "dynatrace-webhook"
-REASON_SKIPPED = "OneAgentInjectionSkipped"
 WARNING = "Warning"
 RESULTS = ("sent", "aggregated", "dropped", "failed")
-EVENT_REASONS = frozenset((*pods.CONNECTION_INFO_REASONS, pods.SKIP_MISSING_DYNAKUBE))
-DEFAULT_DYNAKUBE_API_VERSION = "dynatrace.com/v1beta2"
+_FLUSH = "flush"  # one key: a pass writes whatever is due
 MAX_MESSAGE = 1024  # what kube-apiserver accepts in an Event message (it rejects longer ones)
 
 # involvedObject as a sorted tuple of items: hashable, so it can be part of the aggregation key
@@ -105,23 +97,6 @@ def reporting_instance() -> str:
     return (os.environ.get("POD_NAME") or os.environ.get("HOSTNAME") or COMPONENT)[:128]
 
 
-class TokenBucket:
-    def __init__(self, burst: int, refill_seconds: float, now: float) -> None:
-        self.burst = burst
-        self.refill_seconds = refill_seconds
-        self.tokens = float(burst)
-        self._at = now
-
-    def take(self, now: float) -> bool:
-        if now > self._at:
-            self.tokens = min(float(self.burst), self.tokens + (now - self._at) / self.refill_seconds)
-        self._at = max(self._at, now)
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
 class Recorder:
     def __init__(
         self,
@@ -149,11 +124,11 @@ class Recorder:
         self.tick = tick
         self.clock = clock
         self.queue: queue.Queue[Occurrence] = queue.Queue(maxsize=queue_size)
-        self.bucket = TokenBucket(burst, refill_seconds, clock())
+        self.bucket = TokenBucket(60.0 / refill_seconds, clock, burst=burst)
         self.entries: OrderedDict[Key, _Entry] = OrderedDict()
         self._pending: dict[Key, None] = {}  # entries with something to write, in the order they got it
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.loop: Loop[str] = Loop("events", self._reconcile, on_stop=self._final_flush)
+        self._started = False
 
     # --- the admission side: never blocks ---
     def record(
@@ -176,24 +151,21 @@ class Recorder:
 
     # --- the background side ---
     def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="events", daemon=True)
-            self._thread.start()
+        if not self._started:
+            self._started = True
+            self.loop.add(_FLUSH)
+            self.loop.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Write what is queued (as far as the rate limit allows) and end the thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        if self._started:
+            self.loop.stop(timeout)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.process(block=self.tick)
-            except Exception:  # the recorder must outlive any bug in one write
-                log.exception("event recorder failed")
+    def _reconcile(self, key: str) -> Result:
+        self.process()
+        return Result(requeue_after=self.tick)
+
+    def _final_flush(self) -> None:
         with contextlib.suppress(Exception):
             self.process(final=True)
 
@@ -246,7 +218,7 @@ class Recorder:
                     continue
                 if not creating and not (final or now - entry.last_write >= self.flush_interval):
                     continue
-                if not self.bucket.take(now):
+                if not self.bucket.take():
                     return
                 if creating:
                     self._create(entry, now)
@@ -325,73 +297,3 @@ class Recorder:
             err,
         )
         self.on_count("failed")
-
-
-# --- which /inject answers get an Event, and on what ---
-
-
-def _controller(pod: Mapping[str, Any], namespace: str) -> dict[str, str] | None:
-    meta = pod.get("metadata")
-    owners = meta.get("ownerReferences") if isinstance(meta, Mapping) else None
-    for owner in owners if isinstance(owners, list) else ():
-        if isinstance(owner, Mapping) and owner.get("controller") is True:
-            ref = {k: owner.get(k) for k in ("apiVersion", "kind", "name", "uid")}
-            if all(isinstance(v, str) and v for v in (ref["apiVersion"], ref["kind"], ref["name"])):
-                return {**{k: str(v) for k, v in ref.items() if isinstance(v, str)}, "namespace": namespace}
-    return None
-
-
-def skip_event(review: Review, answer: Answer, store: Store) -> tuple[dict[str, str], str] | None:
-    """(involvedObject, message) for an /inject answer that deserves an Event, else None.
-
-    Dry-run admissions get none: nothing was created."""
-    if answer.outcome != pods.SKIPPED or review.dry_run or not answer.reasons:
-        return None
-    reasons = [r for r in answer.reasons if r in EVENT_REASONS]
-    if not reasons:
-        return None
-    pod = review.object if isinstance(review.object, Mapping) else {}
-    meta = pod.get("metadata")
-    namespace = review.namespace or (str(meta.get("namespace") or "") if isinstance(meta, Mapping) else "")
-    name = answer.target
-    dynakube = store.dynakube(name) if name else None
-    if pods.SKIP_MISSING_DYNAKUBE in reasons:
-        message = (
-            f"OneAgent not injected: namespace {namespace!r} is mapped to DynaKube {name!r}, which does not "
-            f"exist (network zone unknown; reason {pods.SKIP_MISSING_DYNAKUBE})"
-        )
-    else:
-        zone = dk.network_zone(dynakube) if dynakube else ""
-        message = (
-            f"OneAgent not injected: DynaKube {name!r} (network zone {zone or '(default)'!r}) has incomplete "
-            f"connection info ({', '.join(reasons)}); pods created before it is complete run without OneAgent"
-        )
-    involved = _controller(pod, namespace)
-    if involved is None:
-        involved = {
-            "apiVersion": (dk.api_version(dynakube) if dynakube else "") or _any_api_version(store),
-            "kind": "DynaKube",
-            "name": name,
-            "namespace": store.namespace,
-        }
-        uid = ((dynakube or {}).get("metadata") or {}).get("uid")
-        if isinstance(uid, str) and uid:
-            involved["uid"] = uid
-    return involved, message
-
-
-def _any_api_version(store: Store) -> str:
-    for obj in store.dynakubes():
-        version = dk.api_version(obj)
-        if version:
-            return version
-    return DEFAULT_DYNAKUBE_API_VERSION
-
-
-def record_skip(recorder: Recorder, review: Review, answer: Answer, store: Store) -> None:
-    """The hook after /inject: cheap for every answer that is not one of the skips above."""
-    if answer.outcome != pods.SKIPPED:
-        return
-    event = skip_event(review, answer, store)
-    if event is not None:
-        recorder.record(event[0], REASON_SKIPPED, event[1])

@@ -6,13 +6,14 @@ reason (``EmptyConnectionInfo``, ``EmptyTenantUUID``, ``UnknownCodeModule``). Th
 for the connection info to become complete and then rolls those pods' workloads the way
 ``kubectl rollout restart`` does, so that the new pods are injected.
 
-How it works, one ``tick()`` a second in a background thread (never on the admission path):
+How it works, one ``tick()`` a second on a reconcile loop (``webhook.controllers.loop``), never on the
+admission path:
 
 1. Every replica reads the DynaKubes from the ``Store`` (already fed by list+watch) and remembers whether each
    one's connection info was complete. An incomplete -> complete change on a DynaKube annotated
    ``feature.dynatrace.com/automatic-reinjection: "true"`` is a *transition*. A DynaKube seen complete from
    the start, or never annotated, is left alone.
-2. Only the replica holding the Lease (``webhook.leader``) talks to the API: for each transition it lists
+2. Only the replica holding the Lease (``webhook.controllers.leader``) talks to the API: for each transition it lists
    the pods of every namespace mapped to the DynaKube, keeps the ones skipped for a connection-info reason,
    and resolves each to its top-level owner (ReplicaSet -> Deployment, StatefulSet, DaemonSet).
 3. Each workload is restarted at most once per transition, at most ``rate_per_minute`` workloads a minute
@@ -28,213 +29,60 @@ The clock is injectable, so tests move time instead of sleeping.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from webhook import dynakube as dk
+from webhook.controllers.leader import LeaderElector
+from webhook.controllers.loop import Backoff, Loop, Result, TokenBucket
+from webhook.controllers.workloads import (
+    _DONE,
+    APPS_KINDS,
+    DRY_RUN,
+    EVENT_FAILED,
+    EVENT_RESTARTED,
+    EVENT_SKIPPED,
+    FAIL_LIST,
+    FAIL_OWNER,
+    FAIL_PATCH,
+    FAILED,
+    MANUAL,
+    QUEUED,
+    REASON_ROLLOUT_RESTART,
+    RESTARTED,
+    SKIP_BARE,
+    SKIP_DRY_RUN,
+    SKIP_JOB,
+    SKIP_NOT_FOUND,
+    SKIP_UNSUPPORTED,
+    SKIPPED,
+    Config,
+    Transition,
+    Work,
+    _controller,
+    _rfc3339,
+    _ScanError,
+    complete,
+    event_body,
+    log_fields,
+    manual_message,
+    opted_in,
+    restart_patch,
+    restart_verdict,
+    waiting_reasons,
+)
 from webhook.kubeapi import Api, ApiError
-from webhook.leader import LeaderElector
-from webhook.mutation.pod import ANNOTATION_INJECTED, ANNOTATION_REASON, CONNECTION_INFO_REASONS
-from webhook.mutation.pod import connection_info_reasons as _connection_info_reasons
 from webhook.state.store import DYNAKUBES, Store
 from webhook.tolerant import as_map as _map
 from webhook.tolerant import as_str as _str
 
 log = logging.getLogger(__name__)
 
-FEATURE_AUTOMATIC_REINJECTION = "feature.dynatrace.com/automatic-reinjection"
-ANNOTATION_OPT_OUT = "dynatrace.com/reinject"
-ANNOTATION_RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-DEFAULT_LEASE_NAME = "dynatrace-webhook-reinject"
-COMPONENT = "dynatrace-webhook"
-
-# Event reasons
-EVENT_RESTARTED = "OneAgentReinjection"
-EVENT_SKIPPED = "OneAgentReinjectionSkipped"
-EVENT_FAILED = "OneAgentReinjectionFailed"
-
-# counter outcomes and their bounded reasons
-RESTARTED = "restarted"
-SKIPPED = "skipped"
-FAILED = "failed"
-REASON_ROLLOUT_RESTART = "RolloutRestart"
-SKIP_OPT_OUT = "OptOut"
-SKIP_JOB = "JobPod"
-SKIP_BARE = "BarePod"
-SKIP_UNSUPPORTED = "UnsupportedOwner"
-SKIP_NOT_FOUND = "OwnerNotFound"
-SKIP_PAUSED = "Paused"
-SKIP_IN_PROGRESS = "RolloutInProgress"
-SKIP_DRY_RUN = "DryRun"
-FAIL_LIST = "ListPods"
-FAIL_OWNER = "GetOwner"
-FAIL_PATCH = "Patch"
-
-# pending() states
-QUEUED = "queued"  # a restart will be tried (waiting for a token, the leader or a retry)
-DRY_RUN = "dry-run"  # would be restarted without --reinject-dry-run
-MANUAL = "manual"  # left alone: needs a restart by hand
-_DONE = "done"
-
-APPS_KINDS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
-
-
-@dataclass(frozen=True)
-class Config:
-    """Installation-wide settings (``--reinject``, ``--reinject-dry-run``, ``--reinject-rate``)."""
-
-    enabled: bool = False
-    dry_run: bool = False
-    rate_per_minute: float = 10.0
-    interval: float = 1.0  # seconds between ticks
-    lease_name: str = DEFAULT_LEASE_NAME
-    lease_duration: float = 15.0
-    renew_deadline: float = 10.0
-    retry_period: float = 2.0
-    max_attempts: int = 3  # restarts of one workload before giving up
-    retry_delay: float = 30.0  # seconds before retrying a failed list or restart
-
-    def __post_init__(self) -> None:
-        if not self.rate_per_minute > 0:
-            raise ValueError(
-                f"--reinject-rate must be a positive number of workloads per minute, got {self.rate_per_minute}"
-            )
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
-
-
-_EPSILON = 1e-9  # 30 s at 2/min is 0.999... tokens in floating point
-
-
-class TokenBucket:
-    """``rate_per_minute`` tokens a minute, at most ``burst`` saved up (default: one minute's worth)."""
-
-    def __init__(
-        self, rate_per_minute: float, clock: Callable[[], float], burst: float | None = None
-    ) -> None:
-        if not rate_per_minute > 0:
-            raise ValueError(f"rate must be positive, got {rate_per_minute}")
-        self.rate = rate_per_minute / 60.0
-        self.capacity = burst if burst is not None else max(1.0, float(int(rate_per_minute)))
-        self.clock = clock
-        self.tokens = self.capacity
-        self._at = clock()
-
-    def _refill(self) -> None:
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + max(0.0, now - self._at) * self.rate)
-        self._at = now
-
-    def ready(self) -> bool:
-        self._refill()
-        return self.tokens >= 1.0 - _EPSILON
-
-    def take(self) -> bool:
-        self._refill()
-        if self.tokens >= 1.0 - _EPSILON:
-            self.tokens = max(0.0, self.tokens - 1.0)
-            return True
-        return False
-
-    def wait_time(self) -> float:
-        """Seconds until the next token."""
-        self._refill()
-        return 0.0 if self.tokens >= 1.0 - _EPSILON else (1.0 - self.tokens) / self.rate
-
-
-def _rfc3339(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
-def opted_in(dynakube: Mapping[str, Any]) -> bool:
-    return dk.feature(dynakube, FEATURE_AUTOMATIC_REINJECTION, "false").strip().lower() == "true"
-
-
-def complete(dynakube: Mapping[str, Any]) -> bool:
-    return not _connection_info_reasons(dynakube)
-
-
-def waiting_reasons(pod: Mapping[str, Any]) -> list[str]:
-    """The connection-info reasons a pod was admitted without OneAgent for; [] when it is not waiting."""
-    meta = _map(pod.get("metadata"))
-    annotations = _map(meta.get("annotations"))
-    if _str(annotations.get(ANNOTATION_INJECTED)).lower() != "false" or meta.get("deletionTimestamp"):
-        return []
-    if _str(_map(pod.get("status")).get("phase")) in ("Succeeded", "Failed"):
-        return []
-    reasons = [r.strip() for r in _str(annotations.get(ANNOTATION_REASON)).split(",")]
-    return [r for r in reasons if r in CONNECTION_INFO_REASONS]
-
-
-def restart_patch(timestamp: str) -> dict[str, Any]:
-    """What ``kubectl rollout restart`` sends (a strategic merge patch)."""
-    return {"spec": {"template": {"metadata": {"annotations": {ANNOTATION_RESTARTED_AT: timestamp}}}}}
-
-
-class _ScanError(Exception):
-    def __init__(self, reason: str, error: ApiError) -> None:
-        super().__init__(str(error))
-        self.reason = reason
-        self.error = error
-
-
-@dataclass
-class Transition:
-    dynakube: str
-    generation: int
-    at: float
-    namespaces: list[str] | None = None  # still to scan; None until the scan starts
-    next_scan: float = 0.0
-    seen: set[tuple[str, str, str]] = field(default_factory=set)  # workloads taken up in this transition
-
-
-@dataclass
-class Work:
-    """One workload (or a Job or bare pod) with pods waiting for reinjection."""
-
-    dynakube: str
-    generation: int
-    namespace: str
-    kind: str
-    name: str
-    api_version: str
-    uid: str = ""
-    pods: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {reasons, created}
-    state: str = QUEUED
-    detail: str = ""
-    attempts: int = 0
-    next_try: float = 0.0
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.namespace, self.kind, self.name)
-
-    @property
-    def reasons(self) -> list[str]:
-        found = {r for p in self.pods.values() for r in p["reasons"]}
-        return [r for r in CONNECTION_INFO_REASONS if r in found]
-
-    def pod_list(self, limit: int = 5) -> str:
-        names = sorted(self.pods)
-        more = f" and {len(names) - limit} more" if len(names) > limit else ""
-        return ", ".join(names[:limit]) + more
+_TICK = "tick"
 
 
 class Reinjector:
@@ -273,8 +121,14 @@ class Reinjector:
         self._transitions: dict[str, Transition] = {}
         self._work: dict[tuple[str, str, str], Work] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._started = False
+        # one key: a round observes every DynaKube, then scans and restarts as the leader
+        self.loop: Loop[str] = Loop(
+            "reinject",
+            self._reconcile,
+            backoff=Backoff(base=config.interval, cap=max(config.interval, config.retry_delay)),
+            on_stop=lambda: self.elector.release(),
+        )
 
     # --- counters ---
     @property
@@ -299,8 +153,9 @@ class Reinjector:
 
     # --- lifecycle ---
     def start(self) -> None:
-        if not self.config.enabled or self._thread is not None:
+        if not self.config.enabled or self._started:
             return
+        self._started = True
         mode = " (dry run)" if self.config.dry_run else ""
         log.info(
             "automatic reinjection enabled%s: at most %g workloads a minute, lease %s/%s as %s",
@@ -310,27 +165,16 @@ class Reinjector:
             self.elector.name,
             self.elector.identity,
         )
-        self._thread = threading.Thread(target=self._run, name="reinject", daemon=True)
-        self._thread.start()
+        self.loop.add(_TICK)
+        self.loop.start()
 
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                try:
-                    self.tick()
-                except Exception:
-                    log.exception("reinjection tick failed")
-                self._stop.wait(self.config.interval)
-        finally:
-            self.elector.release()
+    def _reconcile(self, key: str) -> Result:
+        self.tick()
+        return Result(requeue_after=self.config.interval)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the thread and release the Lease (also when ticks were driven by hand)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        else:
-            self.elector.release()
+        """Stop the loop and release the Lease (also when ticks were driven by hand)."""
+        self.loop.stop(timeout)
         self.leader = False
 
     # --- one round ---
@@ -519,38 +363,11 @@ class Reinjector:
             else:
                 self._failure(work, FAIL_OWNER, err)
             return
-        meta = _map(obj.get("metadata"))
-        work.uid = _str(meta.get("uid")) or work.uid
-        template_annotations = _map(
-            _map(_map(_map(obj.get("spec")).get("template")).get("metadata")).get("annotations")
-        )
-        for marks in (_map(meta.get("annotations")), template_annotations):
-            if _str(marks.get(ANNOTATION_OPT_OUT)).strip().lower() == "false":
-                self._skip(
-                    work,
-                    SKIP_OPT_OUT,
-                    f"{work.kind} {work.name} is annotated {ANNOTATION_OPT_OUT}=false; restart it by hand to "
-                    f"inject OneAgent into pods {work.pod_list()}",
-                )
-                return
-        if work.kind == "Deployment" and _map(obj.get("spec")).get("paused") is True:
-            self._skip(
-                work,
-                SKIP_PAUSED,
-                f"Deployment {work.name} is paused; resume it and run 'kubectl rollout restart' to inject "
-                f"OneAgent into pods {work.pod_list()}",
-            )
-            return
-        restarted_at = _parse_time(template_annotations.get(ANNOTATION_RESTARTED_AT))
-        created = [_parse_time(p["created"]) for p in work.pods.values()]
-        if restarted_at is not None and created and all(c is not None and c <= restarted_at for c in created):
-            self._skip(
-                work,
-                SKIP_IN_PROGRESS,
-                f"{work.kind} {work.name} was restarted at {template_annotations.get(ANNOTATION_RESTARTED_AT)}, "
-                f"after pods {work.pod_list()} were created; that rollout replaces them",
-                state=_DONE,
-            )
+        work.uid = _str(_map(obj.get("metadata")).get("uid")) or work.uid
+        verdict = restart_verdict(work, obj)
+        if verdict is not None:
+            reason, message, state = verdict
+            self._skip(work, reason, message, state=state)
             return
         if self.config.dry_run:
             self._skip(
@@ -580,7 +397,7 @@ class Reinjector:
             f"Restarted {work.kind} {work.name} so that pods {work.pod_list()} get OneAgent: they were admitted "
             f"without it ({', '.join(work.reasons)}) and DynaKube {work.dynakube} connection info is complete now"
         )
-        log.info("%s", message, extra=self._log_fields(work, RESTARTED, REASON_ROLLOUT_RESTART))
+        log.info("%s", message, extra=log_fields(work, RESTARTED, REASON_ROLLOUT_RESTART))
         self._event(work, "Normal", EVENT_RESTARTED, message)
 
     def _failure(self, work: Work, reason: str, err: ApiError) -> None:
@@ -598,7 +415,7 @@ class Reinjector:
                 work.attempts,
                 self.config.max_attempts,
                 self.config.retry_delay,
-                extra=self._log_fields(work, FAILED, reason),
+                extra=log_fields(work, FAILED, reason),
             )
             return
         message = (
@@ -606,7 +423,7 @@ class Reinjector:
             f"'kubectl rollout restart' to inject OneAgent into pods {work.pod_list()}"
         )
         self._set_state(work, MANUAL, reason)
-        log.warning("%s", message, extra=self._log_fields(work, FAILED, reason))
+        log.warning("%s", message, extra=log_fields(work, FAILED, reason))
         self._event(work, "Warning", EVENT_FAILED, message)
 
     def _skip(
@@ -614,34 +431,14 @@ class Reinjector:
     ) -> None:
         self._set_state(work, state, reason)
         self._count(SKIPPED, reason)
-        log.info("%s", message, extra=self._log_fields(work, SKIPPED, reason))
+        log.info("%s", message, extra=log_fields(work, SKIPPED, reason))
         self._event(work, "Normal", event_reason, message)
 
     def _report_manual(self, work: Work) -> None:
         """Pods found at scan time whose owner this controller does not restart."""
-        reasons = ", ".join(work.reasons)
-        if work.detail == SKIP_JOB:
-            message = (
-                f"Pods {work.pod_list()} of Job {work.name} were admitted without OneAgent ({reasons}); Jobs are "
-                "not restarted automatically: re-create the Job (or wait for its next run) to inject OneAgent"
-            )
-        elif work.detail == SKIP_BARE:
-            message = (
-                f"Pod {work.name} was admitted without OneAgent ({reasons}) and has no controller; delete and "
-                "re-create it to inject OneAgent"
-            )
-        elif work.detail == SKIP_NOT_FOUND:
-            message = (
-                f"Pods {work.pod_list()} were admitted without OneAgent ({reasons}); their owner {work.kind} "
-                f"{work.name} no longer exists; delete them to inject OneAgent"
-            )
-        else:
-            message = (
-                f"Pods {work.pod_list()} were admitted without OneAgent ({reasons}); their owner {work.kind} "
-                f"{work.name} cannot be restarted automatically: restart it by hand to inject OneAgent"
-            )
+        message = manual_message(work)
         self._count(SKIPPED, work.detail)
-        log.info("%s", message, extra=self._log_fields(work, SKIPPED, work.detail))
+        log.info("%s", message, extra=log_fields(work, SKIPPED, work.detail))
         self._event(work, "Normal", EVENT_SKIPPED, message)
 
     def _set_state(self, work: Work, state: str, detail: str) -> None:
@@ -650,41 +447,8 @@ class Reinjector:
             if state == _DONE:
                 self._work.pop(work.key, None)
 
-    @staticmethod
-    def _log_fields(work: Work, outcome: str, reason: str) -> dict[str, Any]:
-        return {
-            "dynakube": work.dynakube,
-            "namespace": work.namespace,
-            "workload": f"{work.kind}/{work.name}",
-            "outcome": outcome,
-            "reason": reason,
-        }
-
     def _event(self, work: Work, event_type: str, reason: str, message: str) -> None:
-        now = _rfc3339(self.clock())
-        involved = {
-            "apiVersion": work.api_version,
-            "kind": work.kind,
-            "name": work.name,
-            "namespace": work.namespace,
-        }
-        if work.uid:
-            involved["uid"] = work.uid
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{work.name[:200]}.{uuid.uuid4().hex[:16]}", "namespace": work.namespace},
-            "involvedObject": involved,
-            "reason": reason,
-            "message": message[:1024],
-            "type": event_type,
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "reportingInstance": self.elector.identity[:128],
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
+        body = event_body(work, event_type, reason, message, self.elector.identity, self.clock())
         try:
             self.api.create(f"/api/v1/namespaces/{work.namespace}/events", body)
         except ApiError as err:
@@ -732,17 +496,3 @@ class Reinjector:
             "counts": {f"{o}/{r}": n for (o, r), n in sorted(self.counts.items())},
             "pending": self.pending(),
         }
-
-
-def _controller(meta: Mapping[str, Any]) -> tuple[str, str, str, str] | None:
-    """(kind, name, apiVersion, uid) of the controlling ownerReference, or None."""
-    refs = [r for r in meta.get("ownerReferences") or [] if isinstance(r, Mapping)]
-    for ref in refs:
-        if ref.get("controller") is True and _str(ref.get("kind")) and _str(ref.get("name")):
-            return (
-                _str(ref.get("kind")),
-                _str(ref.get("name")),
-                _str(ref.get("apiVersion")),
-                _str(ref.get("uid")),
-            )
-    return None

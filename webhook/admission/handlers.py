@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from webhook import dynakube as dk
 from webhook import validation
-from webhook.admission import Answer, Review, allowed, denied, patched
+from webhook.admission.review import Answer, Review, allowed, denied, patched
 from webhook.mutation import namespace as namespaces
 from webhook.mutation import pod as pods
 from webhook.state.store import DYNAKUBES, Store

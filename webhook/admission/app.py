@@ -19,10 +19,10 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from webhook.admission import MAX_BODY_BYTES, Answer, Review, ReviewError, decode, encode
+from webhook.admission.review import MAX_BODY_BYTES, Answer, Review, ReviewError, decode, encode
 from webhook.metrics import CONTENT_TYPE, Metrics
 
-log = logging.getLogger("webhook.admission")
+log = logging.getLogger("webhook.admission.review")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -218,7 +218,7 @@ def health_app(
 
         @app.post("/debug/decision")
         async def decision(request: Request, namespace: str = "") -> JSONResponse:
-            from webhook.explain_cli import load_manifest
+            from webhook.explain import load_manifest
 
             try:
                 pod = load_manifest((await request.body()).decode("utf-8", "replace"))

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from webhook.patch import Op
+from webhook.mutation.patch import Op
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 MAX_BODY_BYTES = 7 * 1024 * 1024  # kube-apiserver's own limit for admission requests and controller-runtime's

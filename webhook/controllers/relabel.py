@@ -10,8 +10,9 @@ operator relabels them from the DynaKube's side. This module does the same from 
 - ``Relabeler.reconcile_once()`` applies a plan with merge PATCHes on ``/api/v1/namespaces/<name>`` that carry
   the cached ``resourceVersion``: a namespace changed since the cache saw it answers 409 and is skipped (that
   change went through ``/label-ns`` and was labelled there). A 404 (deleted meanwhile) is skipped too.
-- ``Relabeler.start()`` runs it in a daemon thread: once when the cache has synced, then on every DynaKube
-  change (``notify()``, debounced) and every ``interval`` seconds. It never runs on the admission path.
+- ``Relabeler.start()`` runs it on a reconcile loop (``webhook.controllers.loop``, one key for the whole
+  cache): once when the cache has synced, then on every DynaKube change (``notify()``, debounced) and every
+  ``interval`` seconds; a pass that fails is retried with backoff. It never runs on the admission path.
 
 Needs RBAC ``patch`` on ``namespaces``. With several webhook replicas each one relabels; the patches are
 idempotent and the resourceVersion precondition keeps them from overwriting each other.
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from webhook import dynakube as dk
+from webhook.controllers.loop import Backoff, Loop, Result
 from webhook.kubeapi import Api, ApiError
 from webhook.mutation import namespace as mapping
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
@@ -33,6 +35,7 @@ from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 log = logging.getLogger(__name__)
 
 NAMESPACES_PATH = "/api/v1/namespaces"
+_ALL = "all"  # one key: a pass plans over the whole cache
 
 
 class Change(NamedTuple):
@@ -109,16 +112,16 @@ class Relabeler:
         self.interval = interval
         self.debounce = debounce
         self.sync_poll = sync_poll
-        self.stop_event = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.loop: Loop[str] = Loop(
+            "relabel", self._reconcile, backoff=Backoff(base=min(1.0, interval), cap=max(interval, 1.0))
+        )
         self.runs = 0
         self.last_report: Report | None = None
 
     # --- signals ---
     def notify(self) -> None:
         """Something changed: reconcile soon (bursts of notifications are batched by ``debounce``)."""
-        self._wake.set()
+        self.loop.add(_ALL, self.debounce)
 
     def on_event(self, resource: str, kind: str) -> None:
         """A watch-event callback: DynaKube changes and relists wake the relabeler."""
@@ -139,7 +142,7 @@ class Relabeler:
             report.conflicts.append(name)
         versions = {mapping.name_of(n): _resource_version(n) for n in namespaces}
         for change in result.changes:
-            if self.stop_event.is_set():
+            if self.loop.stopping:
                 break
             self._apply(change, versions.get(change.namespace, ""), report)
         if report.patched or report.failed:
@@ -179,32 +182,19 @@ class Relabeler:
             self.store.upsert(NAMESPACES, updated)
 
     # --- the loop ---
-    def run(self) -> None:
-        """Reconcile once the cache has synced, then on ``notify()`` and every ``interval`` seconds."""
-        while not self.stop_event.is_set() and not self.store.synced:
-            self.stop_event.wait(self.sync_poll)
-        while not self.stop_event.is_set():
-            self._wake.clear()
-            try:
-                self.reconcile_once()
-            except Exception:
-                log.exception("relabeling failed")
-            self._wake.wait(self.interval)
-            if self.stop_event.is_set():
-                break
-            if self._wake.is_set():
-                self.stop_event.wait(self.debounce)  # let a burst of changes settle
+    def _reconcile(self, key: str) -> Result:
+        """Reconcile once the cache has synced; then again every ``interval`` seconds (or on ``notify()``)."""
+        if not self.store.synced:
+            return Result(requeue_after=self.sync_poll)
+        self.reconcile_once()
+        return Result(requeue_after=self.interval)
 
     def start(self) -> threading.Thread:
-        self._thread = threading.Thread(target=self.run, name="relabel", daemon=True)
-        self._thread.start()
-        return self._thread
+        self.loop.add(_ALL)
+        return self.loop.start()
 
     def stop(self, timeout: float | None = 5.0) -> None:
-        self.stop_event.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self.loop.stop(timeout)
 
 
 def _resource_version(namespace: Mapping[str, Any]) -> str:

@@ -1,0 +1,1 @@
+"""Certificates: generation, the self-managed CA and caBundle manager, the hot-reloaded serving context."""
