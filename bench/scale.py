@@ -349,6 +349,26 @@ def admission_ratios(result: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def rss_per_namespace(result: dict[str, Any]) -> list[str]:
+    """Per scenario and code: (median RSS after sync - the same code's median with an empty cluster) / namespaces."""
+    empty: dict[str, list[float]] = {}
+    for entry in result["scenarios"]:
+        if not entry["counts"].get(NAMESPACES):
+            for run in entry["runs"]:
+                empty.setdefault(run["code"], []).append(run["rss_after_sync_mib"])
+    out = []
+    for entry in result["scenarios"]:
+        count = entry["counts"].get(NAMESPACES, 0)
+        cells = []
+        for code in dict.fromkeys(r["code"] for r in entry["runs"]):
+            rss = [r["rss_after_sync_mib"] for r in entry["runs"] if r["code"] == code]
+            if count and empty.get(code):
+                per = (statistics.median(rss) - statistics.median(empty[code])) * 1024 * 1024 / count
+                cells.append(f"{code} {per:.0f} B")
+        out.append(", ".join(cells) or "-")
+    return out
+
+
 def table(result: dict[str, Any]) -> str:
     """The figures as Markdown: one row per start, then the per-object costs and the M-inject comparison."""
     lines = [
@@ -378,7 +398,14 @@ def table(result: dict[str, Any]) -> str:
             overloads.append(
                 f"| {name} | {o['capacity_rps']} | {o['offered_rps']} | {o['statuses']} | {o['overload_peak_rss_mib']} |"
             )
-    lines += ["", "| scenario | bytes per cached object |", "|---|---|", *costs]
+    lines += [
+        "",
+        "| scenario | bytes per cached object (tracemalloc) | RSS per namespace over the empty cluster |",
+    ]
+    lines += [
+        "|---|---|---|",
+        *[f"{row} {rss} |" for row, rss in zip(costs, rss_per_namespace(result), strict=True)],
+    ]
     if admission:
         lines += [
             "",
