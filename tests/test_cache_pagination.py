@@ -212,3 +212,29 @@ def test_http_410_mid_pagination_restarts_and_the_watch_resumes(loopback):
     assert store.namespace_object("after") is not None
     watch_accepts = [a for p, a in server.accepts if "watch=true" in p]
     assert watch_accepts and all("as=PartialObjectMetadata;g=meta.k8s.io;v=v1" in a for a in watch_accepts)
+
+
+def test_stop_during_a_list_leaves_the_store_as_it_was_and_ends_the_loop():
+    api = seeded(25)
+    store = Store("dynatrace")
+    store.replace(NAMESPACES, [ns("cached")])
+    r = reflector(api, store)
+    api.script("LIST", NS, None, r.stop.set)  # the stop arrives while the second page is read
+    r.run(max_cycles=5)
+    assert names(store) == ["cached"]
+    assert [c[0] for c in api.calls if c[0] != "POST"] == ["LIST", "LIST"]  # no third page, no watch
+
+
+def test_a_list_without_resource_version_is_watched_from_any_version_not_relisted_in_a_loop():
+    class NoVersion(FakeApi):
+        def list_page(self, path, **kw):
+            items, _, token = super().list_page(path, **kw)
+            return items, "", token
+
+    api = NoVersion()
+    api.seed(NS, ns("a"))
+    r = reflector(api, Store("dynatrace"))
+    r.run(max_cycles=2)
+    # the watch from "any version" delivered the object with its resourceVersion: the next cycle resumes it
+    assert [c[0] for c in api.calls if c[0] != "POST"] == ["LIST", "WATCH", "WATCH"]
+    assert r.resource_version

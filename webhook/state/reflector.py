@@ -131,10 +131,8 @@ class Reflector:
         while not self.stop.is_set() and (max_cycles is None or cycles < max_cycles):
             cycles += 1
             try:
-                if not self.resource_version:
-                    self._list()
-                    if not self.resource_version:
-                        continue  # stopped while listing
+                if not self.resource_version and not self._list():
+                    continue  # stopped while listing
                 self._watch()
                 self.backoff.reset()
             except Gone:
@@ -162,8 +160,9 @@ class Reflector:
         """One paginated list into the Store, no watch (for one-shot readers such as ``explain``); raises."""
         self._list()
 
-    def _list(self) -> None:
-        """A paginated list, transformed page by page, then swapped into the Store at once.
+    def _list(self) -> bool:
+        """A paginated list, transformed page by page, then swapped into the Store at once; False when
+        ``stop`` ended it first.
 
         A 410 on a continue request (the snapshot the pages come from was compacted) starts the list again
         from the first page, so the Store never mixes two snapshots and objects deleted meanwhile are gone.
@@ -177,7 +176,7 @@ class Reflector:
                 log.info("%s: continue token expired mid-list; listing again from the start", self.resource)
                 continue
             if listed is None:
-                return  # stopped
+                return False
             fresh, resource_version, pages = listed
             self.store.replace_transformed(self.resource, fresh)
             self.resource_version = resource_version
@@ -191,7 +190,7 @@ class Reflector:
                 resource_version,
                 extra={"resource": self.resource, "objects": len(fresh), "pages": pages},
             )
-            return
+            return True
         raise ListRestarts(f"the list's continue token expired {self.list_restarts + 1} times in a row")
 
     def _list_pages(self) -> tuple[dict[str, Obj], str, int] | None:
