@@ -66,3 +66,34 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
     assert overload["offered_rps"] >= 3 * overload["capacity_rps"] * 0.99
     assert set(overload["statuses"]) <= {"200", "503"}
     assert overload["overload_peak_rss_mib"] > 0
+
+
+def test_admission_ab_compares_two_codes_in_process() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.admission_ab",
+            "--reference",
+            "HEAD",
+            "--namespaces",
+            "200",
+            "--dynakubes",
+            "4",
+            "--rounds",
+            "2",
+            "--batches",
+            "2",
+            "--per-batch",
+            "20",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| this |" in proc.stdout and "| HEAD |" in proc.stdout
+    assert "this / HEAD: best x" in proc.stdout
