@@ -72,14 +72,16 @@ def bodies() -> dict[str, tuple[str, bytes]]:
         resource={"group": "", "version": "v1", "resource": "namespaces"},
         name="new-ns",
     )
-    dk = rv.dynakube(0, ready=True)
+    # an applicationMonitoring DynaKube: a cloudNativeFullStack one without nodeSelector conflicts with the other
+    # host agents of the state (upstream's node-selector check), and the soak validates an admissible update
+    dk = rv.dynakube(1, ready=True)
     validate = rv.review(dk, rv.NAMESPACE)
     validate["request"].update(
         kind={"group": "dynatrace.com", "version": "v1beta2", "kind": "DynaKube"},
         resource={"group": "dynatrace.com", "version": "v1beta2", "resource": "dynakubes"},
         operation="UPDATE",
         oldObject=dk,
-        name="dynakube-000",
+        name="dynakube-001",
     )
     return {
         "inject": ("/inject", rv.body("S", "inject")),

@@ -9,6 +9,8 @@ Implements ``webhook.kubeapi.Api`` with the API server's documented semantics th
   resourceVersion older than ``compacted`` is 410 Gone;
 - ``list_page`` paginates (``limit``/``continue``) from one consistent snapshot per list, as etcd does; a continue
   token older than ``compacted`` is 410 Gone; ``metadata_only`` answers PartialObjectMetadata;
+- ``list_metadata_page`` serves PartialObjectMetadata pages (``limit``, ``continue``, a ``status.phase``
+  field selector); a continue token issued before ``compact()`` is 410 Gone, as an expired one is;
 - ``script(method, path, *items)`` makes the next calls fail or, for watches, replays scripted items
   (events, or exceptions raised mid-stream) instead of the change log; a scripted callable runs (for its side
   effects, such as changes between two pages of a list) before the call is served.
@@ -45,18 +47,6 @@ def _split(path: str) -> tuple[str, str]:
     return collection, name
 
 
-def _fields_match(obj: dict[str, Any], selector: str) -> bool:
-    """``metadata.name=x`` and ``metadata.namespace=x`` terms (``==`` and ``!=`` too), as the API server does."""
-    meta = obj.get("metadata") or {}
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        negate = "!=" in term
-        field, _, value = term.replace("!=", "=").replace("==", "=").partition("=")
-        actual = meta.get(field.removeprefix("metadata.")) if field.startswith("metadata.") else None
-        if (actual == value) == negate:
-            return False
-    return True
-
-
 def partial(obj: dict[str, Any]) -> dict[str, Any]:
     """The PartialObjectMetadata form of an object (what ``as=PartialObjectMetadata`` answers)."""
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata")}
@@ -81,11 +71,24 @@ def _labels_match(obj: dict[str, Any], selector: str) -> bool:
     return True
 
 
+def _fields_match(obj: dict[str, Any], selector: str) -> bool:
+    """``status.phase``, ``metadata.name`` and ``metadata.namespace`` terms with ``=``, ``==`` or ``!=``."""
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        negate = "!=" in term
+        key, _, value = term.replace("!=", "=").replace("==", "=").partition("=")
+        section, _, field = key.partition(".")
+        actual = (obj.get(section) or {}).get(field) or ""
+        if (actual == value) == negate:
+            return False
+    return True
+
+
 class FakeApi:
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, Any]] = {}
         self.changes: list[tuple[int, str, str, dict[str, Any]]] = []  # (rv, collection, type, object)
         self.compacted = 0
+        self.compactions = 0  # continue tokens name the compaction they were issued in
         self.calls: list[tuple[str, str]] = []
         self.pages: list[
             dict[str, Any]
@@ -107,6 +110,7 @@ class FakeApi:
     def compact(self) -> None:
         """Forget history: watches from any resourceVersion seen so far get 410 Gone."""
         self.compacted = self.resource_version
+        self.compactions += 1
 
     @property
     def resource_version(self) -> int:
@@ -218,6 +222,33 @@ class FakeApi:
             if metadata_only:
                 items = [partial(o) for o in items]
             return items, str(rv), token
+
+    def list_metadata_page(
+        self, path: str, *, limit: int, continue_token: str = "", field_selector: str = ""
+    ) -> tuple[Items, str]:
+        with self.lock:
+            self._record("LISTMETA", path)
+            after = ""
+            if continue_token:
+                issued, _, after = continue_token.partition(":")
+                if issued != str(self.compactions):
+                    raise ApiError(410, "the provided continue parameter is too old")
+            names = sorted(
+                p
+                for p, o in self.objects.items()
+                if _split(p)[0] == path and p > after and _fields_match(o, field_selector)
+            )
+            page = names[: max(1, limit)]
+            items = [
+                {
+                    "apiVersion": "meta.k8s.io/v1",
+                    "kind": "PartialObjectMetadata",
+                    "metadata": copy.deepcopy(self.objects[p].get("metadata") or {}),
+                }
+                for p in page
+            ]
+            more = len(names) > len(page)
+            return items, f"{self.compactions}:{page[-1]}" if more else ""
 
     def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:

@@ -469,6 +469,19 @@ def test_validating_webhook(docs: dict[str, list[dict[str, Any]]]) -> None:
         }
     ]
     assert hook["sideEffects"] == "None" and "namespaceSelector" not in hook
+    edge = webhooks(docs["default"])["webhook.edgeconnect.dynatrace.com"]
+    assert edge["clientConfig"]["service"]["path"] == "/validate"
+    assert edge["rules"] == [{**hook["rules"][0], "resources": ["edgeconnects"]}]
+    assert (edge["failurePolicy"], edge["timeoutSeconds"], edge["sideEffects"]) == ("Ignore", 10, "None")
+
+
+def test_modules_reach_the_program() -> None:
+    from webhook import cli
+    from webhook.validation import Modules
+
+    out = objects(render_raw({"modules": {"csiDriver": False, "kspm": False}}))
+    args = cli.build_parser().parse_args(["serve", *container(out)["args"]])
+    assert cli.settings_from(args).modules == Modules(csi_driver=False, kspm=False)
 
 
 def test_webhook_settings_are_configurable() -> None:
@@ -503,6 +516,9 @@ ALWAYS = {
     ("namespace", "dynatrace.com", "dynakubes", "watch", "*"),
     ("cluster", "", "namespaces", "list", "*"),
     ("cluster", "", "namespaces", "watch", "*"),
+    # /validate: spec.proxy.valueFrom names a Secret of the DynaKube's namespace
+    ("namespace", "", "secrets", "list", "*"),
+    ("namespace", "", "secrets", "watch", "*"),
 }
 # features.events (default on): Events on the owners of pods in any namespace; patch updates their count
 EVENTS = {("cluster", "", "events", "create", "*"), ("cluster", "", "events", "patch", "*")}
@@ -518,6 +534,7 @@ SELF_MANAGED = {
 }
 RELABEL = {("cluster", "", "namespaces", "patch", "*")}
 REINJECT = {
+    ("cluster", "", "namespaces", "get", "*"),  # when a namespace was mapped (its managedFields)
     ("cluster", "", "pods", "get", "*"),
     ("cluster", "", "pods", "list", "*"),
     ("cluster", "apps", "replicasets", "get", "*"),
@@ -993,6 +1010,7 @@ def test_the_program_accepts_the_rendered_arguments_and_env(
 ) -> None:
     """Every flag the chart passes exists, with a valid value, in the program it runs."""
     from webhook import cli
+    from webhook.validation import Modules
 
     c = container(docs[case])
     for var in c.get("env", []):
@@ -1007,3 +1025,4 @@ def test_the_program_accepts_the_rendered_arguments_and_env(
     expected_mode = {"cert-manager": "files", "cert-manager-issuer": "files", "secret": "files"}
     assert settings.cert_mode == expected_mode.get(case, "self-managed")
     assert settings.events is CASES[case].get("features", {}).get("events", True)
+    assert settings.modules == Modules()  # the chart's default: every module, as upstream

@@ -58,13 +58,17 @@ def test_state_from_the_api_and_status_changes_reach_the_next_admission(cluster,
     lists = [
         path
         for method, path in server.requests
-        if method == "GET" and "watch=true" not in path and path != "/apis/dynatrace.com"
+        if method == "GET"
+        and "watch=true" not in path
+        and path not in ("/apis/dynatrace.com", "/apis/networking.istio.io/v1beta1")
     ]
     # one paginated list per kind; namespaces as metadata only (PartialObjectMetadataList)
-    assert sorted(lists) == ["/api/v1/namespaces?limit=500", f"{DK_PATH}?limit=500"]
+    secrets = "/api/v1/namespaces/dynatrace/secrets?limit=500"
+    assert sorted(lists) == ["/api/v1/namespaces?limit=500", secrets, f"{DK_PATH}?limit=500"]
     accepts = dict(server.accepts)
     assert "as=PartialObjectMetadataList;" in accepts["/api/v1/namespaces?limit=500"]
     assert "as=PartialObject" not in accepts[f"{DK_PATH}?limit=500"]
+    assert "as=PartialObject" not in accepts[secrets]
 
 
 def test_self_managed_certificates_are_created_and_trusted_by_the_bundle(cluster, tmp_path):

@@ -106,3 +106,28 @@ def test_debug_endpoint_is_off_by_default_and_explains_when_on(store):
     assert response.status_code == 200
     assert response.json()["dynakube"] == "zone-pending" and response.json()["outcome"] == "skipped"
     assert on.post("/debug/decision", content=b"- just a list").status_code == 400
+
+
+def test_explain_says_when_a_stored_pod_never_reached_the_webhook(store):
+    """A pod read from the cluster (it has a creationTimestamp) with no injection annotation, which the webhook
+    would have changed: explain says it was admitted without the webhook."""
+    review = json.loads((FIXTURES / "inject-cloud-native.review.json").read_text())
+    pod = review["request"]["object"]
+    namespace = review["request"]["namespace"]
+    stored = {**pod, "metadata": {**pod["metadata"], "creationTimestamp": "2024-01-01T00:00:00Z"}}
+    report = explain(stored, store, SETTINGS, namespace)
+    assert "never reached the webhook" in report["notSeenByWebhook"]
+    from webhook.explain import render_text
+
+    assert "missed     this pod carries no injection annotation" in render_text(report)
+    assert "notSeenByWebhook" not in explain(pod, store, SETTINGS, namespace)  # a manifest, not yet created
+    annotated = {
+        **stored,
+        "metadata": {**stored["metadata"], "annotations": {"oneagent.dynatrace.com/injected": "true"}},
+    }
+    assert "notSeenByWebhook" not in explain(annotated, store, SETTINGS, namespace)
+    opted_out = {
+        **stored,
+        "metadata": {**stored["metadata"], "annotations": {"dynatrace.com/inject": "false"}},
+    }
+    assert "notSeenByWebhook" not in explain(opted_out, store, SETTINGS, namespace)

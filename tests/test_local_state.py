@@ -44,7 +44,7 @@ items:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("kind: [", "not valid YAML"), ("kind: Secret\n", "kind 'Secret'"), ("- 1\n- 2\n", "kind None")],
+    [("kind: [", "not valid YAML"), ("kind: ConfigMap\n", "kind 'ConfigMap'"), ("- 1\n- 2\n", "kind None")],
 )
 def test_bad_files_are_rejected_with_a_reason(text, message):
     with pytest.raises(StateFileError, match=message):

@@ -161,11 +161,19 @@ SCRIPT: list[tuple[str, Any, int, str, str | None]] = [
     ),
     ("/label-ns", namespace_review("clash", team="shop", tier="gold"), 200, "denied", None),
     ("/label-ns", namespace_review("clash", "DELETE"), 200, "skipped", None),
-    # /validate
-    ("/validate", dynakube_review(selecting("fresh", "fresh")), 200, "allowed", None),
+    # /validate (applicationMonitoring: a new host agent would conflict with "classic", which has no nodeSelector)
     (
         "/validate",
-        dynakube_review(selecting("flagged", "flagged", annotations={FF + "nope": "1"})),
+        dynakube_review(selecting("fresh", "fresh", mode="applicationMonitoring")),
+        200,
+        "allowed",
+        None,
+    ),
+    (
+        "/validate",
+        dynakube_review(
+            selecting("flagged", "flagged", mode="applicationMonitoring", annotations={FF + "nope": "1"})
+        ),
         200,
         "warned",
         None,

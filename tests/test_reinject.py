@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -12,15 +13,18 @@ from tests.test_leader import Clock
 from webhook.controllers.leader import lease_path
 from webhook.controllers.loop import TokenBucket
 from webhook.controllers.reinject import Reinjector
+from webhook.controllers.reinject_scan import mapped_since
 from webhook.controllers.workloads import (
     ANNOTATION_OPT_OUT,
     ANNOTATION_RESTARTED_AT,
+    ANNOTATION_RESTARTS,
     DEFAULT_LEASE_NAME,
     FEATURE_AUTOMATIC_REINJECTION,
     Config,
     Work,
     _rfc3339,
     restart_verdict,
+    restarts,
     waiting_reasons,
 )
 from webhook.kubeapi import ApiError
@@ -67,12 +71,12 @@ def pod(
     owners: list[dict] | None = None,
     *,
     reason: str = "EmptyConnectionInfo",
-    injected: str = "false",
+    injected: str | None = "false",
     created: str = CREATED,
     **extra: Any,
 ) -> dict:
-    annotations = {"oneagent.dynatrace.com/injected": injected}
-    if reason:
+    annotations = {} if injected is None else {"oneagent.dynatrace.com/injected": injected}
+    if reason and injected is not None:
         annotations["oneagent.dynatrace.com/reason"] = reason
     meta: dict[str, Any] = {
         "name": name,
@@ -104,7 +108,9 @@ def path(kind: str, ns: str, name: str) -> str:
     return f"{APPS}/{ns}/{PLURAL[kind]}/{name}"
 
 
-def seed_deployment(api: FakeApi, ns: str, name: str, pods: int = 2, **kw: Any) -> str:
+def seed_deployment(
+    api: FakeApi, ns: str, name: str, pods: int = 2, pod_kw: dict | None = None, **kw: Any
+) -> str:
     spec_extra = kw.pop("spec", {})
     deployment = workload("Deployment", ns, name, **kw)
     deployment["spec"].update(spec_extra)
@@ -122,7 +128,7 @@ def seed_deployment(api: FakeApi, ns: str, name: str, pods: int = 2, **kw: Any) 
     for i in range(pods):
         api.seed(
             f"/api/v1/namespaces/{ns}/pods",
-            pod(ns, f"{name}-5d4f8-{i}", [owner("ReplicaSet", f"{name}-5d4f8")]),
+            pod(ns, f"{name}-5d4f8-{i}", [owner("ReplicaSet", f"{name}-5d4f8")], **(pod_kw or {})),
         )
     return path("Deployment", ns, name)
 
@@ -133,13 +139,30 @@ def seed_set(api: FakeApi, kind: str, ns: str, name: str, **kw: Any) -> str:
     return path(kind, ns, name)
 
 
+NS_CREATED = "2023-11-01T09:00:00Z"  # every test namespace was mapped at creation, before the pods
+
+
+def seed_namespaces(api: FakeApi, namespaces: list[dict]) -> None:
+    for ns in namespaces:
+        if ("/api/v1/namespaces/" + ns["metadata"]["name"]) not in api.objects:
+            body = {**ns, "metadata": {**ns["metadata"], "creationTimestamp": NS_CREATED}}
+            api.seed("/api/v1/namespaces", body)
+
+
 class Harness:
-    def __init__(self, api: FakeApi | None = None, clock: Clock | None = None, **config: Any) -> None:
+    def __init__(
+        self,
+        api: FakeApi | None = None,
+        clock: Clock | None = None,
+        store: Store | None = None,
+        **config: Any,
+    ) -> None:
         self.api = api or FakeApi()
         self.clock = clock or Clock()
-        self.store = Store(WEBHOOK_NS)
+        self.store = store or Store(WEBHOOK_NS)
         self.namespaces = [namespace("shop"), namespace("other", "another-dynakube"), namespace("plain", "")]
         self.store.replace(NAMESPACES, self.namespaces)
+        seed_namespaces(self.api, self.namespaces)
         self.counted: list[tuple[str, str]] = []
         settings = {"enabled": True, **config}
         self.reinjector = Reinjector(
@@ -153,19 +176,17 @@ class Harness:
 
     def dynakube(self, **kw: Any) -> None:
         self.store.replace(DYNAKUBES, [dynakube(**kw)])
+        self.reinjector.on_event(DYNAKUBES, "MODIFIED")
 
     def tick(self, advance: float = 1.0) -> None:
         self.reinjector.tick()
         self.clock.advance(advance)
 
-    def transition(self, **kw: Any) -> None:
-        self.dynakube(complete=False, **kw)
-        self.tick()
-        self.dynakube(complete=True, **kw)
-        self.tick()
-
     def patches(self) -> list[str]:
         return [p for method, p in self.api.calls if method == "PATCH"]
+
+    def pod_lists(self, ns: str = "shop") -> int:
+        return self.api.calls.count(("LISTMETA", f"/api/v1/namespaces/{ns}/pods"))
 
     def events(self, ns: str = "shop") -> list[dict]:
         prefix = f"/api/v1/namespaces/{ns}/events/"
@@ -189,6 +210,8 @@ def h() -> Harness:
             ["EmptyTenantUUID", "UnknownCodeModule"],
         ),
         (pod("shop", "a", reason="EmptyConnectionInfo,SomethingElse"), ["EmptyConnectionInfo"]),
+        (pod("shop", "a", reason="MissingInitSecret"), ["MissingInitSecret"]),
+        (pod("shop", "a", injected=None), []),
         (pod("shop", "a", reason="SomethingElse"), []),
         (pod("shop", "a", reason=""), []),
         (pod("shop", "a", injected="true"), []),
@@ -203,20 +226,22 @@ def test_waiting_reasons(pod_, expected):
     assert waiting_reasons(pod_) == expected
 
 
-# --- transitions ------------------------------------------------------------------------------------------
+# --- level-triggered restarts -----------------------------------------------------------------------------
 
 
-def test_transition_restarts_each_workload_once(h, caplog):
+def record_of(api: FakeApi, target: str) -> dict:
+    return json.loads(api.objects[target]["metadata"]["annotations"][ANNOTATION_RESTARTS])
+
+
+def test_complete_from_the_start_restarts_each_skipped_workload_once(h, caplog):
+    """Scenario 1: the webhook (re)starts after the connection info became complete; the pods it skipped
+    earlier are found and their workloads restarted, each once."""
     caplog.set_level("INFO", logger="webhook.controllers.reinject")
     deployment = seed_deployment(h.api, "shop", "web", pods=2)
     statefulset = seed_set(h.api, "StatefulSet", "shop", "db")
     daemonset = seed_set(h.api, "DaemonSet", "shop", "agent")
-    seed_deployment(h.api, "other", "elsewhere")  # mapped to another DynaKube
+    seed_deployment(h.api, "other", "elsewhere")  # mapped to another DynaKube (absent)
     seed_deployment(h.api, "plain", "unmapped")  # mapped to none
-
-    h.dynakube(complete=False)
-    h.tick()
-    assert h.patches() == []
     h.dynakube(complete=True)
     restarted_at = _rfc3339(h.clock.now)
     h.tick()
@@ -225,8 +250,8 @@ def test_transition_restarts_each_workload_once(h, caplog):
     for target in (deployment, statefulset, daemonset):
         template = h.api.objects[target]["spec"]["template"]["metadata"]["annotations"]
         assert template == {ANNOTATION_RESTARTED_AT: restarted_at}
-    assert ("LIST", "/api/v1/namespaces/other/pods") not in h.api.calls
-    assert ("LIST", "/api/v1/namespaces/plain/pods") not in h.api.calls
+        assert record_of(h.api, target) == {"EmptyConnectionInfo": restarted_at}
+    assert h.pod_lists("other") == 0 and h.pod_lists("plain") == 0
     assert h.reinjector.restarted == 3
     assert h.counted == [("restarted", "RolloutRestart")] * 3
     assert h.reinjector.pending() == []
@@ -234,8 +259,7 @@ def test_transition_restarts_each_workload_once(h, caplog):
     events = {e["involvedObject"]["name"]: e for e in h.events()}
     assert set(events) == {"web", "db", "agent"}
     web = events["web"]
-    assert web["reason"] == "OneAgentReinjection"
-    assert web["type"] == "Normal"
+    assert (web["reason"], web["type"]) == ("OneAgentReinjection", "Normal")
     assert web["involvedObject"] == {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -245,106 +269,344 @@ def test_transition_restarts_each_workload_once(h, caplog):
     }
     assert "web-5d4f8-0, web-5d4f8-1" in web["message"]
     assert "EmptyConnectionInfo" in web["message"]
+    restarts_logged = [r for r in caplog.records if getattr(r, "outcome", "") == "restarted"]
+    assert sorted(r.workload for r in restarts_logged) == [
+        "DaemonSet/agent",
+        "Deployment/web",
+        "StatefulSet/db",
+    ]
 
-    restarts = [r for r in caplog.records if getattr(r, "outcome", "") == "restarted"]
-    assert sorted(r.workload for r in restarts) == ["DaemonSet/agent", "Deployment/web", "StatefulSet/db"]
-    assert {(r.dynakube, r.namespace, r.reason) for r in restarts} == {(DK, "shop", "RolloutRestart")}
-    assert "Restarted Deployment web" in next(
-        r.getMessage() for r in restarts if r.workload == "Deployment/web"
-    )
-
-    for _ in range(5):
-        h.tick(10)
+    # the old pods are still there (no kubelet here): resyncs and events find them, and restart nothing again
+    for _ in range(3):
+        h.dynakube(complete=True)
+        h.tick(700)
     assert len(h.patches()) == 3
+    assert h.pod_lists() >= 3
+    assert len(h.events()) == 3  # "already restarted" is not reported again and again
 
 
-def test_no_transition_no_restart(h):
-    seed_deployment(h.api, "shop", "web")
+def test_incomplete_then_complete(h):
+    deployment = seed_deployment(h.api, "shop", "web")
     h.dynakube(complete=False)
-    for _ in range(5):
+    for _ in range(3):
         h.tick(30)
     assert h.patches() == []
-    assert not [c for c in h.api.calls if c[0] == "LIST" and c[1].endswith("/pods")]
-    assert h.reinjector.counts == {}
+    h.dynakube(complete=True)  # the watch event queues a sync: the namespace's view changed
+    h.tick()
+    assert h.patches() == [deployment]
 
 
-def test_dynakube_complete_from_the_start_restarts_nothing(h):
-    seed_deployment(h.api, "shop", "web")
+def test_resync_finds_what_no_event_announced(h):
     h.dynakube(complete=True)
-    for _ in range(5):
+    h.tick()
+    assert h.pod_lists() == 1
+    deployment = seed_deployment(h.api, "shop", "web")  # appears without any Store event
+    h.tick(598)
+    h.tick()
+    assert h.patches() == []
+    h.tick()  # 600 s after the first scan: the resync
+    assert h.patches() == [deployment]
+    assert h.pod_lists() == 2
+
+
+def test_not_opted_in_restarts_nothing(h):
+    seed_deployment(h.api, "shop", "web")
+    h.dynakube(complete=True, opted_in=False)
+    for _ in range(3):
         h.tick(30)
     assert h.patches() == []
-    assert not [c for c in h.api.calls if c[0] == "LIST" and c[1].endswith("/pods")]
+    assert h.reinjector.pending() == []  # skipped pods are the admission's Events' business
+    assert h.events() == []
 
 
 def test_nothing_before_the_store_has_synced():
-    h = Harness()
-    h.store = Store(WEBHOOK_NS)  # never synced
-    h.reinjector.store = h.store
+    h = Harness(store=Store(WEBHOOK_NS))
+    h.store._synced[NAMESPACES] = False
     seed_deployment(h.api, "shop", "web")
-    h.reinjector.tick()
     h.store.upsert(DYNAKUBES, dynakube(complete=True))  # not a full list: still unsynced
-    h.reinjector.tick()
-    assert h.patches() == []
+    h.tick()
+    h.tick()
+    assert h.patches() == [] and h.pod_lists() == 0
+    h.store.replace(NAMESPACES, h.namespaces)
+    h.store.replace(DYNAKUBES, [dynakube(complete=True)])
+    h.tick()
+    assert len(h.patches()) == 1
 
 
-def test_each_transition_restarts_again_but_not_a_rollout_already_under_way(h):
+def test_restart_record_survives_a_webhook_restart():
+    api, clock = FakeApi(), Clock()
+    first = Harness(api, clock)
+    deployment = seed_deployment(api, "shop", "web")
+    first.dynakube(complete=True)
+    first.tick()
+    assert first.patches() == [deployment]
+    first.reinjector.stop()  # releases the Lease
+
+    second = Harness(api, clock)  # a new process: nothing in memory
+    second.dynakube(complete=True)
+    second.tick()
+    second.tick(700)
+    assert second.reinjector.leader
+    assert api.calls.count(("PATCH", deployment)) == 1
+    assert second.reinjector.skipped == {"AlreadyRestarted": 1}
+
+
+def test_a_new_outage_restarts_again_but_not_within_the_cooldown(h):
     deployment = seed_deployment(h.api, "shop", "web")
-    h.transition()
+    h.dynakube(complete=True)
+    h.tick()
     assert h.patches() == [deployment]
+    first = h.clock.now - 1
 
-    # incomplete again, then complete: the old pods predate the restart, the rollout replaces them
-    h.tick(60)
-    h.transition()
-    assert h.patches() == [deployment]
-    assert h.reinjector.skipped == {"RolloutInProgress": 1}
-    assert sorted(e["reason"] for e in h.events()) == ["OneAgentReinjection", "OneAgentReinjectionSkipped"]
-
-    # a pod created (uninjected) after that restart: the next transition restarts the workload again
+    # a pod admitted without OneAgent after that restart: a new cause, but within the cooldown
     h.api.seed(
         "/api/v1/namespaces/shop/pods",
         pod("shop", "web-77aa1-0", [owner("ReplicaSet", "web-5d4f8")], created=_rfc3339(h.clock.now)),
     )
     h.tick(60)
-    h.transition()
+    h.dynakube(complete=True)
+    h.reinjector.loop.add("resync")
+    h.tick()
+    assert h.patches() == [deployment]
+    assert h.reinjector.skipped == {"Cooldown": 1}
+    assert h.reinjector.pending()[0]["state"] == "queued"
+    h.clock.now = first + 600
+    h.tick()
     assert h.patches() == [deployment, deployment]
+    assert record_of(h.api, deployment) == {"EmptyConnectionInfo": _rfc3339(first + 600)}
 
 
-def test_losing_connection_info_cancels_queued_restarts():
+def test_losing_connection_info_stops_queued_restarts():
     h = Harness(rate_per_minute=1)
     seed_deployment(h.api, "shop", "a")
     seed_deployment(h.api, "shop", "b")
-    h.transition()
+    h.dynakube(complete=True)
+    h.tick()
     assert len(h.patches()) == 1
     assert [p["owner"] for p in h.reinjector.pending()] == ["Deployment/b", "Deployment/b"]
     h.dynakube(complete=False)
     h.tick(120)
     h.tick()
     assert len(h.patches()) == 1
-    assert h.reinjector.pending() == []
+    assert h.reinjector.pending() == []  # the rescan finds nothing restartable while incomplete
 
 
-# --- opting in and out ------------------------------------------------------------------------------------
+# --- init Secrets -----------------------------------------------------------------------------------------
 
 
-def test_dynakube_without_the_annotation_is_left_alone(h):
-    seed_deployment(h.api, "shop", "web")
-    h.transition(opted_in=False)
-    for _ in range(3):
-        h.tick(30)
+class SecretStore(Store):
+    """A Store that tracks init Secrets, as the webhook's does once it watches them."""
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        self.present: dict[str, set[str]] = {}
+        self.last_event.update(
+            dict.fromkeys(("init-config-secrets", "init-endpoint-secrets", "replicasets"), 0.0)
+        )
+
+    def init_secrets(self, namespace: str) -> frozenset[str]:
+        return frozenset(self.present.get(namespace, set()))
+
+
+def test_missing_init_secret_restarts_once_the_secret_is_there():
+    store = SecretStore(WEBHOOK_NS)
+    h = Harness(store=store)
+    assert Reinjector(h.api, store, Config()).triggers == {
+        DYNAKUBES,
+        NAMESPACES,
+        "init-config-secrets",
+        "init-endpoint-secrets",
+    }
+    assert Reinjector(h.api, Store(WEBHOOK_NS), Config()).triggers == {DYNAKUBES, NAMESPACES}
+    reinjector = Reinjector(h.api, store, Config(enabled=True), clock=h.clock)
+    h.reinjector = reinjector
+    deployment = seed_deployment(h.api, "shop", "web", pod_kw={"reason": "MissingInitSecret"})
+    h.dynakube(complete=True)
+    h.tick()
     assert h.patches() == []
-    assert not [c for c in h.api.calls if c[0] == "LIST" and c[1].endswith("/pods")]
+    store.present["shop"] = {"dynatrace-dynakube-config"}
+    reinjector.on_event("replicasets", "ADDED")  # not a trigger: nothing happens
+    h.tick()
+    assert h.patches() == []
+    reinjector.on_event("init-config-secrets", "ADDED")
+    h.tick()
+    assert h.patches() == [deployment]
+    assert record_of(h.api, deployment) == {"MissingInitSecret": _rfc3339(h.clock.now - 1)}
 
 
-def test_installation_flag_off_does_nothing_at_all():
-    h = Harness(enabled=False)
-    seed_deployment(h.api, "shop", "web")
-    calls = len(h.api.calls)
-    h.transition()
-    h.reinjector.start()
-    h.reinjector.stop()
-    assert h.api.calls[calls:] == []
-    assert h.reinjector.loop.thread is None
+# --- pods never seen by the webhook -----------------------------------------------------------------------
+
+
+def test_missed_pods_are_reported_and_their_workloads_restarted(h):
+    """Scenario 2: pods created while no webhook answered carry no injection annotation."""
+    deployment = seed_deployment(h.api, "shop", "web", pods=2, pod_kw={"injected": None})
+    ns = "/api/v1/namespaces/shop/pods"
+    h.api.seed(ns, pod("shop", "batch-x1", [owner("Job", "batch", "batch/v1")], injected=None))
+    h.api.seed(ns, pod("shop", "lonely", injected=None))
+    h.api.seed(
+        ns,
+        pod("shop", "opted-out", injected=None, metadata={"annotations": {"dynatrace.com/inject": "false"}}),
+    )
+    h.api.seed(ns, pod("shop", "old", injected=None, created="2023-11-01T08:00:00Z"))  # before the mapping
+    h.api.seed(ns, pod("shop", "done", injected=None, status={"phase": "Succeeded"}))
+    h.dynakube(complete=True)
+    h.tick()
+
+    assert h.reinjector.missed() == {("shop", DK): 4}
+    assert h.patches() == [deployment]
+    assert record_of(h.api, deployment) == {"NotSeenByWebhook": _rfc3339(h.clock.now - 1)}
+    by_name = {e["involvedObject"]["name"]: e for e in h.events()}
+    assert set(by_name) == {"web", "batch", "lonely"}
+    assert by_name["web"]["reason"] == "OneAgentReinjection"
+    assert "never seen by the webhook" in by_name["web"]["message"]
+    for name in ("batch", "lonely"):
+        assert (by_name[name]["reason"], by_name[name]["type"]) == ("OneAgentReinjectionSkipped", "Normal")
+    assert by_name["batch"]["involvedObject"]["kind"] == "Job"
+    assert ("reported", "NotSeenByWebhook") not in h.counted  # restarted, not only reported
+    assert ("skipped", "JobPod") in h.counted and ("skipped", "BarePod") in h.counted
+    pending = {p["pod"]: (p["owner"], p["state"], p["causes"]) for p in h.reinjector.pending()}
+    assert pending == {
+        "batch-x1": ("Job/batch", "manual", ["NotSeenByWebhook"]),
+        "lonely": ("Pod/lonely", "manual", ["NotSeenByWebhook"]),
+    }
+
+
+def test_missed_pods_without_opt_in_are_reported_only():
+    h = Harness()
+    seed_deployment(h.api, "shop", "web", pods=3, pod_kw={"injected": None})
+    h.dynakube(complete=True, opted_in=False)
+    h.tick()
+    h.tick(700)
+    assert h.patches() == []
+    assert h.reinjector.missed() == {("shop", DK): 3}
+    assert h.reinjector.pending_count() == 3
+    (event,) = h.events()
+    assert (event["reason"], event["type"]) == ("PodsNotSeenByWebhook", "Warning")
+    assert (
+        "created after namespace shop was mapped to DynaKube dynakube (at 2023-11-01T09:00:00Z)"
+        in event["message"]
+    )
+    assert "feature.dynatrace.com/automatic-reinjection=true" in event["message"]
+    assert h.counted == [("reported", "NotSeenByWebhook")]
+
+
+def test_missed_pods_wait_for_connection_info():
+    h = Harness()
+    deployment = seed_deployment(h.api, "shop", "web", pods=1, pod_kw={"injected": None})
+    h.dynakube(complete=False)
+    h.tick()
+    assert h.patches() == []
+    assert h.reinjector.pending()[0]["state"] == "waiting"
+    assert "once DynaKube dynakube's connection info is complete" in h.events()[0]["message"]
+    h.dynakube(complete=True)
+    h.tick()
+    assert h.patches() == [deployment]
+
+
+def test_missed_pods_of_an_unselected_namespace_or_a_mode_without_injection_are_not_reported(h):
+    seed_deployment(h.api, "shop", "web", pods=1, pod_kw={"injected": None})
+    obj = dynakube(complete=True)
+    obj["spec"]["oneAgent"] = {"cloudNativeFullStack": {"namespaceSelector": {"matchLabels": {"x": "y"}}}}
+    h.store.replace(DYNAKUBES, [obj])
+    h.tick()
+    assert h.reinjector.missed() == {} and h.events() == []
+    obj["spec"]["oneAgent"] = {"classicFullStack": {}}
+    h.store.replace(DYNAKUBES, [obj])
+    h.reinjector.on_event(DYNAKUBES, "MODIFIED")
+    h.tick()
+    assert h.reinjector.missed() == {} and h.patches() == []
+
+
+@pytest.mark.parametrize(
+    ("namespace_meta", "expected"),
+    [
+        ({"creationTimestamp": "2023-11-01T09:00:00Z"}, "2023-11-01T09:00:00+00:00"),
+        (
+            {
+                "creationTimestamp": "2023-11-01T09:00:00Z",
+                "managedFields": [
+                    {"manager": "kubectl", "time": "2023-11-01T09:00:00Z", "fieldsV1": {"f:metadata": {}}},
+                    {
+                        "manager": "dynatrace-webhook",
+                        "time": "2023-11-02T10:00:00Z",
+                        "fieldsV1": {
+                            "f:metadata": {"f:labels": {"f:dynakube.internal.dynatrace.com/instance": {}}}
+                        },
+                    },
+                ],
+            },
+            "2023-11-02T10:00:00+00:00",
+        ),
+        ({"managedFields": "garbage"}, None),
+        ({}, None),
+    ],
+)
+def test_mapped_since(namespace_meta, expected):
+    found = mapped_since({"metadata": namespace_meta})
+    assert (found.isoformat() if found else None) == expected
+
+
+def test_pod_created_before_a_later_mapping_is_not_missed():
+    api = FakeApi()
+    h = Harness(api)
+    ns = api.objects["/api/v1/namespaces/shop"]
+    ns["metadata"]["managedFields"] = [
+        {
+            "manager": "relabel",
+            "time": "2023-11-01T11:00:00Z",  # after CREATED: the label came later than the pods
+            "fieldsV1": {"f:metadata": {"f:labels": {"f:dynakube.internal.dynatrace.com/instance": {}}}},
+        }
+    ]
+    seed_deployment(api, "shop", "web", pods=1, pod_kw={"injected": None})
+    h.dynakube(complete=True)
+    h.tick()
+    assert h.reinjector.missed() == {} and h.patches() == []
+
+
+# --- paging -----------------------------------------------------------------------------------------------
+
+
+def test_scan_reads_metadata_pages_and_restarts_the_list_on_410():
+    h = Harness(page_size=2)
+    deployment = seed_deployment(h.api, "shop", "web", pods=5)
+    original = h.api.list_metadata_page
+    pages: list[int] = []
+
+    def flaky(path, *, limit, continue_token="", field_selector=""):
+        items, token = original(
+            path, limit=limit, continue_token=continue_token, field_selector=field_selector
+        )
+        pages.append(len(items))
+        assert all(set(i) == {"apiVersion", "kind", "metadata"} for i in items)
+        if len(pages) == 2:
+            h.api.compact()  # the first token is now too old: the next page is 410 Gone
+        return items, token
+
+    h.api.list_metadata_page = flaky  # type: ignore[method-assign]
+    h.dynakube(complete=True)
+    h.tick()
+    assert pages == [2, 2, 2, 2, 1]  # two pages, 410, then three pages from the start
+    assert h.patches() == [deployment]
+    assert h.reinjector.pending_count() == 0
+    events = h.events()
+    assert "web-5d4f8-0, web-5d4f8-1, web-5d4f8-2, web-5d4f8-3, web-5d4f8-4" in events[0]["message"]
+
+
+def test_failed_pod_list_is_retried_later():
+    h = Harness(retry_delay=30)
+    web = seed_deployment(h.api, "shop", "web")
+    h.api.script("LISTMETA", "/api/v1/namespaces/shop/pods", ApiError(503, "unavailable"))
+    h.dynakube(complete=True)
+    h.tick()
+    assert h.patches() == []
+    assert h.counted == [("failed", "ListPods")]
+    h.tick(29)
+    assert h.patches() == []
+    h.tick()
+    assert h.patches() == [web]
+
+
+# --- opting out, dry run, owners --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -354,13 +616,13 @@ def test_installation_flag_off_does_nothing_at_all():
 )
 def test_opted_out_workload_is_reported_not_touched(h, where):
     seed_deployment(h.api, "shop", "web", **where)
-    h.transition()
-    h.tick(60)
+    h.dynakube(complete=True)
+    h.tick()
+    h.tick(700)
     assert h.patches() == []
     assert h.reinjector.skipped == {"OptOut": 1}
     (event,) = h.events()
     assert event["reason"] == "OneAgentReinjectionSkipped"
-    assert event["involvedObject"]["kind"] == "Deployment"
     assert ANNOTATION_OPT_OUT in event["message"]
     assert [(p["pod"], p["state"], p["detail"]) for p in h.reinjector.pending()] == [
         ("web-5d4f8-0", "manual", "OptOut"),
@@ -370,23 +632,33 @@ def test_opted_out_workload_is_reported_not_touched(h, where):
 
 def test_paused_deployment_is_reported_not_touched(h):
     seed_deployment(h.api, "shop", "web", spec={"paused": True})
-    h.transition()
+    h.dynakube(complete=True)
+    h.tick()
     assert h.patches() == []
     assert h.reinjector.skipped == {"Paused": 1}
     assert "paused" in h.events()[0]["message"]
+
+
+def test_installation_flag_off_does_nothing_at_all():
+    h = Harness(enabled=False)
+    seed_deployment(h.api, "shop", "web")
+    calls = len(h.api.calls)
+    h.dynakube(complete=True)
+    h.reinjector.start()
+    h.reinjector.tick()
+    h.reinjector.stop()
+    assert h.api.calls[calls:] == []
+    assert h.reinjector.loop.thread is None
 
 
 def test_dry_run_changes_nothing_but_reports():
     h = Harness(dry_run=True)
     seed_deployment(h.api, "shop", "web")
     seed_set(h.api, "StatefulSet", "shop", "db")
-    h.transition()
+    h.dynakube(complete=True)
     for _ in range(3):
-        h.tick(60)
+        h.tick(700)
     assert [c for c in h.api.calls if c[0] in ("PATCH", "PUT") and "/leases/" not in c[1]] == []
-    assert (
-        h.api.objects[path("Deployment", "shop", "web")]["spec"]["template"]["metadata"]["annotations"] == {}
-    )
     assert h.reinjector.skipped == {"DryRun": 2}
     assert h.reinjector.restarted == 0
     assert {
@@ -398,20 +670,19 @@ def test_dry_run_changes_nothing_but_reports():
     assert {p["state"] for p in h.reinjector.pending()} == {"dry-run"}
 
 
-# --- owners that are not restarted ------------------------------------------------------------------------
-
-
 def test_job_bare_and_unsupported_owners_are_reported_not_touched(h):
     ns = "/api/v1/namespaces/shop/pods"
     h.api.seed(ns, pod("shop", "migrate-x1", [owner("Job", "migrate", "batch/v1")]))
     h.api.seed(ns, pod("shop", "debug"))
     h.api.seed(f"{APPS}/shop/replicasets", {"metadata": {"name": "lonely", "namespace": "shop"}})
     h.api.seed(ns, pod("shop", "lonely-1", [owner("ReplicaSet", "lonely")]))
+    h.api.seed(ns, pod("shop", "lonely-2", [owner("ReplicaSet", "lonely")]))
     h.api.seed(ns, pod("shop", "gone-1", [owner("ReplicaSet", "gone")]))  # its ReplicaSet no longer exists
     h.api.seed(ns, pod("shop", "canary-1", [owner("Rollout", "canary", "argoproj.io/v1alpha1")]))
     h.api.seed(ns, pod("shop", "not-controlled", [{**owner("Job", "x", "batch/v1"), "controller": False}]))
-    h.transition()
-    h.tick(60)
+    h.dynakube(complete=True)
+    h.tick()
+    h.tick(700)
 
     assert h.patches() == []
     assert h.reinjector.skipped == {"JobPod": 1, "BarePod": 2, "UnsupportedOwner": 2, "OwnerNotFound": 1}
@@ -424,14 +695,10 @@ def test_job_bare_and_unsupported_owners_are_reported_not_touched(h):
         ("ReplicaSet", "lonely"),
         ("Rollout", "canary"),
     ]
-    assert {e["reason"] for e in h.events()} == {"OneAgentReinjectionSkipped"}
     job_event = next(e for e in h.events() if e["involvedObject"]["kind"] == "Job")
     assert job_event["involvedObject"]["apiVersion"] == "batch/v1"
     assert "re-create the Job" in job_event["message"]
-    pending = {p["pod"]: (p["owner"], p["state"], p["detail"]) for p in h.reinjector.pending()}
-    assert pending["migrate-x1"] == ("Job/migrate", "manual", "JobPod")
-    assert pending["debug"] == ("Pod/debug", "manual", "BarePod")
-    assert len(pending) == 6
+    assert h.api.calls.count(("GET", f"{APPS}/shop/replicasets/lonely")) == 1  # once per scan, two pods
 
 
 # --- rate limit -------------------------------------------------------------------------------------------
@@ -441,12 +708,14 @@ def test_rate_limit_spreads_restarts_over_time():
     h = Harness(rate_per_minute=2)
     for name in "abcde":
         seed_deployment(h.api, "shop", name, pods=1)
-    h.transition()  # the second tick of the transition restarts a and b at once (a full bucket)
+    h.dynakube(complete=True)
+    h.tick()  # a full bucket: a and b at once
     assert len(h.patches()) == 2
     assert [p["owner"] for p in h.reinjector.pending()] == ["Deployment/c", "Deployment/d", "Deployment/e"]
-    for _ in range(29):  # ticks up to 29 s after the burst: no token yet
+    for _ in range(28):  # up to 29 s after the burst: no token yet
         h.tick()
     assert len(h.patches()) == 2
+    h.tick()
     h.tick()  # 30 s after the burst: one token
     assert len(h.patches()) == 3
     h.tick(60)
@@ -463,72 +732,112 @@ def test_token_bucket():
     assert bucket.wait_time() == pytest.approx(20)
     clock.advance(20)
     assert bucket.take() is True
-    clock.advance(3600)
-    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
-    slow = TokenBucket(0.5, clock)  # one every two minutes, still one at once
-    assert [slow.take(), slow.take()] == [True, False]
-    clock.advance(120)
-    assert slow.take() is True
 
 
-@pytest.mark.parametrize("rate", [0, -1])
-def test_rate_must_be_positive(rate):
-    with pytest.raises(ValueError, match="--reinject-rate must be a positive number"):
-        Config(enabled=True, rate_per_minute=rate)
+@pytest.mark.parametrize(("field", "value"), [("rate_per_minute", 0), ("rate_per_minute", -1), ("resync", 0)])
+def test_config_must_be_positive(field, value):
+    with pytest.raises(ValueError, match="must be a positive number"):
+        Config(enabled=True, **{field: value})
 
 
-# --- leadership -------------------------------------------------------------------------------------------
+# --- leadership and races ---------------------------------------------------------------------------------
 
 
-def test_only_the_leader_acts_and_a_follower_finishes_after_it_dies():
+def test_only_the_leader_scans_and_a_follower_takes_over_without_restarting_twice():
     api, clock = FakeApi(), Clock()
     a = Harness(api, clock, rate_per_minute=1)
     b = Harness(api, clock, rate_per_minute=1)
     first = seed_deployment(api, "shop", "first")
     second = seed_deployment(api, "shop", "second")
-
-    def both(advance: float = 1.0) -> None:
-        a.reinjector.tick()
-        b.reinjector.tick()
-        clock.advance(advance)
-
-    for h in (a, b):
-        h.dynakube(complete=False)
-    both()
     for h in (a, b):
         h.dynakube(complete=True)
-    both()
+    a.tick(0)
+    b.tick()
     assert a.reinjector.leader and not b.reinjector.leader
     assert api.objects[LEASE]["spec"]["holderIdentity"] == a.reinjector.elector.identity
     assert a.patches() == [first]  # one token a minute
-    assert api.calls.count(("LIST", "/api/v1/namespaces/shop/pods")) == 1  # only a scanned
+    assert a.pod_lists() == 1  # only a scanned
 
-    # a dies without releasing the lease; b takes over once the lease has expired on its clock
-    for _ in range(8):
-        b.reinjector.tick()
-        clock.advance(2)
+    # a dies without releasing the Lease; b takes over once it has expired on b's clock
+    for _ in range(10):
+        b.tick(2)
     assert b.reinjector.leader
+    a.tick(0)  # a comes back as a follower: what it found is the new leader's to report now
+    assert not a.reinjector.leader and a.reinjector.pending() == [] and a.reinjector.missed() == {}
     b.tick(60)
-    # b restarts the workload a had not reached, and leaves the one a restarted alone (already rolling)
+    b.tick()
     assert a.patches() == [first, second]  # every PATCH on the shared API, by either replica
     assert b.reinjector.restarted == 1
-    assert b.reinjector.skipped == {"RolloutInProgress": 1}
+    assert b.reinjector.skipped == {"AlreadyRestarted": 1}
     assert api.objects[LEASE]["spec"]["leaseTransitions"] == 1
+
+
+class AlwaysLeader:
+    """Two replicas that both believe they lead (a Lease handover seen late): only the write decides."""
+
+    def __init__(self, identity: str) -> None:
+        self.identity, self.namespace, self.name, self.holder = identity, WEBHOOK_NS, "lease", identity
+
+    def step(self) -> bool:
+        return True
+
+    def is_leader(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+def test_two_replicas_racing_restart_once():
+    api, clock = FakeApi(), Clock()
+    deployment = seed_deployment(api, "shop", "web")
+    replicas = []
+    for name in ("a", "b"):
+        h = Harness(api, clock)
+        h.reinjector = Reinjector(api, h.store, Config(enabled=True), clock=clock, elector=AlwaysLeader(name))
+        h.dynakube(complete=True)
+        replicas.append(h)
+    a, b = replicas
+
+    class Interleaved(FakeApi):
+        """b reads the Deployment, then a restarts it before b writes."""
+
+    raced = {"done": False}
+    original_get = api.get
+
+    def get(path: str) -> dict:
+        obj = original_get(path)
+        if path == deployment and not raced["done"]:
+            raced["done"] = True
+            a.reinjector.tick()  # a: GET, PATCH (its own GET is not interleaved again)
+        return obj
+
+    b.reinjector.api = api
+    api.get = get  # type: ignore[method-assign]
+    b.reinjector.tick()
+    assert api.calls.count(("PATCH", deployment)) == 2  # a's lands, b's stale one is refused (409)
+    assert a.reinjector.restarted == 1
+    assert b.reinjector.restarted == 0
+    assert b.reinjector.skipped == {"Conflict": 1, "AlreadyRestarted": 1}
+    assert record_of(api, deployment) == {"EmptyConnectionInfo": _rfc3339(clock.now)}
 
 
 def test_follower_does_not_touch_the_api_beyond_the_lease():
     api, clock = FakeApi(), Clock()
     a, b = Harness(api, clock), Harness(api, clock)
-    a.tick()  # a leads
+    a.tick(0)  # a leads
     seed_deployment(api, "shop", "web")
     calls = len(api.calls)
-    b.transition()
+    b.dynakube(complete=True)
+    for _ in range(3):
+        b.tick()
     assert {p for _, p in api.calls[calls:]} == {LEASE}
 
 
 def test_thread_start_stop_releases_the_lease():
     h = Harness(interval=0.01)
     h.reinjector.clock = h.reinjector.elector.clock = h.reinjector.bucket.clock = time.time
+    h.reinjector.loop.clock = time.time
     h.dynakube(complete=True)
     h.reinjector.start()
     deadline = time.monotonic() + 5
@@ -547,7 +856,8 @@ def test_failed_restart_is_retried_then_given_up():
     h = Harness(max_attempts=2, retry_delay=30)
     web = seed_deployment(h.api, "shop", "web")
     h.api.script("PATCH", web, ApiError(500, "etcd timeout"))
-    h.transition()
+    h.dynakube(complete=True)
+    h.tick()
     assert h.reinjector.failed == 1
     assert h.reinjector.pending()[0]["state"] == "queued"
     assert "etcd timeout" in h.reinjector.pending()[0]["detail"]
@@ -559,7 +869,7 @@ def test_failed_restart_is_retried_then_given_up():
     h2 = Harness(max_attempts=2, retry_delay=30)
     web = seed_deployment(h2.api, "shop", "web")
     h2.api.script("PATCH", web, ApiError(500, "etcd timeout"), ApiError(403, "forbidden"))
-    h2.transition()
+    h2.dynakube(complete=True)
     h2.tick(30)
     h2.tick(300)
     assert h2.reinjector.failed == 2
@@ -568,25 +878,13 @@ def test_failed_restart_is_retried_then_given_up():
     assert (event["type"], event["reason"]) == ("Warning", "OneAgentReinjectionFailed")
     assert "kubectl rollout restart" in event["message"]
     assert {p["state"] for p in h2.reinjector.pending()} == {"manual"}
-    assert len(h2.patches()) == 2
-
-
-def test_failed_pod_list_is_retried_later():
-    h = Harness(retry_delay=30)
-    web = seed_deployment(h.api, "shop", "web")
-    h.api.script("LIST", "/api/v1/namespaces/shop/pods", ApiError(503, "unavailable"))
-    h.transition()
-    assert h.patches() == []
-    assert h.counted == [("failed", "ListPods")]
-    h.tick(30)
-    h.tick()
-    assert h.patches() == [web]
 
 
 def test_failed_event_does_not_stop_the_restart(h):
     web = seed_deployment(h.api, "shop", "web")
     h.api.script("POST", "/api/v1/namespaces/shop/events", ApiError(403, "forbidden"))
-    h.transition()
+    h.dynakube(complete=True)
+    h.tick()
     assert h.patches() == [web]
     assert h.reinjector.restarted == 1
 
@@ -594,21 +892,20 @@ def test_failed_event_does_not_stop_the_restart(h):
 def test_status_for_a_debug_endpoint():
     h = Harness(rate_per_minute=1)
     seed_deployment(h.api, "shop", "a", pods=1)
-    seed_deployment(h.api, "shop", "b", pods=1)
-    h.transition()
+    seed_deployment(h.api, "shop", "b", pods=1, pod_kw={"injected": None})
+    h.dynakube(complete=True)
+    h.tick()
     status = h.reinjector.status()
     assert status["enabled"] and status["leader"] and not status["dry_run"]
-    assert status["connection_info_complete"] == {DK: True}
-    assert status["transitions"] == [
-        {"dynakube": DK, "since": _rfc3339(h.clock.now - 1), "namespaces_to_scan": []}
-    ]
+    assert status["namespaces_mapped"] == 1 and status["scans"] == 1
     assert status["counts"] == {"restarted/RolloutRestart": 1}
+    assert status["missed"] == [{"namespace": "shop", "dynakube": DK, "pods": 1}]
     assert status["pending"] == [
         {
             "dynakube": DK,
             "namespace": "shop",
             "pod": "b-5d4f8-0",
-            "reasons": ["EmptyConnectionInfo"],
+            "causes": ["NotSeenByWebhook"],
             "owner": "Deployment/b",
             "state": "queued",
             "detail": "",
@@ -616,50 +913,172 @@ def test_status_for_a_debug_endpoint():
     ]
 
 
-def waiting_work(*created: str, kind: str = "Deployment") -> Work:
-    work = Work(DK, 1, "shop", kind, "web", "apps/v1")
+# --- the verdict: should this workload be restarted, and was it already -----------------------------------
+
+NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+
+
+def waiting_work(
+    *created: str, kind: str = "Deployment", causes: tuple[str, ...] = ("EmptyConnectionInfo",)
+) -> Work:
+    work = Work(DK, "shop", kind, "web", "apps/v1")
     for i, at in enumerate(created):
-        work.pods[f"web-{i}"] = {"reasons": ["EmptyConnectionInfo"], "created": at}
+        work.add_pod(f"web-{i}", list(causes), at)
     return work
 
 
+def recorded(**causes: str) -> dict:
+    return {ANNOTATION_RESTARTS: json.dumps(causes)}
+
+
 @pytest.mark.parametrize(
-    ("obj", "created", "verdict"),
+    ("obj", "created", "causes", "verdict"),
     [
-        (workload("Deployment", "shop", "web"), [CREATED], None),
+        (workload("Deployment", "shop", "web"), [CREATED], ("EmptyConnectionInfo",), None),
         (
             workload("Deployment", "shop", "web", annotations={ANNOTATION_OPT_OUT: "false"}),
             [CREATED],
+            ("EmptyConnectionInfo",),
             "OptOut",
         ),
         (
             workload("Deployment", "shop", "web", template={ANNOTATION_OPT_OUT: " False "}),
             [CREATED],
+            ("EmptyConnectionInfo",),
             "OptOut",
         ),
-        (workload("Deployment", "shop", "web", annotations={ANNOTATION_OPT_OUT: "true"}), [CREATED], None),
-        ({**workload("Deployment", "shop", "web"), "spec": {"paused": True}}, [CREATED], "Paused"),
-        # restarted after every waiting pod was created: that rollout replaces them
+        (
+            {**workload("Deployment", "shop", "web"), "spec": {"paused": True}},
+            [CREATED],
+            ("EmptyConnectionInfo",),
+            "Paused",
+        ),
+        # restarted for this cause after the newest waiting pod was created: once is enough
+        (
+            workload(
+                "Deployment", "shop", "web", annotations=recorded(EmptyConnectionInfo="2023-11-01T10:05:00Z")
+            ),
+            [CREATED, "2023-11-01T10:04:59Z"],
+            ("EmptyConnectionInfo",),
+            "AlreadyRestarted",
+        ),
+        # restarted for another cause only: this one is still due
+        (
+            workload(
+                "Deployment", "shop", "web", annotations=recorded(NotSeenByWebhook="2023-11-01T10:05:00Z")
+            ),
+            [CREATED],
+            ("EmptyConnectionInfo",),
+            None,
+        ),
+        # a pod of this cause created after the recorded restart: a new outage, long enough ago
+        (
+            workload(
+                "Deployment", "shop", "web", annotations=recorded(EmptyConnectionInfo="2023-11-01T10:05:00Z")
+            ),
+            [CREATED, "2023-11-01T10:06:00Z"],
+            ("EmptyConnectionInfo",),
+            None,
+        ),
+        # created in the second of the restart: maybe the rollout's own pod, so not covered by it
+        (
+            workload(
+                "Deployment", "shop", "web", annotations=recorded(EmptyConnectionInfo="2023-11-01T10:05:00Z")
+            ),
+            ["2023-11-01T10:05:00Z"],
+            ("EmptyConnectionInfo",),
+            None,
+        ),
+        (
+            workload("Deployment", "shop", "web", template={ANNOTATION_RESTARTED_AT: "2023-11-01T10:05:00Z"}),
+            ["2023-11-01T10:05:00Z"],
+            ("NotSeenByWebhook",),
+            None,
+        ),
+        # ... but the last restart for it was less than the cooldown ago
+        (
+            workload(
+                "Deployment", "shop", "web", annotations=recorded(EmptyConnectionInfo="2023-11-14T22:10:00Z")
+            ),
+            ["2023-11-14T22:11:00Z"],
+            ("EmptyConnectionInfo",),
+            "Cooldown",
+        ),
+        # restarted by anyone (kubectl rollout restart) after every waiting pod was created
         (
             workload("Deployment", "shop", "web", template={ANNOTATION_RESTARTED_AT: "2023-11-01T10:05:00Z"}),
             [CREATED, "2023-11-01T10:04:59Z"],
+            ("NotSeenByWebhook",),
             "RolloutInProgress",
         ),
-        # one pod created after the restart: it still waits
         (
             workload("Deployment", "shop", "web", template={ANNOTATION_RESTARTED_AT: "2023-11-01T10:05:00Z"}),
             [CREATED, "2023-11-01T10:06:00Z"],
+            ("NotSeenByWebhook",),
             None,
         ),
-        # an unreadable creation time never counts as replaced
+        # unreadable times never count as handled
         (
             workload("Deployment", "shop", "web", template={ANNOTATION_RESTARTED_AT: "2023-11-01T10:05:00Z"}),
             ["yesterday"],
+            ("EmptyConnectionInfo",),
             None,
         ),
-        ({"metadata": "garbage", "spec": ["garbage"]}, [CREATED], None),
+        (
+            workload("Deployment", "shop", "web", annotations={ANNOTATION_RESTARTS: "{not json"}),
+            [CREATED],
+            ("EmptyConnectionInfo",),
+            None,
+        ),
+        ({"metadata": "garbage", "spec": ["garbage"]}, [CREATED], ("EmptyConnectionInfo",), None),
+        (
+            workload("StatefulSet", "shop", "web"),
+            [CREATED],
+            ("EmptyConnectionInfo", "NotSeenByWebhook"),
+            None,
+        ),
     ],
 )
-def test_restart_verdict(obj, created, verdict):
-    result = restart_verdict(waiting_work(*created), obj)
-    assert (result[0] if result else None) == verdict
+def test_restart_verdict(obj, created, causes, verdict):
+    result = restart_verdict(waiting_work(*created, causes=causes), obj, NOW, cooldown=600)
+    assert (result.reason if result else None) == verdict
+
+
+def test_cooldown_says_when_the_restart_may_be_made():
+    obj = workload(
+        "Deployment", "shop", "web", annotations=recorded(EmptyConnectionInfo="2023-11-14T22:10:00Z")
+    )
+    result = restart_verdict(waiting_work("2023-11-14T22:11:00Z"), obj, NOW, cooldown=600)
+    assert result is not None and result.retry_at == pytest.approx(1_699_999_800.0 + 600)
+    assert restart_verdict(waiting_work("2023-11-14T22:11:00Z"), obj, NOW, cooldown=0) is None
+
+
+def test_restart_record_reads_tolerantly():
+    assert (
+        restarts(
+            workload("Deployment", "shop", "web", annotations=recorded(A="2023-11-01T10:00:00Z", B="x"))
+        )["A"].isoformat()
+        == "2023-11-01T10:00:00+00:00"
+    )
+    assert restarts({"metadata": {"annotations": {ANNOTATION_RESTARTS: "[1, 2]"}}}) == {}
+    assert restarts({}) == {}
+
+
+def test_nothing_is_scanned_before_the_webhook_has_served_for_the_grace():
+    h = Harness()
+    serving = {"now": False}
+    h.reinjector = Reinjector(
+        h.api, h.store, Config(enabled=True), clock=h.clock, ready=lambda: serving["now"]
+    )
+    deployment = seed_deployment(h.api, "shop", "web")
+    h.dynakube(complete=True)
+    for _ in range(5):
+        h.tick()
+    assert h.reinjector.leader and h.pod_lists() == 0
+    serving["now"] = True
+    for _ in range(9):
+        h.tick()
+    assert h.pod_lists() == 0  # serving for 9 s of the 10 s grace
+    h.tick()
+    h.tick()
+    assert h.patches() == [deployment]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from webhook import __version__
 from webhook.config import DEFAULT_CERTS_DIR, DEFAULT_INIT_IMAGE, Settings, env, parse_bind
+from webhook.validation.modules import Modules
 
 SUBCOMMANDS = ("serve", "init", "explain", "certs")
 
@@ -25,6 +26,11 @@ def _positive_float(value: str) -> float:
 
 def _flag(name: str) -> bool:
     return (env(name, "false") or "false").strip().lower() in ("1", "true", "yes")
+
+
+def _modules(value: str) -> Modules:
+    """Upstream's reading of modules.json: unset, empty or not an object of booleans means every module."""
+    return Modules.parse(value)
 
 
 def _serve_arguments(p: argparse.ArgumentParser) -> None:
@@ -109,13 +115,25 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         "connection info is incomplete or the DynaKube is missing (needs RBAC create/patch on events; not "
         "with --state-file; env EVENTS, default on)",
     )
+    g = p.add_argument_group("validation")
+    g.add_argument(
+        "--modules",
+        type=_modules,
+        # upstream's operator reads the variable "modules.json" (from its install-config ConfigMap)
+        default=_modules(env("MODULES_JSON") or env("modules.json") or ""),
+        metavar="JSON",
+        help="modules of the operator installation, upstream's modules.json, e.g. "
+        '\'{"csiDriver": false, "activeGate": true, ...}\'; DynaKubes and EdgeConnects needing a missing one are '
+        "denied (env MODULES_JSON or modules.json; default: every module)",
+    )
     g = p.add_argument_group("automatic reinjection")
     g.add_argument(
         "--reinject",
         action="store_true",
         default=_flag("REINJECT"),
-        help="restart workloads whose pods were admitted without OneAgent (connection info incomplete) once it "
-        "is complete, for DynaKubes annotated feature.dynatrace.com/automatic-reinjection=true (env REINJECT)",
+        help="find pods that would get OneAgent now but did not (admitted while connection info was incomplete, "
+        "or never seen by the webhook) and restart their workloads, once per cause, for DynaKubes annotated "
+        "feature.dynatrace.com/automatic-reinjection=true; report pods never seen by the webhook (env REINJECT)",
     )
     g.add_argument(
         "--reinject-dry-run",
@@ -129,6 +147,13 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         type=_positive_float,
         default=env("REINJECT_RATE", "10"),  # argparse passes string defaults through type
         help="workloads restarted per minute at most (env REINJECT_RATE, 10)",
+    )
+    g.add_argument(
+        "--reinject-resync",
+        type=_positive_float,
+        default=env("REINJECT_RESYNC", "600"),
+        help="seconds between full scans of the mapped namespaces for pods to restart or never seen by the "
+        "webhook (env REINJECT_RESYNC, 600)",
     )
     g = p.add_argument_group("serving")
     g.add_argument("--keep-alive", type=float, default=120.0, help="idle keep-alive seconds (120)")
@@ -273,6 +298,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         reinject=args.reinject or args.reinject_dry_run,
         reinject_dry_run=args.reinject_dry_run,
         reinject_rate=args.reinject_rate,
+        reinject_resync=args.reinject_resync,
         service_name=args.service_name,
         cert_extra_sans=tuple(args.cert_extra_san),
         cert_secret_name=args.cert_secret_name,
@@ -284,6 +310,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         cert_renew_before=args.cert_renew_before,
         ca_bundle_propagation_delay=args.ca_bundle_propagation_delay,
         cert_check_interval=args.cert_check_interval.total_seconds(),
+        modules=args.modules,
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from webhook import __version__
+from webhook.validation.modules import Modules
 
 DEFAULT_CERTS_DIR = "/tmp/k8s-webhook-server/serving-certs"  # upstream's default
 DEFAULT_INIT_IMAGE = f"dynatrace-webhook:{__version__}"
@@ -61,6 +62,7 @@ class Settings:
     reinject: bool = False  # restart workloads admitted without OneAgent once connection info is complete
     reinject_dry_run: bool = False  # only report what would be restarted
     reinject_rate: float = 10.0  # workloads restarted per minute at most
+    reinject_resync: float = 600.0  # seconds between full scans of the mapped namespaces
     # self-managed certificates (webhook/certmanager.py)
     service_name: str = "dynatrace-webhook"
     cert_extra_sans: tuple[str, ...] = ()
@@ -73,6 +75,8 @@ class Settings:
     cert_renew_before: dt.timedelta = dt.timedelta(hours=12)
     ca_bundle_propagation_delay: dt.timedelta = dt.timedelta(seconds=30)
     cert_check_interval: float = 300.0
+    # the modules of the paired operator installation (upstream's modules.json): /validate's module checks
+    modules: Modules = field(default_factory=Modules)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

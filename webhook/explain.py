@@ -14,6 +14,7 @@ import yaml
 
 from webhook import dynakube as dk
 from webhook.mutation import pod as pods
+from webhook.mutation.missed import never_seen
 from webhook.state.store import Store
 
 
@@ -44,11 +45,33 @@ def explain(
             or None,
             "missing": pods.connection_info_reasons(dynakube),
         }
+    missed = missed_note(pod, ns, dynakube)
+    if missed:
+        report["notSeenByWebhook"] = missed
     if result.ops:
         report["annotationsAfter"] = (jsonpatch.apply_patch(dict(pod), result.ops).get("metadata") or {}).get(
             "annotations"
         )
     return report
+
+
+def missed_note(
+    pod: Mapping[str, Any], namespace: Mapping[str, Any] | None, dynakube: Mapping[str, Any] | None
+) -> str:
+    """For a pod read from the cluster (it has a creationTimestamp): why it carries no injection annotation
+    although the webhook would have changed it; "" when that is not the case."""
+    meta = pod.get("metadata") if isinstance(pod.get("metadata"), Mapping) else {}
+    if namespace is None or dynakube is None or not (meta or {}).get("creationTimestamp"):
+        return ""
+    labels = (namespace.get("metadata") or {}).get("labels") or {}
+    if not never_seen(meta or {}, labels, dynakube):
+        return ""
+    return (
+        "this pod carries no injection annotation although the webhook would have changed it: it never reached "
+        "the webhook (down, unreachable or too slow when it was created, and failurePolicy Ignore admitted it "
+        "unchanged), unless it was created before its namespace was mapped; restart its workload to inject "
+        "OneAgent (--reinject does that for DynaKubes annotated feature.dynatrace.com/automatic-reinjection)"
+    )
 
 
 def render_text(report: Mapping[str, Any]) -> str:
@@ -74,6 +97,8 @@ def render_text(report: Mapping[str, Any]) -> str:
         + (f" ({', '.join(report['reasons'])})" if report["reasons"] else ""),
     ]
     lines.append(f"message    {report['message']}")
+    if report.get("notSeenByWebhook"):
+        lines.append(f"missed     {report['notSeenByWebhook']}")
     lines.append(f"patch      {len(report['patch'])} operation(s)")
     for op in report["patch"]:
         lines.append(f"  {op['op']:<7} {op['path']}")

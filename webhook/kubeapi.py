@@ -71,3 +71,10 @@ class Api(Protocol):
         ...
 
     def delete(self, path: str) -> None: ...
+
+    def list_metadata_page(
+        self, path: str, *, limit: int, continue_token: str = "", field_selector: str = ""
+    ) -> tuple[Items, str]:
+        """One page of a metadata-only list (PartialObjectMetadata): (items, continue token, "" on the last
+        page). A continue token the server no longer holds is 410 Gone."""
+        ...

@@ -107,13 +107,20 @@ class Metrics:
         )
         self.reinjections = Counter(
             p + "reinjections",
-            "Automatic reinjection: workloads by outcome (restarted, skipped, failed) and reason.",
+            "Automatic reinjection: workloads by outcome (restarted, skipped, failed, reported) and reason.",
             ["outcome", "reason"],
             registry=r,
         )
         self.reinjection_pending = Gauge(
             p + "reinjection_pending_pods",
-            "Pods admitted without OneAgent that automatic reinjection has found and not yet restarted.",
+            "Pods that automatic reinjection has found needing a restart to get OneAgent and not yet restarted.",
+            registry=r,
+        )
+        self.missed_pods = Gauge(
+            p + "missed_pods",
+            "Pods created after their namespace was mapped to a DynaKube that never reached the webhook (no "
+            "injection annotation), as of the last scan of the leader (--reinject).",
+            ["namespace", "dynakube"],
             registry=r,
         )
         self.reinjection_leader = Gauge(

@@ -39,6 +39,7 @@ from webhook.state.local import LocalState
 from webhook.state.store import Store
 from webhook.tls.certs import ensure_dev_certificates
 from webhook.tls.serving import CertificateWatcher
+from webhook.validation.modules import describe as describe_modules
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,9 @@ class Webhook:
         self._api: Any = None
         self.cert_manager: Any = None
         self.events: Any = None  # webhook.controllers.events.Recorder with the Kubernetes API as state source
+        self.discovery: Any = (
+            None  # webhook.state.discovery.Discovery with the Kubernetes API as state source
+        )
 
     # --- readiness and metrics ---
     def readiness(self) -> dict[str, bool]:
@@ -100,8 +104,11 @@ class Webhook:
         if self.watcher.not_after is not None:
             m.cert_not_after.labels("serving").set(self.watcher.not_after.timestamp())
         if self.reinjector is not None:
-            m.reinjection_pending.set(len(self.reinjector.pending()))
+            m.reinjection_pending.set(self.reinjector.pending_count())
             m.reinjection_leader.set(1 if self.reinjector.leader else 0)
+            m.missed_pods.clear()
+            for (namespace, dynakube), count in self.reinjector.missed().items():
+                m.missed_pods.labels(namespace, dynakube).set(count)
 
     def _cert_reloaded(self, ok: bool) -> None:
         self.metrics.cert_reloads.labels("success" if ok else "failure").inc()
@@ -111,6 +118,8 @@ class Webhook:
         self.metrics.watch_events.labels(resource, kind.lower()).inc()
         if self.relabeler is not None:
             self.relabeler.on_event(resource, kind)
+        if self.reinjector is not None:
+            self.reinjector.on_event(resource, kind)
 
     # --- the apps ---
     def _inject(self, review: Review) -> Answer:
@@ -124,7 +133,9 @@ class Webhook:
     def routes(self) -> dict[str, Route]:
         inject = Route("inject", self._inject)
         label = Route("label-ns", lambda review: handlers.label_namespace(review, self.store))
-        validate = Route("validate", lambda review: handlers.validate_dynakube(review, self.store))
+        validate = Route(
+            "validate", lambda review: handlers.validate(review, self.store, self.settings.modules)
+        )
         routes = {"/inject": inject, "/label-ns": label, "/validate": validate}
         routes.update(dict.fromkeys(VALIDATE_ALIASES, validate))
         return routes
@@ -170,6 +181,10 @@ class Webhook:
             from webhook.controllers.relabel import Relabeler
 
             self.relabeler = Relabeler(self.kube_api(), self.store, interval=s.relabel_interval)
+        from webhook.state.discovery import Discovery
+
+        self.discovery = Discovery(self.kube_api(), self.store)
+        self.discovery.start()
         self._kube = KubeState(
             self.store,
             self.kube_api(),
@@ -194,8 +209,14 @@ class Webhook:
         self.reinjector = Reinjector(
             self.kube_api(),
             self.store,
-            Config(enabled=True, dry_run=s.reinject_dry_run, rate_per_minute=s.reinject_rate),
+            Config(
+                enabled=True,
+                dry_run=s.reinject_dry_run,
+                rate_per_minute=s.reinject_rate,
+                resync=s.reinject_resync,
+            ),
             on_count=lambda outcome, reason: self.metrics.reinjections.labels(outcome, reason).inc(),
+            ready=lambda: all(self.readiness().values()),
         )
         self.reinjector.start()
 
@@ -254,6 +275,7 @@ class Webhook:
         if s.cert_mode == "dev":
             ca = ensure_dev_certificates(s.certs_dir, s.dev_names)
             log.info("development certificate for %s; CA at %s", ", ".join(s.dev_names), ca)
+        log.info("validation: %s of the operator installation", describe_modules(s.modules))
         self.start_state()
         if s.cert_mode == "self-managed":
             self.start_cert_manager()
@@ -309,6 +331,8 @@ class Webhook:
             await asyncio.to_thread(self.reinjector.stop)  # joins the thread and releases the Lease
         if self._kube is not None:
             self._kube.close()
+        if self.discovery is not None:
+            self.discovery.stop()
         if self.cert_manager is not None:
             self.cert_manager.stop()
         if self.relabeler is not None:

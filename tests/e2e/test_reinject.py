@@ -8,8 +8,6 @@ not readiness, and a rollout that stalls on them is expected.
 
 from __future__ import annotations
 
-import time
-
 from tests.e2e.conftest import create_namespace
 from tests.e2e.helpers import (
     HOSTS,
@@ -100,10 +98,9 @@ def test_deployment_is_restarted_into_injection(
     assert all(annotations_of(p).get(INJECTED) == "false" for p in skipped)
     assert not any(is_injected(p) for p in workload_pods())
 
-    # the reinjector acts as the Lease holder, and only on a change it saw: incomplete, then complete
+    # the reinjector acts as the Lease holder; the DynaKube's change starts a scan of its namespaces
     lease = f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{LEASE}"
     wait(lambda: (kube.get(lease).get("spec") or {}).get("holderIdentity"), what="the reinjection Lease held")
-    time.sleep(3)  # a few one-second ticks after the cache sync: the incomplete state is recorded
 
     kube.patch(
         f"{dynakubes_path(ns)}/{name}/status",

@@ -6,14 +6,16 @@ Each handler is total: whatever the review holds, it returns an Answer. ``/injec
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from webhook import dynakube as dk
 from webhook import validation
 from webhook.admission.review import Answer, Review, allowed, denied, patched
 from webhook.mutation import namespace as namespaces
 from webhook.mutation import pod as pods
-from webhook.state.store import DYNAKUBES, Store
+from webhook.state.store import DYNAKUBES, ISTIO_API, SECRETS, Store
+from webhook.tolerant import as_map
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +104,67 @@ def label_namespace(review: Review, store: Store) -> Answer:
     )
 
 
-def validate_dynakube(review: Review, store: Store) -> Answer:
-    """``/validate``: DynaKube CREATE and UPDATE. Errors deny (403 Forbidden, as upstream's controller-runtime
-    ``Denied``) with the numbered summary; warnings go to ``response.warnings``. DELETE is always allowed."""
+def _secret_reader(store: Store, namespace: str) -> Callable[[str], validation.SecretRead]:
+    """What the proxy check reads: the cached Secrets of the webhook's namespace (upstream may GET only there)."""
+
+    def read(name: str) -> validation.SecretRead:
+        if namespace != store.namespace:
+            return validation.SecretRead(
+                error=f'secrets "{name}" is forbidden: the webhook reads Secrets in namespace '
+                f'"{store.namespace}" only'
+            )
+        if not store.is_synced(SECRETS):
+            return validation.SecretRead(error=f'secrets "{name}": the Secret cache is not loaded yet')
+        secret = store.secret(name)
+        if secret is None:
+            return validation.SecretRead(error=f'secrets "{name}" not found')
+        return validation.SecretRead(data=as_map(secret.get("data")))
+
+    return read
+
+
+def _object_namespace(review: Review, obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata")
+    return review.namespace or (str(meta.get("namespace") or "") if isinstance(meta, Mapping) else "")
+
+
+def validate(review: Review, store: Store, modules: validation.Modules | None = None) -> Answer:
+    """``/validate`` and its upstream paths: DynaKubes and EdgeConnects, told apart by the request's kind."""
+    kind = _kind(review)
+    obj = review.object
+    if kind == "EdgeConnect" or (kind == "" and isinstance(obj, dict) and obj.get("kind") == "EdgeConnect"):
+        return validate_edgeconnect(review, modules or validation.Modules())
+    return validate_dynakube(review, store, modules or validation.Modules())
+
+
+def validate_edgeconnect(review: Review, modules: validation.Modules) -> Answer:
+    """EdgeConnect CREATE and UPDATE (v1alpha1 and v1alpha2 alike): six checks on the new object, no warnings."""
+    if review.operation not in ("CREATE", "UPDATE"):
+        return allowed(outcome="skipped", reasons=("UnsupportedOperation",))
+    obj = review.object
+    if not isinstance(obj, dict):
+        message = f"{review.operation} request has no EdgeConnect object; send it as request.object"
+        return denied(validation.summary([message], "EdgeConnect"), code=400, reasons=("NoObject",))
+    result = validation.validate_edgeconnect(
+        obj, validation.Context(operation=review.operation, modules=modules)
+    )
+    if result.errors:
+        return denied(
+            validation.summary(result.errors, "EdgeConnect"),
+            code=403,
+            reasons=tuple(result.failed),
+            target=dk.name(obj),
+        )
+    return allowed(outcome="allowed", target=dk.name(obj))
+
+
+def validate_dynakube(review: Review, store: Store, modules: validation.Modules | None = None) -> Answer:
+    """DynaKube CREATE and UPDATE. Errors deny (403 Forbidden, as upstream's controller-runtime ``Denied``) with
+    the numbered summary; warnings go to ``response.warnings``, also on a denial. DELETE is always allowed.
+
+    Everything the checks read comes from the cache: the DynaKubes and Secrets of the webhook's namespace (for
+    an object in another namespace upstream's list and get are forbidden: the checks see none), all namespaces,
+    and whether Istio's API is served."""
     operation = review.operation
     if operation not in ("CREATE", "UPDATE"):
         return allowed(outcome="skipped", reasons=("UnsupportedOperation",))
@@ -118,12 +178,16 @@ def validate_dynakube(review: Review, store: Store) -> Answer:
         message = f"{operation} request has no DynaKube object; send the DynaKube as request.object"
         return denied(validation.summary([message]), code=400, reasons=("NoObject",))
     old = review.old_object if operation == "UPDATE" and isinstance(review.old_object, dict) else None
+    namespace = _object_namespace(review, obj)
     context = validation.Context(
         operation=operation,
         old=old,
-        dynakubes=store.dynakubes(),
+        dynakubes=store.dynakubes() if namespace == store.namespace else (),
         namespaces=store.namespaces(),
         webhook_namespace=store.namespace,
+        modules=modules or validation.Modules(),
+        secret=_secret_reader(store, namespace),
+        istio=store.served.get(ISTIO_API),
     )
     result = validation.validate(obj, context)
     if result.errors:

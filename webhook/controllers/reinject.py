@@ -1,49 +1,50 @@
-"""Automatic reinjection: restart workloads whose pods were admitted without OneAgent for want of connection info.
+"""Automatic reinjection, level-triggered: find pods that would get OneAgent now but did not, restart their
+workloads once per cause, and report pods that never reached the webhook.
 
-While a DynaKube's connection info is incomplete (typically: no ActiveGate registered yet in its network zone)
-the webhook admits pods unchanged and annotates them ``oneagent.dynatrace.com/injected: "false"`` with a
-reason (``EmptyConnectionInfo``, ``EmptyTenantUUID``, ``UnknownCodeModule``). This controller, opt-in, waits
-for the connection info to become complete and then rolls those pods' workloads the way
-``kubectl rollout restart`` does, so that the new pods are injected.
+The controller compares the pods it finds with what the webhook would decide now, not with changes it saw, so
+a webhook restarted after a DynaKube's connection info became complete still restarts the workloads it had
+skipped, and a pod admitted while no webhook answered (``failurePolicy: Ignore``) is found.
 
-How it works, one ``tick()`` a second on a reconcile loop (``webhook.controllers.loop``), never on the
-admission path:
+It runs on a reconcile loop (``webhook.controllers.loop``) with these keys:
 
-1. Every replica reads the DynaKubes from the ``Store`` (already fed by list+watch) and remembers whether each
-   one's connection info was complete. An incomplete -> complete change on a DynaKube annotated
-   ``feature.dynatrace.com/automatic-reinjection: "true"`` is a *transition*. A DynaKube seen complete from
-   the start, or never annotated, is left alone.
-2. Only the replica holding the Lease (``webhook.controllers.leader``) talks to the API: for each transition it lists
-   the pods of every namespace mapped to the DynaKube, keeps the ones skipped for a connection-info reason,
-   and resolves each to its top-level owner (ReplicaSet -> Deployment, StatefulSet, DaemonSet).
-3. Each workload is restarted at most once per transition, at most ``rate_per_minute`` workloads a minute
-   (a token bucket). A workload is left alone, with an Event saying why, when it is annotated
-   ``dynatrace.com/reinject: "false"``, is a paused Deployment, or was already restarted after its
-   uninjected pods were created (a rollout already under way, e.g. by a previous leader). Job pods, bare
-   pods and owners that cannot be rolled (a bare ReplicaSet, a custom controller) are reported, not touched.
-4. Every restart, skip and failure is an Event on the workload, a log line and a counter
-   (``counts``/``on_count``); ``pending()`` lists the pods still waiting.
+- ``lead``: one leader-election step (``webhook.controllers.leader``) every ``interval``; only the Lease
+  holder scans and writes. Winning the Lease queues ``resync``.
+- ``resync``: every mapped namespace is due for a scan; runs on start (once leader) and every ``resync``
+  seconds (``--reinject-resync``, 10 min).
+- ``sync``: queued by every watch event of a trigger resource (DynaKubes, namespaces, the init Secrets when
+  the Store has them): the namespaces whose *view* changed (their labels, their DynaKube's connection info,
+  opt-in, mode and selector, their init Secrets) are due for a scan; namespaces no longer mapped are forgotten.
+- ``("scan", namespace)``: one namespace, read as metadata-only pages (``reinject_scan``); its workloads with
+  pods to restart replace what was known of the namespace; each one to restart is queued as a restart key.
+- ``("restart", namespace, kind, name)``: one workload: GET it, ``restart_verdict`` (opt-out, paused, the
+  restart record, a restart already made, cooldown), then one strategic-merge PATCH with ``restartedAt``,
+  the restart record and the resourceVersion read, at most ``rate_per_minute`` a minute (a token bucket).
 
-The clock is injectable, so tests move time instead of sleeping.
+Every restart, skip, report and failure is a log line, an Event on the workload and a counter
+(``counts``/``on_count``), reported once per workload and outcome while the outcome lasts (a resync does not
+repeat it). ``pending()`` lists what waits, ``missed()`` counts the pods never seen by the webhook per
+namespace and DynaKube. The clock is injectable; tests call ``tick()`` and move the clock.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Hashable
 from typing import Any
 
 from webhook import dynakube as dk
 from webhook.controllers.leader import LeaderElector
 from webhook.controllers.loop import Backoff, Loop, Result, TokenBucket
+from webhook.controllers.reinject_findings import Findings, WorkKey
+from webhook.controllers.reinject_scan import NamespaceScan, scan_namespace, would_inject_now
 from webhook.controllers.workloads import (
     _DONE,
     APPS_KINDS,
+    CAUSE_MISSED,
     DRY_RUN,
     EVENT_FAILED,
+    EVENT_MISSED,
     EVENT_RESTARTED,
     EVENT_SKIPPED,
     FAIL_LIST,
@@ -53,39 +54,58 @@ from webhook.controllers.workloads import (
     MANUAL,
     QUEUED,
     REASON_ROLLOUT_RESTART,
+    REPORTED,
+    REPORTED_ONLY,
     RESTARTED,
-    SKIP_BARE,
+    SKIP_ALREADY,
+    SKIP_CONFLICT,
     SKIP_DRY_RUN,
-    SKIP_JOB,
     SKIP_NOT_FOUND,
-    SKIP_UNSUPPORTED,
     SKIPPED,
+    WAITING,
     Config,
-    Transition,
     Work,
-    _controller,
     _rfc3339,
     _ScanError,
-    complete,
     event_body,
     log_fields,
     manual_message,
+    missed_message,
     opted_in,
     restart_patch,
     restart_verdict,
-    waiting_reasons,
+    restarts,
 )
 from webhook.kubeapi import Api, ApiError
-from webhook.state.store import DYNAKUBES, Store
+from webhook.mutation.pod import connection_info_reasons
+from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 from webhook.tolerant import as_map as _map
 from webhook.tolerant import as_str as _str
 
 log = logging.getLogger(__name__)
 
-_TICK = "tick"
+LEAD, RESYNC, SYNC = "lead", "resync", "sync"
+# the Store's resources of the per-namespace init Secrets (dynatrace-dynakube-config and
+# dynatrace-metadata-enrichment-endpoint), triggers when the Store has them
+INIT_SECRET_RESOURCES = ("init-config-secrets", "init-endpoint-secrets")
 
 
-class Reinjector:
+def default_triggers(store: Store) -> frozenset[str]:
+    """DynaKubes, namespaces, and the init Secrets when the Store keeps them (not its other resources)."""
+    known = set(getattr(store, "last_event", None) or ())
+    return frozenset({DYNAKUBES, NAMESPACES} | (known & set(INIT_SECRET_RESOURCES)))
+
+
+def _secrets_of(store: Store) -> Callable[[str], Collection[str] | None]:
+    """The init Secrets present in a namespace, when the Store tracks them (another part of the webhook
+    adds that); None otherwise."""
+    lookup = getattr(store, "init_secrets", None)
+    return lookup if callable(lookup) else (lambda namespace: None)
+
+
+class Reinjector(Findings):
+    """The controller; what it found, its counters and ``pending()``/``missed()`` come from ``Findings``."""
+
     def __init__(
         self,
         api: Api,
@@ -96,13 +116,19 @@ class Reinjector:
         elector: LeaderElector | None = None,
         identity: str = "",
         on_count: Callable[[str, str], None] | None = None,
+        triggers: Collection[str] | None = None,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
-        """``elector`` defaults to a Lease named ``config.lease_name`` in the Store's namespace (the webhook's)."""
+        """``elector`` defaults to a Lease named ``config.lease_name`` in the Store's namespace (the webhook's).
+        ``triggers``: the Store resources whose watch events start a ``sync`` (default: ``default_triggers``).
+        ``ready``: whether this webhook serves admissions; nothing is scanned or restarted before it has for
+        ``config.startup_grace`` seconds, so that the new pods of a restart reach a webhook."""
         self.api = api
         self.store = store
         self.config = config
         self.clock = clock
-        self.on_count = on_count
+        self.triggers = frozenset(triggers) if triggers is not None else default_triggers(store)
+        self.secrets = _secrets_of(store)
         self.elector = elector or LeaderElector(
             api,
             store.namespace,
@@ -114,298 +140,321 @@ class Reinjector:
             clock=clock,
         )
         self.bucket = TokenBucket(config.rate_per_minute, clock)
-        self.counts: Counter[tuple[str, str]] = Counter()
+        Findings.__init__(self, on_count)
         self.leader = False
-        self._complete: dict[str, bool] = {}
-        self._generation = 0
-        self._transitions: dict[str, Transition] = {}
-        self._work: dict[tuple[str, str, str], Work] = {}
-        self._lock = threading.Lock()
+        self.ready = ready
+        self._ready_since: float | None = None
+        self.scans = 0  # namespace scans made
+        self._views: dict[str, tuple[Any, ...]] = {}  # namespace -> view at its last scan
+        self._since: dict[str, str] = {}  # namespace -> when it was mapped (for messages)
         self._started = False
-        # one key: a round observes every DynaKube, then scans and restarts as the leader
-        self.loop: Loop[str] = Loop(
+        self.loop: Loop[Hashable] = Loop(
             "reinject",
             self._reconcile,
+            clock=clock,
             backoff=Backoff(base=config.interval, cap=max(config.interval, config.retry_delay)),
             on_stop=lambda: self.elector.release(),
         )
 
-    # --- counters ---
-    @property
-    def restarted(self) -> int:
-        return sum(n for (outcome, _), n in self.counts.items() if outcome == RESTARTED)
-
-    @property
-    def failed(self) -> int:
-        return sum(n for (outcome, _), n in self.counts.items() if outcome == FAILED)
-
-    @property
-    def skipped(self) -> dict[str, int]:
-        return {reason: n for (outcome, reason), n in self.counts.items() if outcome == SKIPPED}
-
-    def _count(self, outcome: str, reason: str) -> None:
-        self.counts[(outcome, reason)] += 1
-        if self.on_count is not None:
-            try:
-                self.on_count(outcome, reason)
-            except Exception:
-                log.exception("reinjection counter callback failed")
-
     # --- lifecycle ---
-    def start(self) -> None:
+    def start(self, thread: bool = True) -> None:
+        """Queue the first leader-election step (and run the loop in a thread unless ``thread`` is False)."""
         if not self.config.enabled or self._started:
             return
         self._started = True
         mode = " (dry run)" if self.config.dry_run else ""
         log.info(
-            "automatic reinjection enabled%s: at most %g workloads a minute, lease %s/%s as %s",
+            "automatic reinjection enabled%s: at most %g workloads a minute, full scan every %.0fs, lease %s/%s "
+            "as %s",
             mode,
             self.config.rate_per_minute,
+            self.config.resync,
             self.elector.namespace,
             self.elector.name,
             self.elector.identity,
         )
-        self.loop.add(_TICK)
-        self.loop.start()
-
-    def _reconcile(self, key: str) -> Result:
-        self.tick()
-        return Result(requeue_after=self.config.interval)
+        self.loop.add(LEAD)
+        if thread:
+            self.loop.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the loop and release the Lease (also when ticks were driven by hand)."""
+        """Stop the loop and release the Lease (also when the loop was driven by hand)."""
         self.loop.stop(timeout)
         self.leader = False
 
-    # --- one round ---
-    def tick(self) -> None:
-        if not self.config.enabled:
-            return
-        self._observe()
+    def tick(self) -> int:
+        """Run every key that is due now (tests drive the loop with this and a fake clock)."""
+        if not self._started:
+            self.start(thread=False)
+        return self.loop.process()
+
+    def on_event(self, resource: str, kind: str) -> None:
+        """A watch event of the Store (called from the watch threads): re-check the namespaces' views."""
+        if self._started and resource in self.triggers:
+            self.loop.add(SYNC)
+
+    # --- the keys ---
+    def _reconcile(self, key: Hashable) -> Result | None:
+        if key == LEAD:
+            was = self.leader
+            self.leader = self.elector.step()
+            if self.leader and not was:
+                self.loop.add(RESYNC)
+            elif was and not self.leader:  # the new leader reports; a follower's figures would be stale
+                for namespace in list(self._views):
+                    self._forget(namespace)
+            return Result(requeue_after=self.config.interval)
+        if key == RESYNC:
+            if self._ready():
+                self._sync(everything=True)
+                return Result(requeue_after=self.config.resync)
+            return Result(requeue_after=self.config.interval) if self.leader else None
+        if key == SYNC:
+            if self._ready():
+                self._sync(everything=False)
+            return None
+        if isinstance(key, tuple) and key[0] == "scan":
+            return self._scan(key[1])
+        if isinstance(key, tuple) and key[0] == "restart":
+            return self._restart((key[1], key[2], key[3]))
+        return None
+
+    def _leading(self) -> bool:
+        """Renew the Lease when a retry period has passed (a long run of scans must not let it lapse)."""
         self.leader = self.elector.step()
-        if not self.leader:
-            return
+        return self.leader
+
+    def _serving(self) -> bool:
+        """This webhook has served admissions for the start-up grace (always, without a ``ready`` check)."""
+        if self.ready is None:
+            return True
+        if not self.ready():
+            self._ready_since = None
+            return False
         now = self.clock()
-        for transition in list(self._transitions.values()):
-            if transition.namespaces != [] and now >= transition.next_scan:
-                self._scan(transition)
-        self._act()
+        if self._ready_since is None:
+            self._ready_since = now
+        return now - self._ready_since >= self.config.startup_grace
 
-    def _observe(self) -> None:
-        """Record every DynaKube's completeness; start a transition on incomplete -> complete (opted in)."""
-        if not self.store.is_synced(DYNAKUBES):
-            return
-        current = {dk.name(obj): obj for obj in self.store.dynakubes() if dk.name(obj)}
-        for name in list(self._complete):
-            if name not in current:
-                del self._complete[name]
-                self._drop(name, "was deleted")
-        for name, obj in current.items():
-            now_complete = complete(obj)
-            before = self._complete.get(name)
-            self._complete[name] = now_complete
-            if not now_complete:
-                if name in self._transitions:
-                    self._drop(name, "lost its connection info again")
-                continue
-            if before is False and opted_in(obj):
-                self._generation += 1
-                self._drop(name, "")
-                self._transitions[name] = Transition(name, self._generation, self.clock())
-                log.info(
-                    "DynaKube %s: connection info complete now; workloads admitted without OneAgent will be restarted",
-                    name,
-                    extra={"dynakube": name, "network_zone": dk.network_zone(obj)},
-                )
+    def _ready(self) -> bool:
+        return (
+            self._leading()
+            and self._serving()
+            and self.store.is_synced(DYNAKUBES)
+            and self.store.is_synced(NAMESPACES)
+        )
 
-    def _drop(self, name: str, why: str) -> None:
-        transition = self._transitions.pop(name, None)
-        with self._lock:
-            dropped = [key for key, work in self._work.items() if work.dynakube == name]
-            for key in dropped:
-                del self._work[key]
-        if why and (transition is not None or dropped):
-            log.info("DynaKube %s %s: reinjection of %d workload(s) cancelled", name, why, len(dropped))
+    def _view(self, namespace: str) -> tuple[Any, ...] | None:
+        """What a scan of ``namespace`` depends on, from the Store; None when it is not mapped."""
+        ns, dynakube = self.store.pod_state(namespace)
+        labels = _map(_map(_map(ns).get("metadata")).get("labels"))
+        if dynakube is None:
+            return None
+        secrets = self.secrets(namespace)
+        return (
+            tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+            dk.name(dynakube),
+            tuple(connection_info_reasons(dynakube)),
+            opted_in(dynakube),
+            dk.mode(dynakube),
+            dk.automatic_injection(dynakube),
+            repr(dk.namespace_selector(dynakube)),
+            None if secrets is None else tuple(sorted(secrets)),
+        )
 
-    def _still_wanted(self, name: str) -> bool:
-        obj = self.store.dynakube(name)
-        return obj is not None and complete(obj) and opted_in(obj)
+    def _sync(self, *, everything: bool) -> None:
+        mapped = {}
+        for ns in self.store.namespaces():
+            name = _str(_map(ns.get("metadata")).get("name"))
+            view = self._view(name) if name else None
+            if view is not None:
+                mapped[name] = view
+        for name in [n for n in self._views if n not in mapped]:
+            self._forget(name)
+        for name, view in sorted(mapped.items()):
+            if everything or self._views.get(name) != view:
+                self._views[name] = view
+                self.loop.add(("scan", name))
+
+    def _forget(self, namespace: str) -> None:
+        self._views.pop(namespace, None)
+        self._since.pop(namespace, None)
+        self.forget(namespace)
 
     # --- scanning (leader only) ---
-    def _scan(self, transition: Transition) -> None:
-        name = transition.dynakube
-        if not self._still_wanted(name):
-            self._drop(name, "is no longer opted in to automatic reinjection")
-            return
-        if transition.namespaces is None:
-            transition.namespaces = sorted(
-                dk_ns
-                for ns in self.store.namespaces()
-                if (dk_ns := _str(_map(ns.get("metadata")).get("name")))
-                and _map(_map(ns.get("metadata")).get("labels")).get(dk.INSTANCE_LABEL) == name
-            )
-        replica_sets: dict[str, Mapping[str, Any] | None] = {}
-        for namespace in list(transition.namespaces):
-            try:
-                found = self._scan_namespace(transition, namespace, replica_sets)
-            except _ScanError as failure:
-                reason, err = failure.reason, failure.error
-                self._count(FAILED, reason)
-                log.warning(
-                    "DynaKube %s: scanning namespace %s failed (%s); retrying in %.0fs",
-                    name,
-                    namespace,
-                    err,
-                    self.config.retry_delay,
-                    extra={"dynakube": name},
-                )
-                transition.next_scan = self.clock() + self.config.retry_delay
-                continue
-            transition.namespaces.remove(namespace)
-            if found:
-                log.info("DynaKube %s: %d workload(s) in namespace %s to reinject", name, found, namespace)
-
-    def _scan_namespace(
-        self, transition: Transition, namespace: str, replica_sets: dict[str, Mapping[str, Any] | None]
-    ) -> int:
+    def _scan(self, namespace: str) -> Result | None:
+        if not self._leading():
+            return None
+        _, dynakube = self.store.pod_state(namespace)
+        if dynakube is None:
+            self._forget(namespace)
+            return None
         try:
-            pods, _ = self.api.list(f"/api/v1/namespaces/{namespace}/pods")
-        except ApiError as err:
-            raise _ScanError(FAIL_LIST, err) from None
-        found: dict[tuple[str, str, str], Work] = {}
-        for pod in pods:
-            reasons = waiting_reasons(pod)
-            if not reasons:
-                continue
-            meta = _map(pod.get("metadata"))
-            work = self._owner(transition, namespace, pod, replica_sets)
-            if work.key in transition.seen and work.key not in found:
-                continue
-            work = found.setdefault(work.key, work)
-            work.pods[_str(meta.get("name"))] = {
-                "reasons": reasons,
-                "created": _str(meta.get("creationTimestamp")),
-            }
-        for key, work in found.items():
-            transition.seen.add(key)
-            with self._lock:
-                self._work[key] = work
-            if work.state == MANUAL:
-                self._report_manual(work)
-        return len(found)
-
-    def _owner(
-        self,
-        transition: Transition,
-        namespace: str,
-        pod: Mapping[str, Any],
-        replica_sets: dict[str, Mapping[str, Any] | None],
-    ) -> Work:
-        meta = _map(pod.get("metadata"))
-        ref = _controller(meta)
-
-        def work(kind: str, name: str, api_version: str, uid: str, skip: str = "") -> Work:
-            item = Work(transition.dynakube, transition.generation, namespace, kind, name, api_version, uid)
-            if skip:
-                item.state, item.detail = MANUAL, skip
-            return item
-
-        if ref is None:
-            return work("Pod", _str(meta.get("name")), "v1", _str(meta.get("uid")), SKIP_BARE)
-        kind, name, api_version, uid = ref
-        if kind == "Job":
-            return work(kind, name, api_version, uid, SKIP_JOB)
-        if kind in ("StatefulSet", "DaemonSet"):
-            return work(kind, name, api_version, uid)
-        if kind != "ReplicaSet":
-            return work(kind, name, api_version, uid, SKIP_UNSUPPORTED)
-        if name not in replica_sets:
             try:
-                replica_sets[name] = self.api.get(f"/apis/apps/v1/namespaces/{namespace}/replicasets/{name}")
+                ns = self.api.get(f"/api/v1/namespaces/{namespace}")
             except ApiError as err:
-                if err.status != 404:
-                    raise _ScanError(FAIL_OWNER, err) from None
-                replica_sets[name] = None
-        rs = replica_sets[name]
-        if rs is None:
-            return work(kind, name, api_version, uid, SKIP_NOT_FOUND)
-        owner = _controller(_map(rs.get("metadata")))
-        if owner is not None and owner[0] == "Deployment":
-            return work(*owner)
-        return work(kind, name, api_version, uid, SKIP_UNSUPPORTED)
+                if err.status == 404:
+                    self._forget(namespace)
+                    return None
+                raise _ScanError(FAIL_LIST, err) from None
+            scan = scan_namespace(
+                self.api,
+                ns,
+                dynakube,
+                page_size=self.config.page_size,
+                secrets=self.secrets,
+                between_pages=self._leading,
+            )
+        except _ScanError as failure:
+            self.count(FAILED, failure.reason)
+            log.warning(
+                "reinjection: scanning namespace %s failed (%s); retrying in %.0fs",
+                namespace,
+                failure.error,
+                self.config.retry_delay,
+                extra={"dynakube": dk.name(dynakube), "namespace": namespace},
+            )
+            return Result(requeue_after=self.config.retry_delay)
+        if scan is None:
+            log.info(
+                "reinjection: lost the Lease while scanning namespace %s; the new leader scans it", namespace
+            )
+            return None
+        self.scans += 1
+        self._take(scan, dynakube)
+        return None
 
-    # --- acting (leader only) ---
-    def _act(self) -> None:
-        with self._lock:
-            queue = [w for w in self._work.values() if w.state == QUEUED]
-        for work in queue:
-            if work.next_try > self.clock():
-                continue
-            if not self._still_wanted(work.dynakube):
-                self._drop(work.dynakube, "is no longer opted in to automatic reinjection")
-                continue
-            if not self.config.dry_run and not self.bucket.ready():
-                log.debug("reinjection rate limit reached; next restart in %.0fs", self.bucket.wait_time())
-                return
-            if not self.elector.is_leader():
-                self.leader = False
-                return
-            self._restart(work)
+    def _take(self, scan: NamespaceScan, dynakube: dict[str, Any]) -> None:
+        """Replace what was known of the namespace with what the scan found, and act on it."""
+        namespace = scan.namespace
+        self._since[namespace] = _rfc3339(scan.mapped_since.timestamp()) if scan.mapped_since else "?"
+        restart_now = opted_in(dynakube) and would_inject_now(dynakube, self.secrets(namespace))
+        self.replace(namespace, scan.works, {scan.dynakube: scan.missed})
+        if scan.works:
+            log.info(
+                "reinjection: namespace %s: %d pod(s) read in %d page(s), %d workload(s) with pods to restart, "
+                "%d pod(s) never seen by the webhook",
+                namespace,
+                scan.pods,
+                scan.pages,
+                len(scan.works),
+                scan.missed,
+                extra={"dynakube": scan.dynakube, "namespace": namespace},
+            )
+        for key, work in sorted(scan.works.items()):
+            if work.state != MANUAL:
+                if not opted_in(dynakube):
+                    work.state, work.detail = REPORTED_ONLY, "NotOptedIn"
+                elif not restart_now:
+                    work.state = WAITING
+            self.put(work)
+            if work.missed and work.state not in (QUEUED, MANUAL):
+                self._report_missed(work)
+            elif work.state == MANUAL:
+                self._report(work, SKIPPED, work.detail, manual_message(work), EVENT_SKIPPED)
+            elif work.state == QUEUED:
+                self.loop.add(("restart", *key))
 
-    def _restart(self, work: Work) -> None:
+    def _report_missed(self, work: Work) -> None:
+        if work.state == REPORTED_ONLY:
+            action = (
+                f"restart it by hand, or annotate DynaKube {work.dynakube} "
+                "feature.dynatrace.com/automatic-reinjection=true to have it restarted"
+            )
+        else:
+            action = f"it will be restarted once DynaKube {work.dynakube}'s connection info is complete"
+        message = missed_message(work, self._since.get(work.namespace, "?"), action)
+        self._report(work, REPORTED, CAUSE_MISSED, message, EVENT_MISSED, "Warning")
+
+    def _report(
+        self,
+        work: Work,
+        outcome: str,
+        reason: str,
+        message: str,
+        event_reason: str,
+        event_type: str = "Normal",
+    ) -> None:
+        """Log, count and record an Event, once per workload and outcome while that outcome lasts."""
+        if not self.first_report(work.key, f"{outcome}/{reason}/{','.join(work.causes)}"):
+            return
+        self.count(outcome, reason)
+        log.info("%s", message, extra=log_fields(work, outcome, reason))
+        self._event(work, event_type, event_reason, message)
+
+    # --- restarting (leader only) ---
+    def _restart(self, key: WorkKey) -> Result | None:
+        work = self.work(key)
+        if work is None or work.state != QUEUED or not self._leading():
+            return None
+        if not self._serving():
+            return Result(requeue_after=self.config.interval)
+        _, dynakube = self.store.pod_state(work.namespace)
+        if dynakube is None or not (
+            opted_in(dynakube) and would_inject_now(dynakube, self.secrets(work.namespace))
+        ):
+            return None  # the view changed: a sync rescans the namespace
+        if not self.config.dry_run and not self.bucket.ready():
+            return Result(requeue_after=self.bucket.wait_time())
         path = f"/apis/apps/v1/namespaces/{work.namespace}/{APPS_KINDS[work.kind]}/{work.name}"
         work.attempts += 1
         try:
             obj = self.api.get(path)
         except ApiError as err:
-            if err.status == 404:
-                self._skip(work, SKIP_NOT_FOUND, f"{work.kind} {work.name} no longer exists")
-            else:
-                self._failure(work, FAIL_OWNER, err)
-            return
+            return self._api_failure(work, FAIL_OWNER, err)
         work.uid = _str(_map(obj.get("metadata")).get("uid")) or work.uid
-        verdict = restart_verdict(work, obj)
+        now = self.clock()
+        verdict = restart_verdict(work, obj, now, self.config.cooldown)
         if verdict is not None:
-            reason, message, state = verdict
-            self._skip(work, reason, message, state=state)
-            return
+            self.set_state(work, verdict.state, verdict.reason)
+            self._report(work, SKIPPED, verdict.reason, verdict.message, EVENT_SKIPPED)
+            if verdict.retry_at is not None:
+                return Result(requeue_after=max(0.0, verdict.retry_at - now))
+            return None
         if self.config.dry_run:
-            self._skip(
-                work,
-                SKIP_DRY_RUN,
+            self.set_state(work, DRY_RUN, SKIP_DRY_RUN)
+            message = (
                 f"Dry run: would restart {work.kind} {work.name} so that pods {work.pod_list()} get OneAgent "
-                f"({', '.join(work.reasons)} at admission; DynaKube {work.dynakube} connection info is complete now)",
-                state=DRY_RUN,
-                event_reason=EVENT_RESTARTED,
+                f"(they were {work.why()}; DynaKube {work.dynakube} would inject them now)"
             )
-            return
-        if not self.bucket.take():  # checked by _act; only a clock going backwards gets here
+            self._report(work, SKIPPED, SKIP_DRY_RUN, message, EVENT_RESTARTED)
+            return None
+        if not self.bucket.take():  # checked above; only a clock going backwards gets here
             work.attempts -= 1
-            return
-        timestamp = _rfc3339(self.clock())
+            return Result(requeue_after=self.bucket.wait_time())
+        timestamp = _rfc3339(now)
+        version = _str(_map(obj.get("metadata")).get("resourceVersion"))
         try:
-            self.api.patch(path, restart_patch(timestamp), "strategic")
+            self.api.patch(path, restart_patch(timestamp, restarts(obj), work.causes, version), "strategic")
         except ApiError as err:
-            if err.status == 404:
-                self._skip(work, SKIP_NOT_FOUND, f"{work.kind} {work.name} no longer exists")
-            else:
-                self._failure(work, FAIL_PATCH, err)
-            return
-        self._set_state(work, _DONE, REASON_ROLLOUT_RESTART)
-        self._count(RESTARTED, REASON_ROLLOUT_RESTART)
+            if err.status == 409:  # changed since the GET (another replica, a rollout): read it again
+                self.count(SKIPPED, SKIP_CONFLICT)
+                log.info("%s %s/%s changed meanwhile; reading it again", work.kind, work.namespace, work.name)
+                work.attempts -= 1
+                return Result(requeue_after=0.0)
+            return self._api_failure(work, FAIL_PATCH, err)
+        self.set_state(work, _DONE, REASON_ROLLOUT_RESTART)
+        # the old pods linger while the rollout runs: the next scan finds them "already restarted", quietly
+        self.reported(work.key, f"{SKIPPED}/{SKIP_ALREADY}/{','.join(work.causes)}")
+        self.count(RESTARTED, REASON_ROLLOUT_RESTART)
         message = (
-            f"Restarted {work.kind} {work.name} so that pods {work.pod_list()} get OneAgent: they were admitted "
-            f"without it ({', '.join(work.reasons)}) and DynaKube {work.dynakube} connection info is complete now"
+            f"Restarted {work.kind} {work.name} so that pods {work.pod_list()} get OneAgent: they were "
+            f"{work.why()}, and DynaKube {work.dynakube} injects them now"
         )
         log.info("%s", message, extra=log_fields(work, RESTARTED, REASON_ROLLOUT_RESTART))
         self._event(work, "Normal", EVENT_RESTARTED, message)
+        return None
 
-    def _failure(self, work: Work, reason: str, err: ApiError) -> None:
-        self._count(FAILED, reason)
+    def _api_failure(self, work: Work, reason: str, err: ApiError) -> Result | None:
+        if err.status == 404:
+            self.set_state(work, MANUAL, SKIP_NOT_FOUND)
+            self._report(
+                work, SKIPPED, SKIP_NOT_FOUND, f"{work.kind} {work.name} no longer exists", EVENT_SKIPPED
+            )
+            return None
+        self.count(FAILED, reason)
         if work.attempts < self.config.max_attempts:
-            with self._lock:
-                work.next_try = self.clock() + self.config.retry_delay
-                work.detail = f"{reason}: {err}"
+            self.set_detail(work, f"{reason}: {err}")
             log.warning(
                 "restarting %s %s/%s failed (%s); attempt %d of %d, retrying in %.0fs",
                 work.kind,
@@ -417,35 +466,15 @@ class Reinjector:
                 self.config.retry_delay,
                 extra=log_fields(work, FAILED, reason),
             )
-            return
+            return Result(requeue_after=self.config.retry_delay)
         message = (
             f"Restarting {work.kind} {work.name} failed {work.attempts} time(s), last: {err}; run "
             f"'kubectl rollout restart' to inject OneAgent into pods {work.pod_list()}"
         )
-        self._set_state(work, MANUAL, reason)
+        self.set_state(work, MANUAL, reason)
         log.warning("%s", message, extra=log_fields(work, FAILED, reason))
         self._event(work, "Warning", EVENT_FAILED, message)
-
-    def _skip(
-        self, work: Work, reason: str, message: str, *, state: str = MANUAL, event_reason: str = EVENT_SKIPPED
-    ) -> None:
-        self._set_state(work, state, reason)
-        self._count(SKIPPED, reason)
-        log.info("%s", message, extra=log_fields(work, SKIPPED, reason))
-        self._event(work, "Normal", event_reason, message)
-
-    def _report_manual(self, work: Work) -> None:
-        """Pods found at scan time whose owner this controller does not restart."""
-        message = manual_message(work)
-        self._count(SKIPPED, work.detail)
-        log.info("%s", message, extra=log_fields(work, SKIPPED, work.detail))
-        self._event(work, "Normal", EVENT_SKIPPED, message)
-
-    def _set_state(self, work: Work, state: str, detail: str) -> None:
-        with self._lock:
-            work.state, work.detail = state, detail
-            if state == _DONE:
-                self._work.pop(work.key, None)
+        return None
 
     def _event(self, work: Work, event_type: str, reason: str, message: str) -> None:
         body = event_body(work, event_type, reason, message, self.elector.identity, self.clock())
@@ -457,42 +486,22 @@ class Reinjector:
             )
 
     # --- introspection (safe from any thread, no API calls) ---
-    def pending(self) -> list[dict[str, Any]]:
-        """Pods still waiting for reinjection, as of the last scan: one entry per pod."""
-        with self._lock:
-            works = sorted(self._work.values(), key=lambda w: w.key)
-            return [
-                {
-                    "dynakube": w.dynakube,
-                    "namespace": w.namespace,
-                    "pod": pod,
-                    "reasons": list(info["reasons"]),
-                    "owner": f"{w.kind}/{w.name}",
-                    "state": w.state,
-                    "detail": w.detail,
-                }
-                for w in works
-                for pod, info in sorted(w.pods.items())
-            ]
-
     def status(self) -> dict[str, Any]:
-        """For a debug endpoint: configuration, leadership, DynaKubes seen, transitions and pending pods."""
+        """For a debug endpoint: configuration, leadership, counts, pending pods and missed pods."""
         return {
             "enabled": self.config.enabled,
             "dry_run": self.config.dry_run,
             "rate_per_minute": self.config.rate_per_minute,
+            "resync_seconds": self.config.resync,
             "identity": self.elector.identity,
             "leader": self.leader,
             "lease_holder": self.elector.holder,
-            "connection_info_complete": dict(self._complete),
-            "transitions": [
-                {
-                    "dynakube": t.dynakube,
-                    "since": _rfc3339(t.at),
-                    "namespaces_to_scan": None if t.namespaces is None else list(t.namespaces),
-                }
-                for t in list(self._transitions.values())
-            ],
+            "namespaces_mapped": len(self._views),
+            "scans": self.scans,
+            "queued": len(self.loop),
             "counts": {f"{o}/{r}": n for (o, r), n in sorted(self.counts.items())},
+            "missed": [
+                {"namespace": ns, "dynakube": d, "pods": n} for (ns, d), n in sorted(self.missed().items())
+            ],
             "pending": self.pending(),
         }

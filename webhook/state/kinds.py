@@ -8,7 +8,7 @@ metadata-only lists/watches (PartialObjectMetadata) and label/field selectors. `
 
 The transform rule: keep the fields some decision, view, ``explain`` or controller reads; drop everything
 else (``managedFields``, ``kubectl.kubernetes.io/last-applied-configuration``, status the webhook does not
-read such as the per-node ``status.oneAgent.instances``). Label and annotation keys and short values are
+read such as the per-node ``status.oneAgent.instances``, Secret keys other than the proxy). Label and annotation keys and short values are
 interned, so 50 000 namespaces carrying the same few labels share one copy of each string.
 """
 
@@ -19,13 +19,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from webhook import dynakube as dk
-
 Obj = dict[str, Any]
 Transform = Callable[[Mapping[str, Any]], Obj]
 
 DYNAKUBES = "dynakubes"
 NAMESPACES = "namespaces"
+SECRETS = "secrets"  # of the webhook's namespace, only their `proxy` key (what a DynaKube's spec.proxy names)
+SECRET_KEYS = ("proxy",)
 
 # namespace annotations the injection reads (INJECTION-CONTRACT §4.2 release mapping, §7 metadata enrichment)
 NAMESPACE_ANNOTATION_PREFIXES = ("mapping.release.dynatrace.com/", "metadata.dynatrace.com/")
@@ -39,7 +39,8 @@ class Kind:
     ``path`` is the collection path; ``{namespace}`` (the webhook's namespace) and ``{dynakube_version}``
     (discovered at start) are filled in by ``KubeState``. ``metadata_only`` asks the API server for
     PartialObjectMetadata (for kinds whose spec and status are never read). ``by_namespace`` keys objects by
-    ``namespace/name`` (kinds listed across namespaces); otherwise by name.
+    ``namespace/name`` (kinds listed across namespaces); otherwise by name. ``sync_required``: readiness
+    waits for the kind's first list.
     """
 
     resource: str
@@ -49,6 +50,7 @@ class Kind:
     label_selector: str = ""
     field_selector: str = ""
     by_namespace: bool = False
+    sync_required: bool = True
 
     def key(self, obj: Mapping[str, Any]) -> str:
         """The Store key of an object, "" when it has no usable name."""
@@ -116,7 +118,6 @@ def namespace_transform(obj: Mapping[str, Any]) -> Obj:
 # exactly what the API server sent and skip it with the same reason they would give for the whole object.
 Shape = Mapping[str, Any]
 
-_MODE_SHAPE = {"namespaceSelector": True, "codeModulesImage": True, "initResources": True}
 _CONNECTION_INFO = {"connectionInfoStatus": {"tenantUUID": True, "communicationHosts": True}}
 
 DYNAKUBE_SHAPE: Shape = {
@@ -130,13 +131,9 @@ DYNAKUBE_SHAPE: Shape = {
         "generation": True,
         "annotations": lambda value: _string_map(value, lambda key: key != LAST_APPLIED),
     },
-    "spec": {
-        "apiUrl": True,
-        "networkZone": True,
-        "namespaceSelector": True,  # v1beta1
-        "metadataEnrichment": True,
-        "oneAgent": dict.fromkeys(dk.MODES, _MODE_SHAPE),
-    },
+    # the whole spec: /validate compares the new DynaKube with the cached ones on many of its fields
+    # (selectors, node selectors, modules, API URLs), and a DynaKube's spec is the user's small configuration
+    "spec": True,
     "status": {
         "kubeSystemUUID": True,
         "codeModules": {"version": True},
@@ -166,13 +163,25 @@ def pick(value: Any, shape: Shape) -> Any:
 
 
 def dynakube_transform(obj: Mapping[str, Any]) -> Obj:
-    """What the DynaKube views (``webhook.dynakube``), the injection, ``/label-ns``, ``/validate``'s conflict
-    check, events and reinjection read."""
+    """What the DynaKube views (``webhook.dynakube``), the injection, ``/label-ns``, ``/validate``'s checks
+    against the other DynaKubes, events and reinjection read."""
     return dict(pick(obj, DYNAKUBE_SHAPE))
+
+
+def secret_transform(obj: Mapping[str, Any]) -> Obj:
+    """A Secret of the webhook's namespace: its name and the ``SECRET_KEYS`` of ``data`` only."""
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    keep = {k: meta[k] for k in ("name", "namespace", "resourceVersion", "uid") if k in meta}
+    data = obj.get("data")
+    data = data if isinstance(data, Mapping) else {}
+    return {"kind": "Secret", "metadata": keep, "data": {k: data[k] for k in SECRET_KEYS if k in data}}
 
 
 NAMESPACE_KIND = Kind(NAMESPACES, "/api/v1/namespaces", namespace_transform, metadata_only=True)
 DYNAKUBE_KIND = Kind(
     DYNAKUBES, "/apis/dynatrace.com/{dynakube_version}/namespaces/{namespace}/dynakubes", dynakube_transform
 )
-DEFAULT_KINDS = (DYNAKUBE_KIND, NAMESPACE_KIND)
+# spec.proxy.valueFrom of /validate; readiness does not wait for it (the proxy check says so until it is loaded)
+SECRET_KIND = Kind(SECRETS, "/api/v1/namespaces/{namespace}/secrets", secret_transform, sync_required=False)
+DEFAULT_KINDS = (DYNAKUBE_KIND, NAMESPACE_KIND, SECRET_KIND)

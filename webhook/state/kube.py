@@ -186,6 +186,19 @@ class KubeApi:
         finally:
             response.release_conn()
 
+    def list_metadata_page(
+        self, path: str, *, limit: int, continue_token: str = "", field_selector: str = ""
+    ) -> tuple[Items, str]:
+        """One page of PartialObjectMetadata: (items, continue token); ``list_page`` with ``metadata_only``."""
+        items, _, token = self.list_page(
+            path,
+            limit=limit,
+            continue_token=continue_token,
+            field_selector=field_selector,
+            metadata_only=True,
+        )
+        return items, token
+
 
 def api_client(configuration: Any) -> Any:
     """An ApiClient whose transport retries connection errors but never HTTP statuses: 429/5xx and their
@@ -218,7 +231,7 @@ def dynakube_version(api: KubeApi, preferred: str) -> str:
 
 
 class KubeState:
-    """One reflector per kind the Store caches (by default DynaKubes in the webhook namespace and all
+    """One reflector per kind the Store caches (by default DynaKubes and Secrets in the webhook namespace, all
     namespaces), each in its own daemon thread."""
 
     def __init__(

@@ -1,10 +1,11 @@
-"""State from a YAML file (local development and tests): DynaKube and Namespace documents.
+"""State from a YAML file (local development and tests): DynaKube, Namespace and Secret documents.
 
 The file is read at start and again whenever it changes; a file that fails to parse keeps the previous state.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from webhook.state.store import DYNAKUBES, NAMESPACES, Store
+from webhook.state.store import DYNAKUBES, NAMESPACES, SECRETS, Store
 
 log = logging.getLogger(__name__)
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -22,9 +23,10 @@ class StateFileError(ValueError):
     pass
 
 
-def parse(text: str, namespace: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Split the documents into (dynakubes in ``namespace``, namespaces); anything else is an error."""
-    dynakubes, namespaces = [], []
+def parse_documents(text: str, namespace: str) -> dict[str, list[dict[str, Any]]]:
+    """Sort the documents by resource: DynaKubes and Secrets in ``namespace``, Namespaces; anything else is an
+    error. A Secret's ``stringData`` is stored base64-encoded in ``data``, as the API server does."""
+    found: dict[str, list[dict[str, Any]]] = {DYNAKUBES: [], NAMESPACES: [], SECRETS: []}
     try:
         # libyaml's C loader when the wheel has it: ten times faster on large state files
         documents = [d for d in yaml.load_all(text, Loader=_LOADER) if d is not None]
@@ -33,21 +35,39 @@ def parse(text: str, namespace: str) -> tuple[list[dict[str, Any]], list[dict[st
     for i, doc in enumerate(documents):
         kind = doc.get("kind") if isinstance(doc, dict) else None
         if kind == "List":
-            more_dk, more_ns = parse(yaml.safe_dump_all(doc.get("items") or []), namespace)
-            dynakubes += more_dk
-            namespaces += more_ns
-        elif kind == "DynaKube":
+            for resource, items in parse_documents(
+                yaml.safe_dump_all(doc.get("items") or []), namespace
+            ).items():
+                found[resource] += items
+        elif kind in ("DynaKube", "Secret"):
             meta = doc.setdefault("metadata", {})
             meta.setdefault("namespace", namespace)
-            if meta["namespace"] == namespace:
-                dynakubes.append(doc)
+            if meta["namespace"] != namespace:
+                log.warning("ignoring %s %r outside namespace %r", kind, meta.get("name"), namespace)
+            elif kind == "DynaKube":
+                found[DYNAKUBES].append(doc)
             else:
-                log.warning("ignoring DynaKube %r outside namespace %r", meta.get("name"), namespace)
+                found[SECRETS].append(_secret(doc))
         elif kind == "Namespace":
-            namespaces.append(doc)
+            found[NAMESPACES].append(doc)
         else:
-            raise StateFileError(f"document {i + 1} has kind {kind!r}; expected DynaKube or Namespace")
-    return dynakubes, namespaces
+            raise StateFileError(
+                f"document {i + 1} has kind {kind!r}; expected DynaKube, Namespace or Secret"
+            )
+    return found
+
+
+def _secret(doc: dict[str, Any]) -> dict[str, Any]:
+    data = dict(doc.get("data") or {})
+    for key, value in (doc.get("stringData") or {}).items():
+        data[key] = base64.b64encode(str(value).encode()).decode()
+    return {**doc, "data": data}
+
+
+def parse(text: str, namespace: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(DynaKubes in ``namespace``, Namespaces) of a state file."""
+    found = parse_documents(text, namespace)
+    return found[DYNAKUBES], found[NAMESPACES]
 
 
 class LocalState:
@@ -63,22 +83,21 @@ class LocalState:
     def load(self) -> bool:
         try:
             stat = self.path.stat()
-            dynakubes, namespaces = parse(self.path.read_text(), self.store.namespace)
+            found = parse_documents(self.path.read_text(), self.store.namespace)
         except (OSError, StateFileError) as err:
             self.errors += 1
             log.error("state file %s not loaded, keeping the previous state: %s", self.path, err)
             return False
         self._stamp = (stat.st_mtime, stat.st_size)
-        self.store.replace(DYNAKUBES, dynakubes)
-        self.store.replace(NAMESPACES, namespaces)
         for resource in self.store.resources:
-            if resource not in (DYNAKUBES, NAMESPACES):
-                self.store.replace(resource, [])  # kinds a state file does not describe: known to be empty
+            # kinds a state file does not describe are known to be empty
+            self.store.replace(resource, found.get(resource, []))
         log.info(
-            "state loaded from %s: %d DynaKube(s), %d namespace(s)",
+            "state loaded from %s: %d DynaKube(s), %d namespace(s), %d secret(s)",
             self.path,
-            len(dynakubes),
-            len(namespaces),
+            len(found[DYNAKUBES]),
+            len(found[NAMESPACES]),
+            len(found[SECRETS]),
         )
         return True
 

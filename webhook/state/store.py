@@ -13,14 +13,30 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from webhook.dynakube import INSTANCE_LABEL
-from webhook.state.kinds import DEFAULT_KINDS, DYNAKUBES, NAMESPACES, Kind, Obj
+from webhook.state.kinds import DEFAULT_KINDS, DYNAKUBES, NAMESPACES, SECRET_KEYS, SECRETS, Kind, Obj
 from webhook.tolerant import as_map
 
 log = logging.getLogger(__name__)
 
-RESOURCES = (DYNAKUBES, NAMESPACES)
+RESOURCES = (DYNAKUBES, NAMESPACES, SECRETS)
+ISTIO_API = "networking.istio.io/v1beta1"  # /validate: is Istio's API served (spec.enableIstio)?
 
-__all__ = ["DYNAKUBES", "NAMESPACES", "RESOURCES", "Obj", "Store"]
+__all__ = [
+    "DYNAKUBES",
+    "ISTIO_API",
+    "NAMESPACES",
+    "RESOURCES",
+    "SECRETS",
+    "SECRET_KEYS",
+    "Obj",
+    "Store",
+    "slim",
+]
+
+
+def slim(resource: str, obj: Mapping[str, Any]) -> Obj:
+    """What the cache keeps of ``obj`` by the default kinds' transforms."""
+    return next(k for k in DEFAULT_KINDS if k.resource == resource).transform(obj)
 
 
 class Store:
@@ -32,6 +48,8 @@ class Store:
         self.last_event: dict[str, float] = {}
         self.dropped = 0  # objects a transform could not handle (never stored)
         self.source = "none"
+        # API group versions probed in the background (``webhook.state.discovery``): served or not; absent: unknown
+        self.served: dict[str, bool] = {}
         for kind in kinds:
             self.add_kind(kind)
 
@@ -74,6 +92,10 @@ class Store:
         name = as_map(as_map(as_map(ns).get("metadata")).get("labels")).get(INSTANCE_LABEL)
         return ns, (self.dynakube(name) if isinstance(name, str) else None)
 
+    def secret(self, name: str) -> Obj | None:
+        """A cached Secret of the webhook's namespace (name and ``SECRET_KEYS`` of ``data`` only)."""
+        return self._objects[SECRETS].get(name)
+
     def dynakubes(self) -> list[Obj]:
         return list(self._objects[DYNAKUBES].values())
 
@@ -82,7 +104,8 @@ class Store:
 
     @property
     def synced(self) -> bool:
-        return all(self._synced.values())
+        """What readiness waits for: the first list of every kind that is ``sync_required``."""
+        return all(self._synced[r] for r, kind in self._kinds.items() if kind.sync_required)
 
     def is_synced(self, resource: str) -> bool:
         return self._synced[resource]

@@ -1,58 +1,51 @@
-"""spec.activeGate: known, unique capabilities; a memory limit (warning)."""
+"""spec.activeGate (``activegate.go``): known, unique capabilities; a memory limit (warning)."""
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import Any
-
-from webhook.validation.base import Context, DynaKube, as_map
+from webhook.tolerant import as_map
+from webhook.validation import hub
+from webhook.validation.base import Context, DynaKube
 
 CAPABILITIES = ("routing", "kubernetes-monitoring", "metrics-ingest", "dynatrace-api")
 
+INVALID_CAPABILITY = (
+    "The DynaKube's specification tries to use an invalid capability in ActiveGate section, invalid "
+    "capability=%s.\nMake sure you correctly specify the ActiveGate capabilities in your custom resource.\n"
+)
+DUPLICATE_CAPABILITY = (
+    "The DynaKube's specification tries to specify duplicate capabilities in the ActiveGate section, duplicate "
+    "capability=%s.\nMake sure you don't duplicate an Activegate capability in your custom resource.\n"
+)
+MISSING_MEMORY_LIMIT = "ActiveGate specification missing memory limits. Can cause excess memory usage."
 
-def _capabilities(dynakube: DynaKube) -> Any:
-    return as_map(as_map(dynakube.get("spec")).get("activeGate")).get("capabilities")
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else str(value)
 
 
-def invalid_activegate_capability(dynakube: DynaKube, ctx: Context) -> str | None:
-    capabilities = _capabilities(dynakube)
-    if capabilities is None:
+def invalid_capability(dk: DynaKube, ctx: Context) -> str | None:
+    if not hub.activegate_enabled(dk):
         return None
-    if not isinstance(capabilities, list):
-        return f"spec.activeGate.capabilities must be a list of capability names, from {', '.join(CAPABILITIES)}."
-    invalid = [c for c in capabilities if c not in CAPABILITIES]
-    if invalid:
-        return (
-            f"spec.activeGate.capabilities contains invalid capabilit{'ies' if len(invalid) > 1 else 'y'} "
-            f"{', '.join(repr(c) for c in invalid)}. Valid capabilities are {', '.join(CAPABILITIES)}."
-        )
+    for capability in hub.capabilities(dk):
+        if capability not in CAPABILITIES:
+            return INVALID_CAPABILITY % _text(capability) + f"Valid capabilities: {', '.join(CAPABILITIES)}."
     return None
 
 
-def duplicate_activegate_capability(dynakube: DynaKube, ctx: Context) -> str | None:
-    capabilities = _capabilities(dynakube)
-    if not isinstance(capabilities, list):
+def duplicate_capability(dk: DynaKube, ctx: Context) -> str | None:
+    if not hub.activegate_enabled(dk):
         return None
-    counts = Counter(c for c in capabilities if isinstance(c, str))
-    duplicates = sorted(c for c, n in counts.items() if n > 1)
-    if duplicates:
-        return (
-            f"spec.activeGate.capabilities lists {', '.join(duplicates)} more than once. "
-            "List each capability once."
-        )
+    seen: list[object] = []
+    for capability in hub.capabilities(dk):
+        if capability in seen:
+            return DUPLICATE_CAPABILITY % _text(capability)
+        seen.append(capability)
     return None
 
 
-def missing_activegate_memory_limit(dynakube: DynaKube, ctx: Context) -> str | None:
-    """Warning. An ActiveGate is deployed when it has capabilities."""
-    active_gate = as_map(as_map(dynakube.get("spec")).get("activeGate"))
-    capabilities = active_gate.get("capabilities")
-    if not isinstance(capabilities, list) or not capabilities:
-        return None
-    memory = as_map(as_map(active_gate.get("resources")).get("limits")).get("memory")
-    if memory in (None, ""):
-        return (
-            "spec.activeGate has no memory limit, so the ActiveGate can use excess memory. "
-            "Set spec.activeGate.resources.limits.memory (e.g. 1.5Gi)."
-        )
+def missing_memory_limit(dk: DynaKube, ctx: Context) -> str | None:
+    """Warning. Any ``limits`` map, even one without ``memory``, suppresses it (as upstream)."""
+    resources = as_map(as_map(hub.spec(dk).get("activeGate")).get("resources"))
+    if hub.activegate_enabled(dk) and resources.get("limits") is None:
+        return MISSING_MEMORY_LIMIT
     return None

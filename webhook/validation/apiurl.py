@@ -1,74 +1,65 @@
-"""spec.apiUrl: present, not the example, a URL ending in /api; its tenant never changes on UPDATE."""
+"""spec.apiUrl (``api_url.go``): set and not the example, a URL Go parses ending in ``/api``, not a third-gen
+(``.apps.``) URL; unchanged on UPDATE."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from webhook import dynakube as dk
+from webhook.validation import gourl, hub
 from webhook.validation.base import Context, DynaKube
 
 EXAMPLE_API_URL = "https://ENVIRONMENTID.live.dynatrace.com/api"
-_HINT = "e.g. https://<environment-id>.live.dynatrace.com/api, or https://<host>/e/<environment-id>/api for Managed"
+
+NO_API_URL = (
+    "The DynaKube's specification is missing the API URL or still has the example value set.\n"
+    "\tMake sure you correctly specify the URL in your custom resource.\n\t"
+)
+INVALID_API_URL = (
+    "The DynaKube's specification has an invalid API URL value set.\n"
+    "\tMake sure you correctly specify the URL in your custom resource (including the /api postfix).\n\t"
+)
+THIRD_GEN_API_URL = (
+    "The DynaKube's specification has an 3rd gen API URL. Make sure to remove the 'apps' part\n"
+    "\tout of it. Example: https://ENVIRONMENTID.live.dynatrace.com/api"
+)
+MUTATED_API_URL = (
+    "The DynaKube's specification mutated the API URL although it is immutable. "
+    "Please delete the CR and then apply a new one"
+)
 
 
-def tenant_of(api_url: str) -> str:
-    """The first label of the host: ``abc12345`` in ``https://abc12345.live.dynatrace.com/api``."""
+def api_url_problem(url: str) -> str:
+    """Why upstream rejects a non-empty apiUrl (our hint), or "" when it does not."""
+    if not url.endswith("/api"):
+        return "it must end with /api" + (" (remove the trailing slash)" if url.endswith("/api/") else "")
     try:
-        host = urlsplit(api_url.strip()).hostname or ""
-    except ValueError:
-        return ""
-    return host.split(".", 1)[0].lower()
-
-
-def api_url_problem(api_url: str) -> str:
-    """What is wrong with a non-empty apiUrl, or ""."""
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in api_url):
-        return "it contains whitespace or control characters"
-    try:
-        parts = urlsplit(api_url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
-    except ValueError as err:
-        return f"it is not a URL ({err})"
-    if parts.scheme not in ("https", "http"):
-        return "it must start with https://"
-    host = parts.hostname or ""
-    if not host or host.startswith("."):
-        return "it has no host name"
-    if not api_url.endswith("/api"):
-        return "it must end with /api" + (" (remove the trailing slash)" if api_url.endswith("/api/") else "")
+        parsed = gourl.parse(url)
+    except gourl.URLError as err:
+        return f"it is not a URL: {err}"
+    if not [p for p in parsed.hostname.split(".") if p]:
+        return "it has no host name (write it as https://<host>/api)"
     return ""
 
 
-def no_api_url(dynakube: DynaKube, ctx: Context) -> str | None:
-    url = dk.api_url(dynakube)
-    if not url.strip():
-        return f"spec.apiUrl is missing. Set it to the API URL of your Dynatrace environment, {_HINT}."
-    if url == EXAMPLE_API_URL:
-        return (
-            f"spec.apiUrl is still the example {EXAMPLE_API_URL}. Replace ENVIRONMENTID with the ID of "
-            "your Dynatrace environment."
-        )
-    return None
+def no_api_url(dk: DynaKube, ctx: Context) -> str | None:
+    url = hub.api_url(dk)
+    return NO_API_URL if url in ("", EXAMPLE_API_URL) else None
 
 
-def invalid_api_url(dynakube: DynaKube, ctx: Context) -> str | None:
-    url = dk.api_url(dynakube)
-    if not url.strip() or url == EXAMPLE_API_URL:
-        return None  # no_api_url reports these
+def invalid_api_url(dk: DynaKube, ctx: Context) -> str | None:
+    url = hub.api_url(dk)
     problem = api_url_problem(url)
-    if problem:
-        return f"spec.apiUrl {url!r} is invalid: {problem}. Set the API URL of your environment, {_HINT}."
-    return None
+    if not problem:
+        return None
+    if not url:
+        return INVALID_API_URL  # no_api_url says what is missing
+    return f"{INVALID_API_URL}\nspec.apiUrl {gourl.go_quote(url)}: {problem}."
 
 
-def tenant_changed(dynakube: DynaKube, ctx: Context) -> str | None:
-    """UPDATE only. An old object without a tenant (never validated) may get one."""
+def third_gen_api_url(dk: DynaKube, ctx: Context) -> str | None:
+    return THIRD_GEN_API_URL if ".apps." in hub.api_url(dk) else None
+
+
+def mutated_api_url(dk: DynaKube, ctx: Context) -> str | None:
+    """UPDATE only."""
     if ctx.old is None:
         return None
-    old, new = tenant_of(dk.api_url(ctx.old)), tenant_of(dk.api_url(dynakube))
-    if old and new != old:
-        return (
-            f"The tenant in spec.apiUrl is immutable: it is {old!r} and the update changes it to {new!r}. "
-            f"Keep spec.apiUrl on tenant {old}, or delete this DynaKube and create a new one for the other tenant."
-        )
-    return None
+    return MUTATED_API_URL if hub.api_url(ctx.old) != hub.api_url(dk) else None

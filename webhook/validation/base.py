@@ -1,12 +1,28 @@
-"""What every check gets: the DynaKube (a plain dict) and a ``Context``; what it returns: a message or None."""
+"""What every check gets: the object (a plain dict) and a ``Context``; what it returns: a message or None."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from webhook.validation.modules import Modules
+
 DynaKube = Mapping[str, Any]
+
+__all__ = ["Check", "Context", "DynaKube", "Modules", "SecretRead"]
+
+
+@dataclass(frozen=True)
+class SecretRead:
+    """A cached Secret as the proxy check needs it: its ``data`` (base64 values), or why it cannot be read."""
+
+    data: Mapping[str, Any] | None = None  # None: not readable, see error
+    error: str = ""  # upstream-style API error, e.g. 'secrets "x" not found'
+
+
+def _no_secret(name: str) -> SecretRead:
+    return SecretRead(error=f'secrets "{name}" not found')
 
 
 @dataclass(frozen=True)
@@ -15,13 +31,13 @@ class Context:
 
     operation: str = "CREATE"
     old: DynaKube | None = None  # the stored object on UPDATE
-    dynakubes: Sequence[DynaKube] = ()  # cached DynaKubes of the webhook's namespace (may include this one)
+    # cached DynaKubes of the object's namespace (may include this one); empty when not cached
+    dynakubes: Sequence[DynaKube] = ()
     namespaces: Sequence[Mapping[str, Any]] = ()  # cached namespaces
     webhook_namespace: str = ""
+    modules: Modules = field(default_factory=Modules)  # what the operator installation has
+    secret: Callable[[str], SecretRead] = _no_secret  # cached Secrets of the object's namespace
+    istio: bool | None = None  # networking.istio.io/v1beta1 served; None: not known (the check passes)
 
 
 Check = Callable[[DynaKube, Context], "str | None"]
-
-
-def as_map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}

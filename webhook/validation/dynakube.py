@@ -1,38 +1,87 @@
-"""DynaKube validation: the error checks (deny) and warning checks (allow, tell kubectl) of ``/validate``.
+"""The checks of ``/validate`` in upstream's order (Dynatrace Operator v1.4), and how their results are summed.
 
-Each check is a small function ``(dynakube, context) -> message | None`` in the module of its topic. A check
-that raises is a bug: it is logged and skipped, never turned into a denial.
+DynaKube: every error check (deny), then every warning check (allow, kubectl prints them), then on UPDATE the
+update-only check, whose message comes last. The object is read as v1beta3 (``hub.to_hub``). Each check is a
+small function ``(object, context) -> message | None`` in the module of its topic. A check that raises is a
+bug: it is logged and skipped, never turned into a denial or a 500.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from webhook.validation import activegate, apiurl, featureflags, name, namespaces, oneagent
+from webhook.validation import (
+    activegate,
+    apiurl,
+    edgeconnect,
+    extensions,
+    featureflags,
+    hub,
+    images,
+    istio,
+    kspm,
+    logmonitoring,
+    module_checks,
+    name,
+    namespaces,
+    oneagent,
+    proxy,
+)
 from webhook.validation.base import Check, Context, DynaKube
 
 log = logging.getLogger(__name__)
 
 ERROR_CHECKS: tuple[Check, ...] = (
+    module_checks.csi_module_disabled,  # E1
+    module_checks.activegate_module_disabled,
+    module_checks.extensions_module_disabled,
+    module_checks.log_monitoring_module_disabled,
+    module_checks.kspm_module_disabled,
+    module_checks.oneagent_module_disabled,  # E6
+    oneagent.invalid_oneagent_version,
     apiurl.no_api_url,
     apiurl.invalid_api_url,
-    oneagent.conflicting_oneagent_modes,
-    activegate.invalid_activegate_capability,
-    activegate.duplicate_activegate_capability,
+    apiurl.third_gen_api_url,  # E10
+    module_checks.readonly_csi_volume_without_csi,
+    activegate.invalid_capability,
+    activegate.duplicate_capability,
+    proxy.invalid_proxy,
+    oneagent.conflicting_oneagent_modes,  # E15
+    oneagent.conflicting_node_selector,
+    namespaces.conflicting_namespace_selector,
+    istio.istio_unavailable,
+    oneagent.image_without_csi,
+    oneagent.conflicting_volume_storage,  # E20
     name.name_not_dns1035,
     name.name_too_long,
     namespaces.invalid_namespace_selector,
-    namespaces.conflicting_namespace_selector,
+    images.tenant_image,
+    extensions.eec_image_missing,  # E25
+    extensions.eec_pvc_with_ephemeral_volume,
+    kspm.too_many_activegate_replicas,
+    kspm.missing_kubernetes_monitoring,
+    kspm.missing_node_collector_image,
+    logmonitoring.missing_log_monitoring_image,  # E30
+)
+WARNING_CHECKS: tuple[Check, ...] = (
+    activegate.missing_memory_limit,  # W1
+    oneagent.installer_variables,
+    oneagent.host_group_argument,
+    featureflags.deprecated_feature_flags,
+    logmonitoring.ignored_log_monitoring_template,
+    extensions.same_api_url_for_extensions,  # W6
+)
+# ours, not in v1.4: warnings only, after upstream's
+EXTRA_WARNING_CHECKS: tuple[Check, ...] = (
+    featureflags.later_deprecated_feature_flags,
+    featureflags.unknown_feature_flags,
+    namespaces.invalid_enrichment_selector,
     oneagent.invalid_network_zone,
 )
-UPDATE_CHECKS: tuple[Check, ...] = (apiurl.tenant_changed,)
-WARNING_CHECKS: tuple[Check, ...] = (
-    activegate.missing_activegate_memory_limit,
-    featureflags.deprecated_feature_flags,
-    featureflags.unknown_feature_flags,
-)
+UPDATE_CHECKS: tuple[Check, ...] = (apiurl.mutated_api_url,)
 
 
 @dataclass
@@ -42,11 +91,11 @@ class Result:
     failed: list[str] = field(default_factory=list)  # names of the error checks that failed
 
 
-def _run(checks: Sequence[Check], dynakube: DynaKube, ctx: Context) -> list[tuple[str, str]]:
+def _run(checks: Sequence[Check], obj: Mapping[str, Any], ctx: Context) -> list[tuple[str, str]]:
     found = []
     for check in checks:
         try:
-            message = check(dynakube, ctx)
+            message = check(obj, ctx)
         except Exception:
             log.exception("validation check %s failed", check.__name__)
             continue
@@ -56,13 +105,21 @@ def _run(checks: Sequence[Check], dynakube: DynaKube, ctx: Context) -> list[tupl
 
 
 def validate(dynakube: DynaKube, ctx: Context) -> Result:
-    errors = _run(ERROR_CHECKS + (UPDATE_CHECKS if ctx.old is not None else ()), dynakube, ctx)
-    warnings = _run(WARNING_CHECKS, dynakube, ctx)
+    obj = hub.to_hub(dynakube)
+    errors = _run(ERROR_CHECKS, obj, ctx)
+    warnings = _run(WARNING_CHECKS + EXTRA_WARNING_CHECKS, obj, ctx)
+    if ctx.old is not None:
+        errors += _run(UPDATE_CHECKS, obj, ctx)
     return Result([m for _, m in errors], [m for _, m in warnings], [n for n, _ in errors])
 
 
-def summary(errors: Sequence[str]) -> str:
-    """The denial message: ``\\n<N> error(s) found in the DynaKube\\n 1. <msg>\\n 2. <msg>``."""
-    return f"\n{len(errors)} error(s) found in the DynaKube" + "".join(
+def validate_edgeconnect(obj: Mapping[str, Any], ctx: Context) -> Result:
+    errors = _run(edgeconnect.CHECKS, obj, ctx)
+    return Result([m for _, m in errors], [], [n for n, _ in errors])
+
+
+def summary(errors: Sequence[str], kind: str = "DynaKube") -> str:
+    """The denial message: ``\\n<N> error(s) found in the <kind>\\n 1. <msg>\\n 2. <msg>``."""
+    return f"\n{len(errors)} error(s) found in the {kind}" + "".join(
         f"\n {i}. {message}" for i, message in enumerate(errors, 1)
     )

@@ -1,22 +1,27 @@
-"""``feature.dynatrace.com/*`` annotations: deprecated and unknown flags (warnings).
+"""``feature.dynatrace.com/*`` annotations (``featureflag.go``): the two flags v1.4 deprecates (upstream's
+warning), and our extra warnings for flags deprecated in later releases and for unknown flags.
 
-The lists hold the flags of the operator releases this webhook follows (v1.3/v1.4) that we are sure of; a
-flag missing here only costs a warning, never a denial. Extend ``KNOWN`` when a new flag is documented.
+The known flags are those of the operator releases this webhook follows (v1.4 to current); a flag missing
+here only costs a warning, never a denial.
 """
 
 from __future__ import annotations
 
-from webhook import dynakube as dk
+from webhook.validation import hub
 from webhook.validation.base import Context, DynaKube
 
-PREFIX = "feature.dynatrace.com/"
+PREFIX = hub.FF_PREFIX
+DEPRECATED_MESSAGE = "Feature flag %s is deprecated."
+# upstream v1.4's deprecated flags, in its order
+DEPRECATED_V14 = (PREFIX + "oneagent-ignore-proxy", PREFIX + "activegate-ignore-proxy")
 
-# deprecated flag -> what to use instead
-DEPRECATED = {
-    PREFIX + "oneagent-ignore-proxy": "use the feature.dynatrace.com/no-proxy annotation",
-    PREFIX + "activegate-ignore-proxy": "use the feature.dynatrace.com/no-proxy annotation",
+# flags deprecated after v1.4 (or never documented again) -> what to use instead
+DEPRECATED_LATER = {
     PREFIX + "disable-activegate-updates": "use feature.dynatrace.com/activegate-updates",
+    PREFIX + "activegate-updates": "deprecated since operator v1.6",
     PREFIX + "oneagent-max-unavailable": "use the rollingUpdate settings of the OneAgent in spec",
+    PREFIX + "k8s-app-enabled": "deprecated by later operator releases",
+    PREFIX + "init-container-seccomp-profile": "deprecated by later operator releases",
     PREFIX + "disable-metadata-enrichment": "use spec.metadataEnrichment.enabled (v1beta3 and later)",
     PREFIX + "metadata-enrichment": "use spec.metadataEnrichment.enabled (v1beta3 and later)",
     PREFIX + "dynatrace-api-request-threshold": "use spec.dynatraceApiRequestThreshold (v1beta2 and later)",
@@ -24,48 +29,65 @@ DEPRECATED = {
 
 KNOWN = frozenset(
     {
-        # injection (the flags this webhook reads are the first three)
-        dk.FEATURE_AUTOMATIC_INJECTION,
-        dk.FEATURE_FAILURE_POLICY,
-        dk.FEATURE_IGNORED_NAMESPACES,
-        PREFIX + "automatic-reinjection",
-        PREFIX + "label-version-detection",
-        PREFIX + "init-container-seccomp-profile",
-        PREFIX + "ignore-unknown-state",
-        # general
-        PREFIX + "no-proxy",
-        PREFIX + "host-availability-detection",
-        # ActiveGate
-        PREFIX + "activegate-updates",
-        PREFIX + "activegate-apparmor",
-        PREFIX + "automatic-kubernetes-api-monitoring",
-        PREFIX + "automatic-kubernetes-api-monitoring-cluster-name",
-        PREFIX + "k8s-app-enabled",
-        PREFIX + "automatic-tls-certificate",
-        # OneAgent
-        PREFIX + "oneagent-initial-connect-retry-ms",
-        PREFIX + "oneagent-privileged",
-        PREFIX + "oneagent-skip-liveness-probe",
-        *DEPRECATED,
+        *DEPRECATED_V14,
+        *DEPRECATED_LATER,
+        *(
+            PREFIX + flag
+            for flag in (
+                "no-proxy",
+                "use-eec-legacy-mounts",
+                "use-public-registry",
+                "activegate-apparmor",
+                "automatic-kubernetes-api-monitoring",
+                "automatic-kubernetes-api-monitoring-cluster-name",
+                "automatic-tls-certificate",
+                "max-csi-mount-attempts",
+                "max-csi-mount-timeout",
+                "enable-attributes-dt.kubernetes",
+                "ignored-namespaces",
+                "automatic-injection",
+                "label-version-detection",
+                "injection-failure-policy",
+                "injection-readonly-volume",
+                "oneagent-initial-connect-retry-ms",
+                "oneagent-privileged",
+                "oneagent-classic-nonroot",
+                "oneagent-skip-liveness-probe",
+                "node-image-pull",
+                "otlp-exporter-configuration-set-no-proxy",
+                "automatic-reinjection",
+                "ignore-unknown-state",
+                "host-availability-detection",
+            )
+        ),
     }
 )
 
 
-def _flags(dynakube: DynaKube) -> list[str]:
-    return sorted(k for k in dk.annotations_of(dynakube) if isinstance(k, str) and k.startswith(PREFIX))
+def _flags(dk: DynaKube) -> list[str]:
+    return sorted(k for k in hub.annotations_of(dk) if isinstance(k, str) and k.startswith(PREFIX))
 
 
-def deprecated_feature_flags(dynakube: DynaKube, ctx: Context) -> str | None:
-    used = [f for f in _flags(dynakube) if f in DEPRECATED]
+def deprecated_feature_flags(dk: DynaKube, ctx: Context) -> str | None:
+    """Upstream's warning: one text per deprecated flag with a non-empty value, concatenated."""
+    annotations = hub.annotations_of(dk)
+    text = "".join(DEPRECATED_MESSAGE % flag for flag in DEPRECATED_V14 if annotations.get(flag))
+    return text or None
+
+
+def later_deprecated_feature_flags(dk: DynaKube, ctx: Context) -> str | None:
+    """Our warning: flags deprecated by releases after v1.4."""
+    used = [f for f in _flags(dk) if f in DEPRECATED_LATER]
     if used:
         return "Deprecated feature flags in metadata.annotations: " + "; ".join(
-            f"{f} ({DEPRECATED[f]})" for f in used
+            f"{f} ({DEPRECATED_LATER[f]})" for f in used
         )
     return None
 
 
-def unknown_feature_flags(dynakube: DynaKube, ctx: Context) -> str | None:
-    unknown = [f for f in _flags(dynakube) if f not in KNOWN]
+def unknown_feature_flags(dk: DynaKube, ctx: Context) -> str | None:
+    """Our warning: flags no release knows, usually misspelt."""
+    unknown = [f for f in _flags(dk) if f not in KNOWN]
     if unknown:
         return (
             f"Unknown feature flags in metadata.annotations: {', '.join(unknown)}. They have no effect: "

@@ -1,0 +1,191 @@
+"""Guaranteed injection (issue 14) against a real API server with the controller manager (``K8S_E2E_KCM=1``):
+
+1. a webhook restarted after the DynaKube's communication hosts appeared restarts, once, the Deployment whose
+   pod an earlier webhook had skipped with ``EmptyConnectionInfo``;
+2. a Deployment whose pod was created while no webhook answered is found by the webhook started later (two
+   replicas, one Lease), restarted once, and its new pod injected; a bare pod created then is reported, never
+   touched.
+
+No kubelet runs: pods are stored, never started. The tests read the stored pods, ReplicaSets and Events.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+from tests.e2e.conftest import create_namespace
+from tests.e2e.helpers import (
+    CONFIG_PATHS,
+    HOSTS,
+    INJECTED,
+    INSTANCE_LABEL,
+    PAUSE_IMAGE,
+    REASON,
+    RUN_LABEL,
+    annotations_of,
+    dry_run_create,
+    dynakube_body,
+    dynakube_status,
+    dynakubes_path,
+    is_injected,
+    pod_body,
+    pod_hook,
+    wait,
+)
+
+WORKLOAD = "e2e.dynatrace.com/workload"
+RESTARTS = "reinjection.dynatrace.com/restarts"
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+OPT_IN = {"feature.dynatrace.com/automatic-reinjection": "true"}
+RESYNC = "3"  # seconds: several full scans happen while the tests watch for a second restart
+
+
+def deployment(name: str, run: str) -> dict:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {RUN_LABEL: run}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {WORKLOAD: name}},
+            "template": {
+                "metadata": {"labels": {RUN_LABEL: run, WORKLOAD: name}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": [{"name": "app", "image": PAUSE_IMAGE}],
+                },
+            },
+        },
+    }
+
+
+class App:
+    """A mapped namespace with one Deployment, and what the tests read of it."""
+
+    def __init__(self, kube, cleanup, run_id: str, dynakube: str) -> None:
+        self.kube = kube
+        self.ns = f"app-{run_id}"
+        self.name = f"web-{run_id}"
+        create_namespace(kube, cleanup, self.ns, run_id, **{INSTANCE_LABEL: dynakube})
+        self.pods_path = f"/api/v1/namespaces/{self.ns}/pods"
+        self.deployments = f"/apis/apps/v1/namespaces/{self.ns}/deployments"
+
+    def pods(self) -> list[dict]:
+        items, _ = self.kube.list(self.pods_path, f"{WORKLOAD}={self.name}")
+        return items
+
+    def replica_sets(self) -> list[dict]:
+        items, _ = self.kube.list(
+            f"/apis/apps/v1/namespaces/{self.ns}/replicasets", f"{WORKLOAD}={self.name}"
+        )
+        return items
+
+    def workload(self) -> dict:
+        return self.kube.get(f"{self.deployments}/{self.name}")
+
+    def record(self) -> dict:
+        return json.loads(annotations_of(self.workload()).get(RESTARTS) or "{}")
+
+    def events(self) -> list[dict]:
+        items, _ = self.kube.list(f"/api/v1/namespaces/{self.ns}/events")
+        return [e for e in items if (e.get("source") or {}).get("component") == "dynatrace-webhook"]
+
+
+def wait_for_hook(kube, app: App, run_id: str, reason: str | None) -> None:
+    """Until the API server calls the (newly registered) webhook: a dry-run pod gets its answer."""
+
+    def answered() -> bool:
+        got = annotations_of(dry_run_create(kube, app.pods_path, pod_body("probe", run_id)))
+        return got.get(REASON) == reason if reason else got.get(INJECTED) == "true"
+
+    wait(answered, what="the API server calling /inject")
+
+
+def stays_restarted_once(app: App, seconds: float) -> None:
+    """No second restart while several resyncs run: one restart record, two ReplicaSets."""
+    first = app.workload()["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT]
+    time.sleep(seconds)
+    assert app.workload()["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT] == first
+    assert len(app.replica_sets()) == 2, [r["metadata"]["name"] for r in app.replica_sets()]
+
+
+def test_webhook_restarted_after_hosts_appeared_restarts_the_skipped_deployment(
+    kube, run_id, cleanup, webhook_namespace, start_webhook, register_webhook
+):
+    ns = webhook_namespace
+    dk = f"dk-{run_id}"
+    cleanup.create(dynakubes_path(ns), dynakube_body(dk, ns, run_id, annotations=OPT_IN))
+    kube.patch(f"{dynakubes_path(ns)}/{dk}/status", dynakube_status([]))  # incomplete: no hosts
+    app = App(kube, cleanup, run_id, dk)
+
+    first = start_webhook()  # no --reinject: it only admits
+    first_hook = register_webhook(
+        "MutatingWebhookConfiguration", "dynatrace-webhook-e2e-gi1", [pod_hook(first, run_id)]
+    )
+    wait_for_hook(kube, app, run_id, "EmptyConnectionInfo")
+    cleanup.create(app.deployments, deployment(app.name, run_id))
+    skipped = wait(
+        lambda: [p for p in app.pods() if annotations_of(p).get(REASON) == "EmptyConnectionInfo"],
+        what="the Deployment's pod, admitted without OneAgent",
+    )
+
+    # the webhook goes away; meanwhile the communication hosts appear
+    kube.delete(f"{CONFIG_PATHS['MutatingWebhookConfiguration']}/{first_hook}")
+    first.proc.send_signal(signal.SIGTERM)
+    assert first.proc.wait(timeout=30) == 0
+    kube.patch(f"{dynakubes_path(ns)}/{dk}/status", dynakube_status(HOSTS))
+
+    # a new webhook, with --reinject, that never saw the DynaKube incomplete
+    second = start_webhook("--reinject", "--reinject-resync", RESYNC)
+    register_webhook("MutatingWebhookConfiguration", "dynatrace-webhook-e2e-gi1b", [pod_hook(second, run_id)])
+    injected = wait(
+        lambda: [p for p in app.pods() if is_injected(p)],
+        timeout=120,
+        what=f"a new, injected pod of Deployment {app.name} (webhook log: {second.log})",
+    )
+    assert injected[0]["metadata"]["name"] not in {p["metadata"]["name"] for p in skipped}
+    assert set(app.record()) == {"EmptyConnectionInfo"}
+    stays_restarted_once(app, 8)
+    restarts = [e for e in app.events() if e.get("reason") == "OneAgentReinjection"]
+    assert len(restarts) == 1 and restarts[0]["involvedObject"]["name"] == app.name
+    assert "EmptyConnectionInfo" in restarts[0]["message"]
+
+
+def test_pods_created_while_no_webhook_answered_are_found_and_restarted_once(
+    kube, run_id, cleanup, webhook_namespace, start_webhook, register_webhook
+):
+    ns = webhook_namespace
+    dk = f"dk-{run_id}"
+    cleanup.create(dynakubes_path(ns), dynakube_body(dk, ns, run_id, annotations=OPT_IN))
+    kube.patch(f"{dynakubes_path(ns)}/{dk}/status", dynakube_status(HOSTS))  # complete from the start
+    app = App(kube, cleanup, run_id, dk)
+    time.sleep(1.1)  # creation times have one-second resolution: the pods come after the mapping
+
+    # no webhook registered: the API server admits the pods unchanged
+    cleanup.create(app.deployments, deployment(app.name, run_id))
+    cleanup.create(app.pods_path, {**pod_body(f"bare-{run_id}", run_id), "apiVersion": "v1"})
+    missed = wait(app.pods, what="the Deployment's pod, admitted without any webhook")
+    assert not any(annotations_of(p).get(INJECTED) for p in missed)
+
+    # two replicas with --reinject: one holds the Lease and acts
+    replicas = [start_webhook("--reinject", "--reinject-resync", RESYNC) for _ in range(2)]
+    register_webhook(
+        "MutatingWebhookConfiguration", "dynatrace-webhook-e2e-gi2", [pod_hook(replicas[0], run_id)]
+    )
+    injected = wait(
+        lambda: [p for p in app.pods() if is_injected(p)],
+        timeout=120,
+        what=f"a new, injected pod of Deployment {app.name} (logs: {[str(r.log) for r in replicas]})",
+    )
+    assert injected[0]["metadata"]["name"] not in {p["metadata"]["name"] for p in missed}
+    assert set(app.record()) == {"NotSeenByWebhook"}
+    stays_restarted_once(app, 8)
+
+    events = app.events()
+    restarts = [e for e in events if e.get("reason") == "OneAgentReinjection"]
+    assert len(restarts) == 1 and "never seen by the webhook" in restarts[0]["message"]
+    bare = [e for e in events if (e.get("involvedObject") or {}).get("name") == f"bare-{run_id}"]
+    assert [e["reason"] for e in bare] == ["OneAgentReinjectionSkipped"], [e.get("message") for e in events]
+    assert kube.get(f"{app.pods_path}/bare-{run_id}")["metadata"].get("deletionTimestamp") is None
