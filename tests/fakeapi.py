@@ -111,6 +111,7 @@ class FakeApi:
         """Forget history: watches from any resourceVersion seen so far get 410 Gone."""
         self.compacted = self.resource_version
         self.compactions += 1
+        self._snapshots.clear()  # and the snapshots that paginated lists are reading from
 
     @property
     def resource_version(self) -> int:
