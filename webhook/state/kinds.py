@@ -8,8 +8,9 @@ metadata-only lists/watches (PartialObjectMetadata) and label/field selectors. `
 
 The transform rule: keep the fields some decision, view, ``explain`` or controller reads; drop everything
 else (``managedFields``, ``kubectl.kubernetes.io/last-applied-configuration``, status the webhook does not
-read such as the per-node ``status.oneAgent.instances``, Secret keys other than the proxy). Label and annotation keys and short values are
-interned, so 50 000 namespaces carrying the same few labels share one copy of each string.
+read such as the per-node ``status.oneAgent.instances``, Secret keys other than the proxy). Label and
+annotation keys and short values are interned, so 50 000 namespaces carrying the same few labels share one
+copy of each string.
 """
 
 from __future__ import annotations
