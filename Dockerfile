@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# dynatrace-webhook image: the admission webhook (default command) and the injected init container
-# (`dynatrace-webhook init`).
+# dynatrace-webhook image: the admission webhook. The init container it injects runs the Dynatrace Operator
+# image (`--init-image`), not this one.
 #
 #   docker build -t dynatrace-webhook:0.1.0 .
 #

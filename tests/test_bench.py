@@ -144,3 +144,12 @@ def test_quick_run_reports_every_section(tmp_path: Path) -> None:
         assert set(statuses) <= {"200", "503"}
         assert sum(statuses.values()) + overload[label]["errors"] + overload[label]["unfinished"] > 0
     assert {t["target"] for t in result["targets"]} >= {"idle RSS (MiB)", "start-up to ready (s)"}
+
+
+def test_inprocess_bench_measures_every_case(capsys):
+    from bench import inprocess
+
+    assert inprocess.main(["--batches", "1", "--per-batch", "1", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert set(figures) == set(inprocess.CASES)
+    assert all(value > 0 for value in figures.values())

@@ -297,11 +297,30 @@ def test_inconsistent_values_fail_with_a_clear_message(values: dict[str, Any], m
 def test_image_and_init_image(docs: dict[str, list[dict[str, Any]]]) -> None:
     c = container(docs["default"])
     assert c["image"] == "dynatrace-webhook:0.1.0"
-    assert args_of(docs["default"])["--init-image"] == c["image"]
+    # the injected init container runs the Dynatrace Operator image of the v1.4 contract, pinned
+    assert args_of(docs["default"])["--init-image"] == "public.ecr.aws/dynatrace/dynatrace-operator:v1.4.2"
+    assert "--no-csi-driver" not in args_of(docs["default"])
     digest = "sha256:" + "a" * 64
-    pinned = objects(render_raw({"image": {"repository": "registry.example/dt/webhook", "digest": digest}}))
+    pinned = objects(
+        render_raw(
+            {
+                "image": {"repository": "registry.example/dt/webhook", "digest": digest},
+                "initImage": {
+                    "repository": "registry.example/dt/operator",
+                    "tag": "v1.4.1",
+                    "digest": digest,
+                },
+                "csiDriver": False,
+            }
+        )
+    )
     assert container(pinned)["image"] == f"registry.example/dt/webhook@{digest}"
-    assert args_of(pinned)["--init-image"] == container(pinned)["image"]
+    assert args_of(pinned)["--init-image"] == f"registry.example/dt/operator@{digest}"
+    assert args_of(pinned)["--no-csi-driver"] is None
+    overridden = objects(
+        render_raw({"initImage": {"repository": "mirror.example/operator", "tag": "v1.4.0"}})
+    )
+    assert args_of(overridden)["--init-image"] == "mirror.example/operator:v1.4.0"
 
 
 def test_pod_never_injects_itself_whatever_the_annotations() -> None:
@@ -879,9 +898,9 @@ def test_dynakube_crd(docs: dict[str, list[dict[str, Any]]]) -> None:
     spec = crd["spec"]
     assert spec["group"] == "dynatrace.com" and spec["scope"] == "Namespaced"
     versions = {v["name"]: v for v in spec["versions"]}
-    assert list(versions) == ["v1beta1", "v1beta2", "v1beta3", "v1beta4", "v1beta5"]
+    assert list(versions) == ["v1beta1", "v1beta2", "v1beta3", "v1beta4", "v1beta5", "v1beta6"]
     assert all(v["served"] for v in versions.values())
-    assert [name for name, v in versions.items() if v["storage"]] == ["v1beta5"]
+    assert [name for name, v in versions.items() if v["storage"]] == ["v1beta6"]
     for v in versions.values():
         assert v["subresources"] == {"status": {}}
         schema = v["schema"]["openAPIV3Schema"]
@@ -905,6 +924,9 @@ def test_dynakube_crd(docs: dict[str, list[dict[str, Any]]]) -> None:
         ({"securityContext": {"runAsUser": "root"}}, "/securityContext/runAsUser"),
         ({"containerPorts": {"webhook": 443}}, "/containerPorts/webhook"),
         ({"image": {"digest": "latest"}}, "/image/digest"),
+        ({"initImage": {"digest": "latest"}}, "/initImage/digest"),
+        ({"initImage": {"tag": ""}}, "/initImage/tag"),
+        ({"csiDriver": "yes"}, "/csiDriver"),
         ({"shutdown": {"method": "sigkill"}}, "/shutdown/method"),
         ({"prometheusRule": {"certificateExpiryHours": 0}}, "/prometheusRule/certificateExpiryHours"),
         ({"dashboards": {"enable": True}}, "'enable' not allowed"),
@@ -996,7 +1018,7 @@ def test_notes_tell_how_to_verify_injection(rendered: dict[str, dict[str, str]])
     notes = rendered["default"][f"{RELEASE}/templates/NOTES.txt"]
     assert f"kubectl -n {NAMESPACE} rollout status deployment/{FULLNAME}" in notes
     assert f"kubectl get mutatingwebhookconfiguration {FULLNAME}" in notes
-    assert "oneagent.dynatrace.com/injected" in notes and "install-oneagent" in notes
+    assert "oneagent.dynatrace.com/injected" in notes and "dynatrace-operator" in notes
     assert "dynatrace-webhook-certs" in notes
     assert "dynatrace-webhook-certs" not in rendered["cert-manager"][f"{RELEASE}/templates/NOTES.txt"]
 

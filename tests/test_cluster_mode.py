@@ -140,3 +140,50 @@ def test_relabeler_labels_existing_namespaces(cluster, tmp_path):
         )
     finally:
         assert running.stop() == 0
+
+
+def test_the_admission_path_makes_no_api_request(tmp_path):
+    """Injection with enrichment, the cluster ID and the owner walk in cluster mode: every answer comes from
+    the cache; the loopback API server sees no request while the admissions are answered."""
+    import time
+
+    from tests.apiserver import ApiServer
+    from tests.conftest import make_dynakube, make_namespace
+    from tests.fakeapi import FakeApi
+
+    api = FakeApi()
+    dynakube = make_dynakube("dk")
+    dynakube["spec"]["metadataEnrichment"] = {"enabled": True}
+    api.seed(DK_PATH, dynakube)
+    api.seed("/api/v1/namespaces", make_namespace("shop", "dk"))
+    api.seed("/api/v1/namespaces", make_namespace("dynatrace", None))
+    kube_system = make_namespace("kube-system", None)
+    kube_system["metadata"]["uid"] = "cluster-uid-0001"
+    api.seed("/api/v1/namespaces", kube_system)
+    server = ApiServer(api)
+    running = Running(
+        tmp_path, "--cert-mode", "dev", "--no-events", kubeconfig=server.kubeconfig(tmp_path / "kc")
+    )
+    try:
+        running.wait_ready()
+        pod = make_pod()
+        pod["metadata"]["labels"]["pod-template-hash"] = "785cb95b9f"
+        pod["metadata"]["ownerReferences"] = [
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "checkout-785cb95b9f", "controller": True}
+        ]
+        with running.tls_client() as client:
+            inject(client, make_review(pod))  # the connection is up before the window opens
+            since = time.monotonic()
+            answers = [inject(client, make_review(pod)) for _ in range(20)]
+            until = time.monotonic()
+        assert all(answers)
+        init = next(op["value"] for op in answers[0] if op["path"] == "/spec/initContainers")[0]
+        env = {e["name"]: e.get("value") for e in init["env"]}
+        assert env["K8S_CLUSTER_ID"] == "cluster-uid-0001"
+        assert (env["DT_WORKLOAD_KIND"], env["DT_WORKLOAD_NAME"]) == ("deployment", "checkout")
+        # the cache's own watch streams may (re)start meanwhile; anything else would be the admission path's
+        made = [(m, p) for t, m, p in list(server.times) if since <= t <= until and "watch=true" not in p]
+        assert made == [], made
+    finally:
+        assert running.stop() == 0
+        server.close()

@@ -1,8 +1,12 @@
 """Golden AdmissionReviews for /inject: request -> response patch -> patched pod.
 
-Each ``tests/fixtures/inject/<case>.review.json`` is answered with the state of ``examples/local-state.yaml``;
-the patch must equal ``<case>.patch.json`` and, applied to the request's pod, give ``<case>.pod.json``.
-``reinvoke-*`` cases are generated from the patched pod of ``inject-cloud-native`` plus one new container.
+Each ``tests/fixtures/inject/<case>.review.json`` is answered with the state of ``examples/local-state.yaml``
+plus ``tests/fixtures/inject/contract-state.yaml`` (one DynaKube and namespace per group of contract cases);
+the patch must equal ``<case>.patch.json`` and, applied to the request's pod, give ``<case>.pod.json``. An
+optional ``<case>.options.json`` sets what the state file does not hold: ``csi`` (the CSI driver is installed,
+default true), ``secrets`` (the init secrets of the pod's namespace, default both) and ``owners`` (cached owner
+metadata by ``Kind/name``, default none). ``reinvoke-new-container`` is generated from the patched pod of
+``inject-cloud-native`` plus one new container.
 Regenerate after an intended change with ``UPDATE_GOLDEN=1 pytest tests/test_golden.py`` and review the diff.
 """
 
@@ -21,8 +25,9 @@ import pytest
 from tests.conftest import SETTINGS
 from webhook.admission import handlers
 from webhook.admission.review import decode, encode
-from webhook.state.local import LocalState
-from webhook.state.store import Store
+from webhook.mutation import pod as pods
+from webhook.state.local import parse
+from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "inject"
@@ -32,15 +37,37 @@ CASES = sorted(p.name.removesuffix(".review.json") for p in FIXTURES.glob("*.rev
 
 @pytest.fixture(scope="module")
 def store() -> Store:
+    dynakubes, namespaces = [], []
+    for path in (ROOT / "examples" / "local-state.yaml", FIXTURES / "contract-state.yaml"):
+        more_dk, more_ns = parse(path.read_text(), "dynatrace")
+        dynakubes += more_dk
+        namespaces += more_ns
     s = Store("dynatrace")
-    assert LocalState(ROOT / "examples" / "local-state.yaml", s).load()
+    s.replace(DYNAKUBES, dynakubes)
+    s.replace(NAMESPACES, namespaces)
     return s
 
 
-def answer(review: dict, store: Store) -> dict:
-    body = orjson.dumps(review)
-    r = decode(body)
-    return orjson.loads(encode(r, handlers.inject(r, store, SETTINGS)))
+class CaseStore(Store):
+    """The shared store with one case's options: its owner cache and init secrets."""
+
+    def __init__(self, base: Store, options: dict) -> None:
+        self.__dict__.update(base.__dict__)
+        self._owners = options.get("owners", {})
+        self._secrets = options.get("secrets")
+
+    def owner_meta(self, namespace: str, kind: str, name: str) -> dict | None:
+        return self._owners.get(f"{kind}/{name}")
+
+    def init_secrets(self, namespace: str) -> frozenset[str]:
+        return super().init_secrets(namespace) if self._secrets is None else frozenset(self._secrets)
+
+
+def answer(review: dict, store: Store, options: dict | None = None) -> dict:
+    options = options or {}
+    settings = pods.Settings(image=SETTINGS.image, version=SETTINGS.version, csi=options.get("csi", True))
+    r = decode(orjson.dumps(review))
+    return orjson.loads(encode(r, handlers.inject(r, CaseStore(store, options), settings)))
 
 
 def patch_of(response: dict) -> list:
@@ -64,7 +91,9 @@ def test_there_are_golden_cases():
 @pytest.mark.parametrize("case", CASES)
 def test_golden(case, store):
     review = json.loads((FIXTURES / f"{case}.review.json").read_text())
-    response = answer(review, store)
+    options_file = FIXTURES / f"{case}.options.json"
+    options = json.loads(options_file.read_text()) if options_file.exists() else {}
+    response = answer(review, store, options)
     assert response["apiVersion"] == review["apiVersion"]
     assert response["response"]["uid"] == review["request"]["uid"]
     assert response["response"]["allowed"] is True
@@ -78,7 +107,7 @@ def test_golden(case, store):
     # and a second pass over the patched pod changes nothing
     again = copy.deepcopy(review)
     again["request"]["object"] = patched
-    assert patch_of(answer(again, store)) == []
+    assert patch_of(answer(again, store, options)) == []
 
 
 def test_reinvocation_after_a_new_container(store):

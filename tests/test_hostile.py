@@ -156,7 +156,7 @@ def test_two_thousand_containers(client):
     containers = [{"name": f"c{i}", "image": "i"} for i in range(2000)]
     review = make_review(make_pod(containers=containers))
     result = patched(review, post(client, orjson.dumps(review)))
-    assert all(c["env"][0]["name"] == "LD_PRELOAD" for c in result["spec"]["containers"])
+    assert all("LD_PRELOAD" in [e["name"] for e in c["env"]] for c in result["spec"]["containers"])
 
 
 def test_ten_thousand_env_entries_and_a_megabyte_of_annotations(client):

@@ -170,13 +170,13 @@ CASES = [
         None,
     ),
     (
-        "pod overrides DynaKube container exclusion",
+        "a DynaKube exclusion holds whatever the pod says (v1.4 reads both)",
         make_namespace(),
         make_dynakube(annotations={"container.inject.dynatrace.com/checkout": "false"}),
         make_pod(annotations={"container.inject.dynatrace.com/checkout": "true"}),
-        "injected",
-        (),
-        "injected",
+        "skipped",
+        ("AllContainersExcluded",),
+        None,
     ),
     (
         "no containers",
@@ -287,7 +287,7 @@ def test_decision(namespace, dynakube, pod, outcome, reasons, expected):
     elif expected == "injected":
         assert annotations(patched)[INJECTED] == "true"
         assert annotations(patched)["dynakube.dynatrace.com/injected"] == "true"
-        assert [c["name"] for c in patched["spec"]["initContainers"]] == ["install-oneagent"]
+        assert [c["name"] for c in patched["spec"]["initContainers"]] == ["dynatrace-operator"]
     else:
         assert annotations(patched) == expected
         # a skip adds the annotations and nothing else
@@ -324,7 +324,7 @@ def test_injection_adds_init_container_volumes_env_and_mounts():
     assert spec["volumes"][1]["csi"] == {
         "driver": "csi.oneagent.dynatrace.com",
         "readOnly": False,
-        "volumeAttributes": {"mode": "app", "dynakube": "dk"},
+        "volumeAttributes": {"mode": "app", "dynakube": "dk", "retryTimeout": "10m0s"},
     }
     init = spec["initContainers"][0]
     assert init["image"] == SETTINGS.image and init["args"] == ["init"]
@@ -335,7 +335,7 @@ def test_injection_adds_init_container_volumes_env_and_mounts():
     assert init_env["K8S_BASEPODNAME"] == "checkout-785cb95b9f"
     assert init_env["K8S_CLUSTER_ID"] == "5a0c6c1e-3f7a-4d43-9a3e-2f0f1b7f9e11"
     assert init_env["VERSION"] == "1.299.50.20240930-123456"
-    assert init_env["FAILURE_POLICY"] == "silent" and init_env["FLAVOR"] == "default"
+    assert init_env["FAILURE_POLICY"] == "silent" and init_env["FLAVOR"] == ""
     assert init_env["TECHNOLOGIES"] == "all" and init_env["INSTALLPATH"] == "/opt/dynatrace/oneagent-paas"
     assert init_env["ONEAGENT_INJECTED"] == "true"
     assert {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in init["env"] if "valueFrom" in e} == {
@@ -351,7 +351,7 @@ def test_injection_adds_init_container_volumes_env_and_mounts():
     assert env(app)["LD_PRELOAD"] == "/opt/dynatrace/oneagent-paas/agent/lib64/liboneagentproc.so"
     assert (
         env(sidecar)["LD_PRELOAD"]
-        == "/lib/libfoo.so /opt/dynatrace/oneagent-paas/agent/lib64/liboneagentproc.so"
+        == "/lib/libfoo.so:/opt/dynatrace/oneagent-paas/agent/lib64/liboneagentproc.so"
     )
     assert env(app)["DT_NETWORK_ZONE"] == "eu-west-zone-a"
     assert env(app)["DT_DEPLOYMENT_METADATA"] == (
@@ -369,9 +369,17 @@ def test_injection_adds_init_container_volumes_env_and_mounts():
     ]
 
 
-def test_application_monitoring_uses_an_empty_dir_and_no_network_zone_without_one():
-    patched = injected(make_pod(), make_dynakube(mode="applicationMonitoring", network_zone=""))
+def test_without_the_csi_driver_the_agent_volume_is_an_empty_dir():
+    result = pods.decide(
+        make_pod(),
+        make_namespace(),
+        make_dynakube(mode="applicationMonitoring", network_zone=""),
+        pods.Settings(image="i", version="1", csi=False),
+        namespace_name="shop",
+    )
+    patched = jsonpatch.apply_patch(make_pod(), result.ops)
     assert patched["spec"]["volumes"][1] == {"name": "oneagent-bin", "emptyDir": {}}
+    assert patched["spec"]["initContainers"][0]["resources"] == {}
     assert "DT_NETWORK_ZONE" not in env(patched["spec"]["containers"][0])
     assert "application_monitoring" in env(patched["spec"]["containers"][0])["DT_DEPLOYMENT_METADATA"]
 
@@ -391,7 +399,7 @@ def test_pod_annotations_shape_the_init_container():
     init_env = env(patched["spec"]["initContainers"][0])
     assert (init_env["FLAVOR"], init_env["TECHNOLOGIES"], init_env["INSTALLPATH"]) == (
         "musl",
-        "java,nodejs",
+        "java%2Cnodejs",
         "/opt/custom",
     )
     assert (
@@ -480,20 +488,23 @@ def test_v1beta1_namespace_selector_at_the_top_level():
 
 
 def test_existing_volumes_and_mount_paths_are_not_duplicated():
+    taken = {
+        "name": "app",
+        "image": "a",
+        "volumeMounts": [{"name": "mine", "mountPath": "/etc/ld.so.preload"}],
+    }
     pod = make_pod(
-        containers=[
-            {
-                "name": "app",
-                "image": "a",
-                "volumeMounts": [{"name": "mine", "mountPath": "/etc/ld.so.preload"}],
-            }
-        ],
+        containers=[taken, {"name": "web", "image": "w"}],
         volumes=[{"name": "oneagent-share", "emptyDir": {"medium": "Memory"}}],
     )
     patched = injected(pod)
     assert [v["name"] for v in patched["spec"]["volumes"]].count("oneagent-share") == 1
-    paths = [m["mountPath"] for m in patched["spec"]["containers"][0]["volumeMounts"]]
-    assert len(paths) == len(set(paths))
+    # the container whose path is taken is left alone (a duplicate mount path makes the pod invalid)
+    assert patched["spec"]["containers"][0] == taken
+    assert env(patched["spec"]["initContainers"][0])["CONTAINER_INFO"] == '[{"name":"web","image":"w"}]'
+    # and when every container is like that, the pod is left unchanged
+    result, _ = run(make_pod(containers=[taken]), make_namespace(), make_dynakube())
+    assert (result.outcome, result.reasons, result.ops) == ("skipped", ("MountPathTaken",), [])
 
 
 def test_ld_preload_from_a_reference_is_left_alone():

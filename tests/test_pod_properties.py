@@ -88,6 +88,22 @@ dynakubes = st.builds(
 )
 
 
+secret_sets = st.sampled_from(
+    [
+        None,
+        frozenset(),
+        frozenset({"dynatrace-dynakube-config"}),
+        frozenset({"dynatrace-metadata-enrichment-endpoint"}),
+    ]
+)
+
+
+def with_enrichment(dynakube, on):
+    if on:
+        dynakube = {**dynakube, "spec": {**dynakube["spec"], "metadataEnrichment": {"enabled": True}}}
+    return dynakube
+
+
 def clean_annotations(pod):
     """Annotation values that are not strings are rejected by the API server before any webhook runs."""
     meta = pod["metadata"]
@@ -97,17 +113,26 @@ def clean_annotations(pod):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(pod=pods_(), dynakube=dynakubes)
-def test_patch_applies_and_second_pass_is_a_no_op(pod, dynakube):
+@given(pod=pods_(), dynakube=dynakubes, enrich=st.booleans(), secrets=secret_sets)
+def test_patch_applies_and_second_pass_is_a_no_op(pod, dynakube, enrich, secrets):
     namespace = make_namespace()
+    dynakube = with_enrichment(dynakube, enrich)
     original = copy.deepcopy(pod)
-    first = pods.decide(pod, namespace, dynakube, SETTINGS, namespace_name="shop")
+    first = pods.decide(pod, namespace, dynakube, SETTINGS, namespace_name="shop", secrets=secrets)
     assert pod == original
     patched = jsonpatch.apply_patch(pod, first.ops)
     # the generic diff (the oracle) describes the same change
     assert jsonpatch.apply_patch(pod, jsonpatch.make_patch(pod, patched)) == patched
-    second = pods.decide(patched, namespace, dynakube, SETTINGS, namespace_name="shop")
+    second = pods.decide(patched, namespace, dynakube, SETTINGS, namespace_name="shop", secrets=secrets)
     assert second.ops == [], (first.outcome, second.outcome, second.ops)
+    # only secrets the cache holds are ever mounted
+    held = (
+        {"dynatrace-dynakube-config", "dynatrace-metadata-enrichment-endpoint"}
+        if secrets is None
+        else secrets
+    )
+    added = [v for v in patched["spec"].get("volumes") or [] if v not in (pod["spec"].get("volumes") or [])]
+    assert {v["secret"]["secretName"] for v in added if "secret" in v} <= held
 
     if first.outcome == "injected":
         spec = patched["spec"]
@@ -116,17 +141,21 @@ def test_patch_applies_and_second_pass_is_a_no_op(pod, dynakube):
         for c in spec["containers"]:
             paths = [m["mountPath"] for m in c.get("volumeMounts") or []]
             assert len(paths) == len(set(paths))
-        assert patched["metadata"]["annotations"]["oneagent.dynatrace.com/injected"] == "true"
+        assert patched["metadata"]["annotations"]["dynakube.dynatrace.com/injected"] == "true"
+        assert [c["name"] for c in spec["initContainers"]].count("dynatrace-operator") == 1
 
 
 @settings(max_examples=100, deadline=None)
-@given(pod=pods_().map(clean_annotations), dynakube=dynakubes)
-def test_skips_only_ever_touch_the_two_annotations(pod, dynakube):
-    result = pods.decide(pod, make_namespace(), dynakube, SETTINGS, namespace_name="shop")
+@given(pod=pods_().map(clean_annotations), dynakube=dynakubes, enrich=st.booleans(), secrets=secret_sets)
+def test_skips_only_ever_touch_the_reason_annotations(pod, dynakube, enrich, secrets):
+    dynakube = with_enrichment(dynakube, enrich)
+    result = pods.decide(pod, make_namespace(), dynakube, SETTINGS, namespace_name="shop", secrets=secrets)
     if result.outcome == "skipped" and result.ops:
         touched = {op["path"] for op in result.ops}
         assert touched <= {
             "/metadata/annotations",
             "/metadata/annotations/oneagent.dynatrace.com~1injected",
             "/metadata/annotations/oneagent.dynatrace.com~1reason",
+            "/metadata/annotations/metadata-enrichment.dynatrace.com~1injected",
+            "/metadata/annotations/metadata-enrichment.dynatrace.com~1reason",
         }

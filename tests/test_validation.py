@@ -313,7 +313,7 @@ def _versioned(version: str) -> dict[str, Any]:
                 "cloudNativeFullStack": {"namespaceSelector": {"matchLabels": {"monitoring": "dynatrace"}}}
             }
         }
-    if version in ("v1beta3", "v1beta4", "v1beta5"):
+    if version in ("v1beta3", "v1beta4", "v1beta5", "v1beta6"):
         spec["metadataEnrichment"] = {
             "enabled": True,
             "namespaceSelector": {"matchLabels": {"enrich": "yes"}},
@@ -322,7 +322,7 @@ def _versioned(version: str) -> dict[str, Any]:
     return make_dk(version=version, networkZone="eu-1", **spec)
 
 
-@pytest.mark.parametrize("version", ["v1beta1", "v1beta2", "v1beta3", "v1beta4", "v1beta5"])
+@pytest.mark.parametrize("version", ["v1beta1", "v1beta2", "v1beta3", "v1beta4", "v1beta5", "v1beta6"])
 def test_every_api_version(version):
     dynakube = _versioned(version)
     response = respond(review_of("CREATE", dynakube, version=version))

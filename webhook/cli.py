@@ -8,10 +8,18 @@ import sys
 from pathlib import Path
 
 from webhook import __version__
-from webhook.config import DEFAULT_CERTS_DIR, DEFAULT_INIT_IMAGE, Settings, env, parse_bind
+from webhook.config import (
+    DEFAULT_CERTS_DIR,
+    Settings,
+    csi_from_env,
+    env,
+    init_image_from_env,
+    modules_from_env,
+    parse_bind,
+)
 from webhook.validation.modules import Modules
 
-SUBCOMMANDS = ("serve", "init", "explain", "certs")
+SUBCOMMANDS = ("serve", "explain", "certs")
 
 
 def _positive_float(value: str) -> float:
@@ -104,8 +112,16 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("injection")
     g.add_argument(
         "--init-image",
-        default=env("INIT_IMAGE", DEFAULT_INIT_IMAGE),
-        help="image of the install-oneagent init container (env INIT_IMAGE)",
+        default=init_image_from_env(),
+        help="image of the injected dynatrace-operator init container: a Dynatrace Operator image of the v1.4 "
+        "contract (env DT_OPERATOR_IMAGE or INIT_IMAGE; default %(default)s)",
+    )
+    g.add_argument(
+        "--csi-driver",
+        action=argparse.BooleanOptionalAction,
+        default=csi_from_env(),
+        help="the Dynatrace CSI driver is installed: OneAgent binaries come from a CSI volume, else the init "
+        "container downloads them (env CSI_DRIVER, or upstream's modules.json; default on)",
     )
     g.add_argument(
         "--events",
@@ -120,7 +136,7 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         "--modules",
         type=_modules,
         # upstream's operator reads the variable "modules.json" (from its install-config ConfigMap)
-        default=_modules(env("MODULES_JSON") or env("modules.json") or ""),
+        default=modules_from_env(),
         metavar="JSON",
         help="modules of the operator installation, upstream's modules.json, e.g. "
         '\'{"csiDriver": false, "activeGate": true, ...}\'; DynaKubes and EdgeConnects needing a missing one are '
@@ -283,6 +299,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         kubeconfig=args.kubeconfig,
         dynakube_api_version=args.dynakube_api_version,
         init_image=args.init_image,
+        csi_driver=args.csi_driver,
         keep_alive=args.keep_alive,
         shutdown_delay=args.shutdown_delay,
         graceful_timeout=args.graceful_timeout,
@@ -320,8 +337,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the webhook (the default when no subcommand is given)")
     _serve_arguments(serve)
-    init = sub.add_parser("init", help="init-container entry point: prepare the shared volume layout, exit 0")
-    init.add_argument("--share-dir", default=env("SHARE_DIR", "/mnt/share"))
     explain = sub.add_parser("explain", help="show why a pod would (not) be injected, check by check")
     explain.add_argument("pod", help="pod manifest, YAML or JSON; - for standard input")
     explain.add_argument("--state-file", default=env("STATE_FILE"), help="state YAML (default: the cluster)")
@@ -333,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "-n", "--pod-namespace", default="", help="the pod's namespace (default: its metadata)"
     )
-    explain.add_argument("--init-image", default=env("INIT_IMAGE", DEFAULT_INIT_IMAGE))
+    explain.add_argument("--init-image", default=init_image_from_env())
+    explain.add_argument("--csi-driver", action=argparse.BooleanOptionalAction, default=csi_from_env())
     explain.add_argument("-o", "--output", choices=("text", "json"), default="text")
     sub.add_parser(
         "certs",
@@ -359,10 +375,6 @@ def main(argv: list[str] | None = None) -> int:
         from webhook.explain_cli import run_explain
 
         return run_explain(args)
-    if args.command == "init":
-        from webhook.init import run_init
-
-        return run_init(Path(args.share_dir))
     from webhook.server import run
 
     return run(settings_from(args))

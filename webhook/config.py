@@ -11,7 +11,28 @@ from webhook import __version__
 from webhook.validation.modules import Modules
 
 DEFAULT_CERTS_DIR = "/tmp/k8s-webhook-server/serving-certs"  # upstream's default
-DEFAULT_INIT_IMAGE = f"dynatrace-webhook:{__version__}"
+# the Dynatrace Operator image whose ``init`` completes what the webhook injects (a release of the v1.4 contract)
+DEFAULT_INIT_IMAGE = "public.ecr.aws/dynatrace/dynatrace-operator:v1.4.2"
+
+
+def init_image_from_env() -> str:
+    """``DT_OPERATOR_IMAGE`` (upstream's name), then ``INIT_IMAGE``, then the default."""
+    return os.environ.get("DT_OPERATOR_IMAGE") or os.environ.get("INIT_IMAGE") or DEFAULT_INIT_IMAGE
+
+
+def modules_from_env() -> Modules:
+    """The modules of the paired operator installation: env ``MODULES_JSON``, else upstream's ``modules.json``
+    (the operator chart's install-config); unset or invalid: every module."""
+    return Modules.parse(os.environ.get("MODULES_JSON") or os.environ.get("modules.json") or "")  # noqa: SIM112
+
+
+def csi_from_env() -> bool:
+    """Whether the Dynatrace CSI driver is installed: env ``CSI_DRIVER`` (true/false), else the ``csiDriver``
+    module of ``modules_from_env()`` (one reading for injection and validation); unset or invalid: true."""
+    flag = (os.environ.get("CSI_DRIVER") or "").strip().lower()
+    if flag in ("1", "true", "yes", "0", "false", "no"):
+        return flag in ("1", "true", "yes")
+    return modules_from_env().csi_driver
 
 
 def parse_bind(value: str, default_host: str = "0.0.0.0") -> tuple[str, int]:
@@ -42,6 +63,7 @@ class Settings:
     kubeconfig: str | None = None
     dynakube_api_version: str = ""  # "" = the group's preferred version
     init_image: str = DEFAULT_INIT_IMAGE
+    csi_driver: bool = True  # the Dynatrace CSI driver is installed: oneagent-bin is a CSI volume
     version: str = __version__
     keep_alive: float = 120.0  # longer than the API server's idle connections (Go: 90 s)
     shutdown_delay: float = 0.0

@@ -1,4 +1,10 @@
-"""Read-only views of DynaKube custom resources (plain dicts, API versions v1beta1 to v1beta5).
+"""Read-only views of DynaKube custom resources (plain dicts, API versions v1beta1 to v1beta6).
+
+The fields the webhook reads have the same place from v1beta3 (operator 1.3/1.4) to v1beta6 (operator 1.8 and
+later, the version current operators store): the renames between them (``spec.activeGate.persistentVolumeClaim``
+to ``volumeClaimTemplate``, ``spec.extensions`` to ``spec.extensions.prometheus``) touch nothing injection reads
+except "is ``spec.extensions`` set", which holds for both shapes. v1beta1 keeps the app-injection
+``namespaceSelector`` at the top of ``spec``.
 
 Every accessor tolerates missing fields and wrong types: a malformed DynaKube must never make an admission
 fail, it makes the webhook skip with a reason instead.
@@ -25,6 +31,11 @@ INJECTION_MODES = (CLOUD_NATIVE, APP_MONITORING)
 FEATURE_AUTOMATIC_INJECTION = "feature.dynatrace.com/automatic-injection"
 FEATURE_FAILURE_POLICY = "feature.dynatrace.com/injection-failure-policy"
 FEATURE_IGNORED_NAMESPACES = "feature.dynatrace.com/ignored-namespaces"
+FEATURE_READONLY_VOLUME = "feature.dynatrace.com/injection-readonly-volume"
+FEATURE_SECCOMP = "feature.dynatrace.com/init-container-seccomp-profile"
+FEATURE_LABEL_VERSION_DETECTION = "feature.dynatrace.com/label-version-detection"
+FEATURE_INITIAL_CONNECT_RETRY = "feature.dynatrace.com/oneagent-initial-connect-retry-ms"
+FEATURE_CSI_MOUNT_TIMEOUT = "feature.dynatrace.com/max-csi-mount-timeout"
 
 
 def name(dk: Mapping[str, Any]) -> str:
@@ -103,8 +114,51 @@ def code_modules_version(dk: Mapping[str, Any]) -> str:
     return _str(_map(status(dk).get("codeModules")).get("version"))
 
 
+def code_modules_image_id(dk: Mapping[str, Any]) -> str:
+    return _str(_map(status(dk).get("codeModules")).get("imageID"))
+
+
 def kube_system_uuid(dk: Mapping[str, Any]) -> str:
     return _str(status(dk).get("kubeSystemUUID"))
+
+
+def cluster_name(dk: Mapping[str, Any]) -> str:
+    return _str(status(dk).get("kubernetesClusterName"))
+
+
+def cluster_me_id(dk: Mapping[str, Any]) -> str:
+    return _str(status(dk).get("kubernetesClusterMEID"))
+
+
+def metadata_enrichment_enabled(dk: Mapping[str, Any]) -> bool:
+    return _map(spec(dk).get("metadataEnrichment")).get("enabled") is True
+
+
+def metadata_enrichment_rules(dk: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """``status.metadataEnrichment.rules`` (written by the operator from the tenant's settings)."""
+    rules = _map(status(dk).get("metadataEnrichment")).get("rules")
+    return [r for r in rules if isinstance(r, Mapping)] if isinstance(rules, list) else []
+
+
+def activegate_enabled(dk: Mapping[str, Any]) -> bool:
+    """Any ActiveGate capability, or extensions or KSPM (which run an ActiveGate)."""
+    ag = _map(spec(dk).get("activeGate"))
+    capabilities = ag.get("capabilities")
+    return bool(capabilities if isinstance(capabilities, list) else None) or any(
+        spec(dk).get(key) is not None for key in ("extensions", "kspm")
+    )
+
+
+def activegate_tls_secret(dk: Mapping[str, Any]) -> str:
+    return _str(_map(spec(dk).get("activeGate")).get("tlsSecretName"))
+
+
+def trusted_cas(dk: Mapping[str, Any]) -> str:
+    return _str(spec(dk).get("trustedCAs"))
+
+
+def istio_enabled(dk: Mapping[str, Any]) -> bool:
+    return spec(dk).get("enableIstio") is True
 
 
 def _connection_info(dk: Mapping[str, Any], component: str) -> Mapping[str, Any]:

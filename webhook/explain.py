@@ -24,7 +24,16 @@ def explain(
     meta = pod.get("metadata") if isinstance(pod.get("metadata"), Mapping) else {}
     ns_name = namespace or str((meta or {}).get("namespace") or "")
     ns, dynakube = store.pod_state(ns_name)
-    result = pods.decide(pod, ns, dynakube, settings, namespace_name=ns_name)
+    result = pods.decide(
+        pod,
+        ns,
+        dynakube,
+        settings,
+        namespace_name=ns_name,
+        cluster_id=store.cluster_id,
+        lookup=lambda kind, name: store.owner_meta(ns_name, kind, name),
+        secrets=store.init_secrets(ns_name),
+    )
     report: dict[str, Any] = {
         "pod": pods.pod_name(pod) or "<unnamed>",
         "namespace": ns_name,

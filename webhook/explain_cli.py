@@ -43,7 +43,9 @@ def run_explain(args: argparse.Namespace) -> int:
     except Exception as err:
         print(f"explain: cannot read the state: {err}", file=sys.stderr)
         return 2
-    settings = pods.Settings(image=args.init_image, version=__import__("webhook").__version__)
+    settings = pods.Settings(
+        image=args.init_image, version=__import__("webhook").__version__, csi=args.csi_driver
+    )
     report = explain(pod, store, settings, args.pod_namespace)
     if args.output == "json":
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -68,7 +68,9 @@ class Webhook:
         self.watcher = CertificateWatcher(
             settings.cert_file, settings.key_file, on_reload=self._cert_reloaded
         )
-        self.injection = pods.Settings(image=settings.init_image, version=settings.version)
+        self.injection = pods.Settings(
+            image=settings.init_image, version=settings.version, csi=settings.csi_driver
+        )
         self.draining = False
         self.servers: list[_Server] = []
         self.local: LocalState | None = None
@@ -124,10 +126,8 @@ class Webhook:
     # --- the apps ---
     def _inject(self, review: Review) -> Answer:
         answer = handlers.inject(review, self.store, self.injection)
-        if self.events is not None and answer.outcome == pods.SKIPPED:
-            skipevents.record_skip(
-                self.events, review, answer, self.store
-            )  # a put_nowait at most: never waits
+        if self.events is not None:
+            skipevents.record(self.events, review, answer, self.store)  # put_nowait at most: never waits
         return answer
 
     def routes(self) -> dict[str, Route]:

@@ -41,7 +41,7 @@ def test_api_server_gets_injection_and_empty_connection_info_skip(
 
     ready = kube.create(ready_pods, pod_body("injected", run_id))
     assert annotations_of(ready).get(INJECTED) == "true", annotations_of(ready)
-    assert init_containers(ready) == ["install-oneagent"]
+    assert init_containers(ready) == ["dynatrace-operator"]
     assert any(e["name"] == "DT_NETWORK_ZONE" for e in ready["spec"]["containers"][0]["env"])
 
     skipped = kube.create(f"/api/v1/namespaces/app-pending-{run_id}/pods", pod_body("skipped", run_id))

@@ -21,11 +21,17 @@ from tests.e2e.helpers import (
     dynakube_body,
     dynakube_status,
     dynakubes_path,
-    is_injected,
+    init_containers,
     pod_body,
     pod_hook,
     wait,
 )
+
+
+def is_injected(pod: dict) -> bool:
+    """Injected by this webhook: the annotation and the v1.4 init container ``dynatrace-operator``."""
+    return annotations_of(pod).get(INJECTED) == "true" and "dynatrace-operator" in init_containers(pod)
+
 
 WORKLOAD = "e2e.dynatrace.com/workload"
 LEASE = "dynatrace-webhook-reinject"

@@ -40,7 +40,16 @@ def inject(review: Review, store: Store, settings: pods.Settings) -> Answer:
     name = pods.pod_name(obj) or "<unnamed>"
     try:
         namespace, dynakube = store.pod_state(ns_name)
-        result = pods.decide(obj, namespace, dynakube, settings, namespace_name=ns_name)
+        result = pods.decide(
+            obj,
+            namespace,
+            dynakube,
+            settings,
+            namespace_name=ns_name,
+            cluster_id=store.cluster_id,
+            lookup=lambda kind, owner: store.owner_meta(ns_name, kind, owner),
+            secrets=store.init_secrets(ns_name),
+        )
     except Exception as err:  # never block a pod: admit unchanged and say why
         log.exception("injection failed for pod %s/%s", ns_name, name)
         return allowed(
@@ -49,7 +58,12 @@ def inject(review: Review, store: Store, settings: pods.Settings) -> Answer:
             reasons=(type(err).__name__,),
         )
     return patched(
-        result.ops, result.message, outcome=result.outcome, reasons=result.reasons, target=result.dynakube
+        result.ops,
+        result.message,
+        outcome=result.outcome,
+        reasons=result.reasons,
+        target=result.dynakube,
+        event=result.event,
     )
 
 

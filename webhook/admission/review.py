@@ -101,6 +101,7 @@ class Answer:
     outcome: str = "allowed"
     reasons: Sequence[str] = ()
     target: str = ""
+    event: str = ""  # the upstream Event the decision calls for (recorded off the admission path)
 
 
 def allowed(message: str = "", **kw: Any) -> Answer:

@@ -16,9 +16,11 @@ copy of each string.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+
+from webhook import dynakube as dk
 
 Obj = dict[str, Any]
 Transform = Callable[[Mapping[str, Any]], Obj]
@@ -31,6 +33,7 @@ SECRET_KEYS = ("proxy",)
 # namespace annotations the injection reads (INJECTION-CONTRACT §4.2 release mapping, §7 metadata enrichment)
 NAMESPACE_ANNOTATION_PREFIXES = ("mapping.release.dynatrace.com/", "metadata.dynatrace.com/")
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+CLUSTER_ID_NAMESPACE = "kube-system"  # its UID identifies the cluster (K8S_CLUSTER_ID, orchestrator_id)
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ def _kept_annotation(key: str) -> bool:
 
 
 def namespace_transform(obj: Mapping[str, Any]) -> Obj:
-    """A Namespace (full or PartialObjectMetadata): name, resourceVersion, labels, injection annotations."""
+    """A Namespace (full or PartialObjectMetadata): name, resourceVersion, labels, injection annotations; the
+    UID of ``kube-system`` only."""
     meta = obj.get("metadata")
     if type(meta) is not dict and not isinstance(meta, Mapping):
         meta = {}
@@ -105,6 +109,9 @@ def namespace_transform(obj: Mapping[str, Any]) -> Obj:
     rv = meta.get("resourceVersion")
     if isinstance(rv, str):
         kept["resourceVersion"] = rv
+    uid = meta.get("uid")
+    if name == CLUSTER_ID_NAMESPACE and isinstance(uid, str):
+        kept["uid"] = uid  # the cluster's ID; other namespaces' UIDs are never read
     labels = _string_map(meta.get("labels"), reuse=name)
     if labels:
         kept["labels"] = labels
@@ -112,6 +119,30 @@ def namespace_transform(obj: Mapping[str, Any]) -> Obj:
     if annotations:
         kept["annotations"] = annotations
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": kept}
+
+
+def rule_annotation_keys(dynakubes: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """Namespace annotations the DynaKubes' metadata-enrichment rules name (``status.metadataEnrichment.rules``
+    of type ANNOTATION; INJECTION-CONTRACT §7): the namespace transform keeps them besides the prefixed ones."""
+    keys = set()
+    for dynakube in dynakubes:
+        for rule in dk.metadata_enrichment_rules(dynakube):
+            source = rule.get("source")
+            if rule.get("type") == "ANNOTATION" and isinstance(source, str) and source:
+                keys.add(source)
+    return frozenset(keys)
+
+
+def add_annotations(kept: Obj, obj: Mapping[str, Any], keys: frozenset[str]) -> Obj:
+    """``kept`` (a transformed namespace) with the annotations of ``obj`` named in ``keys``."""
+    meta = obj.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    if not keys or not isinstance(annotations, Mapping):
+        return kept
+    extra = _string_map(annotations, keys.__contains__)
+    if extra:
+        kept["metadata"]["annotations"] = {**kept["metadata"].get("annotations", {}), **extra}
+    return kept
 
 
 # A shape keeps the listed keys of a mapping: True keeps the value whole, a shape recurses into a mapping,
@@ -137,7 +168,9 @@ DYNAKUBE_SHAPE: Shape = {
     "spec": True,
     "status": {
         "kubeSystemUUID": True,
-        "codeModules": {"version": True},
+        "kubernetesClusterName": True,
+        "kubernetesClusterMEID": True,
+        "codeModules": {"version": True, "imageID": True},
         "oneAgent": _CONNECTION_INFO,
         "activeGate": _CONNECTION_INFO,
         "metadataEnrichment": True,

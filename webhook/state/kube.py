@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,7 +15,7 @@ import orjson
 
 from webhook.kubeapi import ApiError, Items
 from webhook.state.reflector import PAGE_SIZE, Reflector
-from webhook.state.store import Store
+from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,9 @@ PATCH_CONTENT_TYPES = {
 # metadata either way.
 METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 METADATA_WATCH_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+
+
+DYNAKUBES_FIRST_WAIT = 10.0  # seconds the namespace list waits for the DynaKube list at start
 
 
 def _selectors(label_selector: str, field_selector: str) -> list[tuple[str, str]]:
@@ -259,9 +263,17 @@ class KubeState:
         kinds = self.store.kinds()
         if any("{dynakube_version}" in kind.path for kind in kinds):
             self._discover_version()
+        # DynaKubes first: their enrichment rules name namespace annotations the namespace transform keeps, so
+        # namespaces listed after them need no second list (a later rule change relists them)
+        kinds.sort(key=lambda kind: kind.resource != DYNAKUBES)
         for kind in kinds:
             if self.stop.is_set():
                 return
+            if kind.resource == NAMESPACES and DYNAKUBES in self.store.resources:
+                deadline = time.monotonic() + DYNAKUBES_FIRST_WAIT
+                while not self.store.is_synced(DYNAKUBES) and time.monotonic() < deadline:
+                    if self.stop.wait(0.02):
+                        return
             reflector = Reflector(
                 self.api,
                 self.store,

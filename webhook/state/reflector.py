@@ -122,6 +122,7 @@ class Reflector:
         self.relists = 0
         self.restarts = 0  # lists started again because their continue token expired
         self.pages = 0
+        self._generation = 0
         self.reconnects = 0
         self.healthy = False
 
@@ -131,6 +132,8 @@ class Reflector:
         while not self.stop.is_set() and (max_cycles is None or cycles < max_cycles):
             cycles += 1
             try:
+                if self.store.take_relist(self.resource):
+                    self.resource_version = ""
                 if not self.resource_version and not self._list():
                     continue  # stopped while listing
                 self._watch()
@@ -195,6 +198,8 @@ class Reflector:
 
     def _list_pages(self) -> tuple[dict[str, Obj], str, int] | None:
         kind, store = self.kind, self.store
+        generation = store.generation.get(self.resource, 0)
+        reuse = generation == self._generation  # what the cache keeps did not change since the last list
         fresh: dict[str, Obj] = {}
         token, resource_version, pages = "", "", 0
         while True:
@@ -224,7 +229,7 @@ class Reflector:
                     continue
                 # an object unchanged since the cache last saw it keeps its transformed copy (a relist then
                 # costs one new map, not a second copy of every object)
-                previous = store.get(self.resource, key)
+                previous = store.get(self.resource, key) if reuse else None
                 rv = _resource_version(obj)
                 if previous is not None and rv and _resource_version(previous) == rv:
                     fresh[key] = previous
@@ -234,6 +239,7 @@ class Reflector:
                     fresh[key] = kept
             del items
             if not token:
+                self._generation = generation
                 return fresh, resource_version, pages
 
     def _watch(self) -> None:
@@ -249,6 +255,8 @@ class Reflector:
         for event in events:
             if self.stop.is_set():
                 return
+            if self.store.take_relist(self.resource):
+                raise Gone()  # the cache keeps more of this kind now: list it again
             self.healthy = True
             kind_ = event.get("type")
             obj = event.get("object")

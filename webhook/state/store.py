@@ -13,12 +13,24 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from webhook.dynakube import INSTANCE_LABEL
-from webhook.state.kinds import DEFAULT_KINDS, DYNAKUBES, NAMESPACES, SECRET_KEYS, SECRETS, Kind, Obj
+from webhook.state.kinds import (
+    CLUSTER_ID_NAMESPACE,
+    DEFAULT_KINDS,
+    DYNAKUBES,
+    NAMESPACES,
+    SECRET_KEYS,
+    SECRETS,
+    Kind,
+    Obj,
+    add_annotations,
+    rule_annotation_keys,
+)
 from webhook.tolerant import as_map
 
 log = logging.getLogger(__name__)
 
 RESOURCES = (DYNAKUBES, NAMESPACES, SECRETS)
+INIT_SECRETS = frozenset(("dynatrace-dynakube-config", "dynatrace-metadata-enrichment-endpoint"))
 ISTIO_API = "networking.istio.io/v1beta1"  # /validate: is Istio's API served (spec.enableIstio)?
 
 __all__ = [
@@ -32,6 +44,13 @@ __all__ = [
     "Store",
     "slim",
 ]
+
+
+class _Listed(dict[str, frozenset[str]]):
+    """Init secrets per namespace from the state file; a namespace it does not list holds both."""
+
+    def __missing__(self, namespace: str) -> frozenset[str]:
+        return INIT_SECRETS
 
 
 def slim(resource: str, obj: Mapping[str, Any]) -> Obj:
@@ -50,6 +69,16 @@ class Store:
         self.source = "none"
         # API group versions probed in the background (``webhook.state.discovery``): served or not; absent: unknown
         self.served: dict[str, bool] = {}
+        # the UID of Namespace kube-system, taken from the namespace cache (no API call of its own)
+        self.cluster_id = ""
+        # init secrets per namespace; None while no secret cache feeds the store: every namespace is then
+        # taken to hold both (the local state file may list Secrets to say otherwise)
+        self._init_secrets: _Listed | None = None
+        # namespace annotations the cached DynaKubes' enrichment rules name; when it grows, the namespaces
+        # cached without them are listed again (``generation`` tells the reflector not to reuse them)
+        self._rule_annotations: frozenset[str] = frozenset()
+        self.generation: dict[str, int] = {}
+        self._relist: set[str] = set()
         for kind in kinds:
             self.add_kind(kind)
 
@@ -96,6 +125,24 @@ class Store:
         """A cached Secret of the webhook's namespace (name and ``SECRET_KEYS`` of ``data`` only)."""
         return self._objects[SECRETS].get(name)
 
+    def owner_meta(self, namespace: str, kind: str, name: str) -> Obj | None:
+        """Cached metadata (``name``, ``ownerReferences``) of a pod owner, or None when it is not cached.
+
+        No owner cache feeds the store yet: every owner reads as not cached, and the enrichment walk infers
+        what the pod itself tells (see ``webhook.mutation.enrichment``)."""
+        return None
+
+    def init_secrets(self, namespace: str) -> frozenset[str]:
+        """Names of the init secrets the cache holds in ``namespace``."""
+        if self._init_secrets is None:
+            return INIT_SECRETS
+        return self._init_secrets[namespace]
+
+    def set_local_init_secrets(self, secrets: Mapping[str, Iterable[str]]) -> None:
+        """Local state file: the namespaces it lists Secrets for hold those; any other holds both."""
+        listed = {ns: frozenset(names) for ns, names in secrets.items()}
+        self._init_secrets = None if not listed else _Listed(listed)
+
     def dynakubes(self) -> list[Obj]:
         return list(self._objects[DYNAKUBES].values())
 
@@ -110,6 +157,24 @@ class Store:
     def is_synced(self, resource: str) -> bool:
         return self._synced[resource]
 
+    def take_relist(self, resource: str) -> bool:
+        """True once after what the cache keeps of ``resource`` widened: the reflector lists it again."""
+        if resource in self._relist:
+            self._relist.discard(resource)
+            return True
+        return False
+
+    def _dynakubes_changed(self) -> None:
+        keys = rule_annotation_keys(self._objects[DYNAKUBES].values())
+        if keys - self._rule_annotations:
+            self.generation[NAMESPACES] = self.generation.get(NAMESPACES, 0) + 1
+            if self._synced.get(NAMESPACES):
+                self._relist.add(NAMESPACES)
+                log.info(
+                    "DynaKube enrichment rules name new namespace annotations: namespaces are listed again"
+                )
+        self._rule_annotations = keys
+
     # --- transform at arrival ---
     def transform(self, resource: str, obj: Mapping[str, Any]) -> tuple[str, Obj | None]:
         """(key, what the cache keeps of ``obj``); (key or "", None) when it cannot be kept."""
@@ -118,7 +183,10 @@ class Store:
         if not key:
             return "", None
         try:
-            return key, kind.transform(obj)
+            kept = kind.transform(obj)
+            if resource == NAMESPACES and self._rule_annotations:
+                kept = add_annotations(kept, obj, self._rule_annotations)
+            return key, kept
         except Exception:  # a transform must never stop a watch: drop the object, say so
             self.dropped += 1
             log.exception("%s: object %s could not be transformed; not cached", resource, key)
@@ -137,6 +205,10 @@ class Store:
     def replace_transformed(self, resource: str, fresh: dict[str, Obj]) -> None:
         """A full list already transformed and keyed (the reflector builds it page by page)."""
         self._objects[resource] = fresh
+        if resource == NAMESPACES:
+            self._update_cluster_id(fresh.get(CLUSTER_ID_NAMESPACE))
+        if resource == DYNAKUBES:
+            self._dynakubes_changed()
         self._synced[resource] = True
         self.last_event[resource] = time.time()
 
@@ -144,11 +216,20 @@ class Store:
         key, kept = self.transform(resource, obj)
         if kept is not None:
             self._objects[resource][key] = kept
+            if resource == NAMESPACES and key == CLUSTER_ID_NAMESPACE:
+                self._update_cluster_id(kept)
+            if resource == DYNAKUBES:
+                self._dynakubes_changed()
         self.last_event[resource] = time.time()
 
     def delete(self, resource: str, obj: Mapping[str, Any]) -> None:
         self._objects[resource].pop(self._kinds[resource].key(obj), None)
         self.last_event[resource] = time.time()
+
+    def _update_cluster_id(self, namespace: Obj | None) -> None:
+        uid = as_map(as_map(namespace).get("metadata")).get("uid")
+        if isinstance(uid, str) and uid:
+            self.cluster_id = uid  # kept when kube-system leaves the cache: the cluster did not change
 
     def touch(self, resource: str) -> None:
         self.last_event[resource] = time.time()

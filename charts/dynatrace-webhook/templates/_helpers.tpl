@@ -63,7 +63,7 @@ app.kubernetes.io/component: metrics
 {{- printf "%s-metrics" (include "dynatrace-webhook.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* The image reference, also handed to the webhook as the image of the injected init container. */}}
+{{/* The image reference of the webhook. */}}
 {{- define "dynatrace-webhook.image" -}}
 {{- if .Values.image.digest -}}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
@@ -123,4 +123,13 @@ caBundle: {{ required "certificates.secret.caBundle is required when certificate
 {{/* Effective minimum replica count: decides whether a PodDisruptionBudget makes sense. */}}
 {{- define "dynatrace-webhook.minReplicas" -}}
 {{- if .Values.autoscaling.enabled -}}{{ .Values.autoscaling.minReplicas }}{{- else -}}{{ .Values.replicaCount }}{{- end -}}
+{{- end -}}
+
+{{/* The image of the injected dynatrace-operator init container (a Dynatrace Operator image). */}}
+{{- define "dynatrace-webhook.initImage" -}}
+{{- if .Values.initImage.digest -}}
+{{- printf "%s@%s" .Values.initImage.repository .Values.initImage.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.initImage.repository .Values.initImage.tag -}}
+{{- end -}}
 {{- end -}}
