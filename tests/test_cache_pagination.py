@@ -238,3 +238,53 @@ def test_a_list_without_resource_version_is_watched_from_any_version_not_reliste
     # the watch from "any version" delivered the object with its resourceVersion: the next cycle resumes it
     assert [c[0] for c in api.calls if c[0] != "POST"] == ["LIST", "WATCH", "WATCH"]
     assert r.resource_version
+
+
+def _rules_dynakube(*sources: str) -> dict:
+    rules = [{"type": "ANNOTATION", "source": s, "target": s.replace("/", ".")} for s in sources]
+    return {"metadata": {"name": "dk"}, "status": {"metadataEnrichment": {"rules": rules}}}
+
+
+def test_annotations_named_by_enrichment_rules_are_kept_and_new_rules_relist_namespaces():
+    api = FakeApi()
+    annotations = {"owner": "team-a", "cost": "cc-1", "unrelated": "x", "metadata.dynatrace.com/a": "1"}
+    api.seed(NS, {"metadata": {"name": "shop", "annotations": annotations}})
+    store = Store("dynatrace")
+    store.replace("dynakubes", [_rules_dynakube("owner")])
+    r = reflector(api, store)
+    r.run(max_cycles=1)
+    kept = store.namespace_object("shop")["metadata"]["annotations"]
+    assert kept == {"metadata.dynatrace.com/a": "1", "owner": "team-a"}
+
+    store.upsert("dynakubes", _rules_dynakube("owner", "cost"))  # a rule names another annotation
+    api.patch(f"{NS}/shop", {"metadata": {"labels": {"x": "1"}}})  # any event: the watch sees the request
+    r.run(max_cycles=2)
+    kept = store.namespace_object("shop")["metadata"]["annotations"]
+    assert kept == {"metadata.dynatrace.com/a": "1", "owner": "team-a", "cost": "cc-1"}
+    assert [c[0] for c in api.calls if c[0] == "LIST"] == ["LIST", "LIST"]
+
+    store.upsert("dynakubes", _rules_dynakube("owner"))  # fewer keys: nothing to fetch again
+    assert not store.take_relist(NAMESPACES)
+
+
+def test_namespaces_listed_before_the_dynakubes_are_listed_again_without_reusing_cached_copies():
+    api = FakeApi()
+    api.seed(NS, {"metadata": {"name": "shop", "annotations": {"owner": "team-a"}}})
+    store = Store("dynatrace")
+    r = reflector(api, store)
+    r.list_once()
+    assert "annotations" not in store.namespace_object("shop")["metadata"]
+    store.replace("dynakubes", [_rules_dynakube("owner")])
+    assert store.take_relist(NAMESPACES)
+    r.list_once()  # same resourceVersion, but what the cache keeps changed: transformed again
+    assert store.namespace_object("shop")["metadata"]["annotations"] == {"owner": "team-a"}
+
+
+def test_kube_system_keeps_its_uid_as_the_cluster_id():
+    store = Store("dynatrace")
+    store.replace(
+        NAMESPACES,
+        [{"metadata": {"name": "kube-system", "uid": "c1"}}, {"metadata": {"name": "shop", "uid": "u2"}}],
+    )
+    assert store.cluster_id == "c1"
+    assert "uid" not in store.namespace_object("shop")["metadata"]

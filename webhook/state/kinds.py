@@ -99,7 +99,7 @@ def _kept_annotation(key: str) -> bool:
 
 def namespace_transform(obj: Mapping[str, Any]) -> Obj:
     """A Namespace (full or PartialObjectMetadata): name, resourceVersion, labels, injection annotations; the
-    UID of ``kube-system`` only."""
+    UID of ``kube-system`` only. The Store adds the annotations the DynaKubes' rules name (``add_annotations``)."""
     meta = obj.get("metadata")
     if type(meta) is not dict and not isinstance(meta, Mapping):
         meta = {}
