@@ -20,14 +20,16 @@ import pytest
 from tests.e2e.conftest import create_namespace
 from tests.e2e.helpers import (
     HOSTS,
+    INJECTED,
     INSTANCE_LABEL,
     NAMESPACES,
+    annotations_of,
     delete_quietly,
     dry_run_create,
     dynakube_body,
     dynakube_status,
     dynakubes_path,
-    is_injected,
+    init_containers,
     namespace_body,
     pod_body,
     pod_hook,
@@ -36,6 +38,11 @@ from tests.e2e.helpers import (
 from webhook.state.kinds import NAMESPACE_KIND
 from webhook.state.reflector import Reflector
 from webhook.state.store import Store
+
+
+def injected(pod: dict[str, Any]) -> bool:
+    return annotations_of(pod).get(INJECTED) == "true" and bool(init_containers(pod))
+
 
 SCALE = int(os.environ.get("E2E_SCALE_NAMESPACES", "2000"))
 PARALLEL = 10  # the client's connection pool size
@@ -121,7 +128,6 @@ def test_webhook_starts_with_thousands_of_namespaces_and_answers_for_the_last(
 
     register_webhook("MutatingWebhookConfiguration", "dynatrace-webhook-e2e", [pod_hook(webhook, run_id)])
     pods = f"{NAMESPACES}/{last}/pods"
-    wait(lambda: is_injected(dry_run_create(kube, pods, pod_body("probe", run_id))), what="/inject answers")
-    injected = kube.create(pods, pod_body("last", run_id))
-    assert is_injected(injected)
+    wait(lambda: injected(dry_run_create(kube, pods, pod_body("probe", run_id))), what="/inject answers")
+    assert injected(kube.create(pods, pod_body("last", run_id)))
     print(f"{SCALE} namespaces created in {created_s:.1f}s; webhook ready in {ready_s:.1f}s")
