@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/dynatrace-webhook --state-file examples/local-state.yaml --certs-dir .local/certs --log-format text
 
+# unit tests, then the e2e tier (tests/e2e/run-local-cluster.sh: KUBECONFIG, else ../shared/k8s, else skipped);
+# both always run, each prints its pytest summary; the target fails when either failed (exit 5, no tests, too)
 test: $(STAMP)
-	$(BIN)/pytest -q
+	@unit=0; $(BIN)/pytest -q --ignore=tests/e2e || unit=$$?; \
+	[ $$unit != 5 ] || echo "unit tests: pytest collected no tests" >&2; \
+	e2e=0; bash tests/e2e/run-local-cluster.sh $(BIN)/pytest || e2e=$$?; \
+	[ $$unit = 0 ] && [ $$e2e = 0 ] || { echo "make test: FAILED (unit tests exit $$unit, e2e tier exit $$e2e)" >&2; exit 1; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check webhook certs tests bench
@@ -25,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 e2e: $(STAMP)
-	$(BIN)/pytest -q -m e2e tests/e2e
+	bash tests/e2e/run-local-cluster.sh $(BIN)/pytest
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

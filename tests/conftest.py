@@ -65,6 +65,20 @@ def make_namespace(name: str = "shop", dynakube: str | None = "dk", **labels: st
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": all_labels}}
 
 
+def make_init_secret(namespace: str = "shop", name: str = "dynatrace-dynakube-config") -> dict[str, Any]:
+    """An init Secret as the Dynatrace Operator leaves it (injection mounts it only when the cache holds it)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/component": "webhook"},
+        },
+        "data": {"config": "e30="},
+    }
+
+
 def make_pod(
     *,
     containers: list[dict] | None = None,
@@ -165,6 +179,7 @@ def cluster(tmp_path):
     api.seed(DK_PATH, make_dynakube("dk", hosts=[]))
     api.seed("/api/v1/namespaces", make_namespace("shop", "dk"))
     api.seed("/api/v1/namespaces", make_namespace("dynatrace", None))
+    api.seed("/api/v1/namespaces/shop/secrets", make_init_secret("shop"))
     server = ApiServer(api)
     yield api, server, server.kubeconfig(tmp_path / "kubeconfig")
     server.close()

@@ -8,7 +8,8 @@ Implements ``webhook.kubeapi.Api`` with the API server's documented semantics th
 - ``watch`` replays the changes after a resourceVersion and then ends (as a server-side timeout does); a
   resourceVersion older than ``compacted`` is 410 Gone;
 - ``list_page`` paginates (``limit``/``continue``) from one consistent snapshot per list, as etcd does; a continue
-  token older than ``compacted`` is 410 Gone; ``metadata_only`` answers PartialObjectMetadata;
+  token older than ``compacted`` is 410 Gone; ``metadata_only`` answers PartialObjectMetadata; lists and watches
+  of a cluster-wide collection (``/api/v1/secrets``) see every namespace's objects;
 - ``list_metadata_page`` serves PartialObjectMetadata pages (``limit``, ``continue``, a ``status.phase``
   field selector); a continue token issued before ``compact()`` is 410 Gone, as an expired one is;
 - ``script(method, path, *items)`` makes the next calls fail or, for watches, replays scripted items
@@ -47,9 +48,25 @@ def _split(path: str) -> tuple[str, str]:
     return collection, name
 
 
+def _in_collection(object_path: str, collection: str) -> bool:
+    """An object's path is in ``collection`` (``.../namespaces/ns/secrets``) or in the cluster-wide one
+    (``/api/v1/secrets`` holds ``/api/v1/namespaces/<any>/secrets/<name>``)."""
+    parent = _split(object_path)[0]
+    if parent == collection:
+        return True
+    parts = parent.split("/")
+    if len(parts) >= 3 and parts[-3] == "namespaces":
+        return "/".join(parts[:-3] + parts[-1:]) == collection
+    return False
+
+
 def partial(obj: dict[str, Any]) -> dict[str, Any]:
-    """The PartialObjectMetadata form of an object (what ``as=PartialObjectMetadata`` answers)."""
-    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata")}
+    """The PartialObjectMetadata view of an object."""
+    return {
+        "apiVersion": "meta.k8s.io/v1",
+        "kind": "PartialObjectMetadata",
+        "metadata": obj.get("metadata") or {},
+    }
 
 
 def _labels_match(obj: dict[str, Any], selector: str) -> bool:
@@ -171,7 +188,7 @@ class FakeApi:
         self,
         path: str,
         *,
-        limit: int,
+        limit: int = 0,
         continue_token: str = "",
         label_selector: str = "",
         field_selector: str = "",
@@ -206,7 +223,7 @@ class FakeApi:
                 snapshot = [
                     (p, o)
                     for p, o in sorted(self.objects.items())
-                    if _split(p)[0] == path
+                    if _in_collection(p, path)
                     and _labels_match(o, label_selector)
                     and _fields_match(o, field_selector)
                 ]
@@ -333,12 +350,9 @@ class FakeApi:
                 since = int(resource_version or 0)
                 first = bisect.bisect_right(self.changes, since, key=lambda change: change[0])
                 session: list[Any] = [
-                    {
-                        "type": kind,
-                        "object": partial(copy.deepcopy(obj)) if metadata_only else copy.deepcopy(obj),
-                    }
+                    {"type": kind, "object": copy.deepcopy(partial(obj) if metadata_only else obj)}
                     for rv, collection, kind, obj in self.changes[first:]
-                    if collection == path
+                    if _in_collection(collection + "/x", path)
                     and _labels_match(obj, label_selector)
                     and _fields_match(obj, field_selector)
                 ]

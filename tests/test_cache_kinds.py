@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from tests.conftest import SETTINGS, WEBHOOK_NS, make_dynakube, make_namespace, make_pod
 from webhook import dynakube as dk
 from webhook.explain import explain
+from webhook.mutation import initsecrets as gen
 from webhook.mutation import namespace as mapping
 from webhook.mutation import pod as pods
 from webhook.state.kinds import (
@@ -110,11 +113,15 @@ def test_dynakube_drops_managed_fields_last_applied_and_status_nobody_reads():
     assert "labels" not in kept["metadata"]
     assert LAST_APPLIED not in kept["metadata"]["annotations"]
     assert kept["metadata"]["uid"] == "uid-dk"
-    assert "instances" not in kept["status"]["oneAgent"]
+    # the init Secret's monitoringNodes reads the node names, nothing else of each instance
+    assert kept["status"]["oneAgent"]["instances"] == {f"node-{i}": {} for i in range(1000)}
     assert "phase" not in kept["status"]
     assert kept["status"]["activeGate"] == {"connectionInfoStatus": {"tenantUUID": "abc12345"}}
     assert kept["spec"] == obj["spec"]  # /validate compares cached DynaKubes on many spec fields
-    assert len(repr(kept)) < len(repr(obj)) / 10
+    assert len(repr(kept)) < len(repr(obj)) / 2
+    # the rest: managedFields, last-applied and the status nobody reads are most of the object
+    del kept["status"]["oneAgent"]["instances"], obj["status"]["oneAgent"]["instances"]
+    assert len(repr(kept)) < len(repr(obj)) / 5
 
 
 def test_every_view_reads_the_same_from_the_kept_dynakube_as_from_the_whole_one():
@@ -138,8 +145,11 @@ def test_every_view_reads_the_same_from_the_kept_dynakube_as_from_the_whole_one(
         dk.failure_policy,
         pods.connection_info_reasons,
         mapping.takes_part,
+        gen.monitoring_nodes,
+        gen.host_group,
     ):
         assert view(kept) == view(obj), view.__name__
+    assert gen.monitoring_nodes(kept)  # a cloudNativeFullStack DynaKube with a tenant and instances
     assert dk.mode_spec(kept) == dk.mode_spec(obj)
     assert dk.annotations_of(kept) == {k: v for k, v in dk.annotations_of(obj).items() if k != LAST_APPLIED}
 
@@ -210,14 +220,14 @@ def test_a_transform_that_raises_drops_that_object_only():
 
 def test_adding_a_kind_is_adding_a_spec():
     secrets = Kind(
-        "init-secrets",
+        "config-secrets",
         "/api/v1/namespaces/{namespace}/secrets",
         lambda obj: {"metadata": {"name": obj["metadata"]["name"]}, "data": dict(obj.get("data") or {})},
         field_selector="metadata.name=dynatrace-dynakube-config",
     )
     owners = Kind(
-        "replicasets",
-        "/apis/apps/v1/replicasets",
+        "deployments",
+        "/apis/apps/v1/deployments",
         lambda obj: {
             "metadata": {k: obj["metadata"].get(k) for k in ("name", "namespace", "ownerReferences")}
         },
@@ -228,15 +238,17 @@ def test_adding_a_kind_is_adding_a_spec():
     store.add_kind(secrets)
     store.add_kind(owners)
     assert not store.synced
-    store.replace("replicasets", [{"metadata": {"name": "rs", "namespace": "shop", "uid": "u"}}])
-    assert store.get("replicasets", "shop/rs") == {
-        "metadata": {"name": "rs", "namespace": "shop", "ownerReferences": None}
+    store.replace("deployments", [{"metadata": {"name": "web", "namespace": "shop", "uid": "u"}}])
+    assert store.get("deployments", "shop/web") == {
+        "metadata": {"name": "web", "namespace": "shop", "ownerReferences": None}
     }
+    with pytest.raises(ValueError, match="replicasets"):  # a resource of the owner cache is no kind
+        store.add_kind(Kind("replicasets", "/apis/apps/v1/replicasets", dict))
     assert secrets.concrete(namespace="dynatrace").path == "/api/v1/namespaces/dynatrace/secrets"
     # a state file describes DynaKubes and namespaces only: other kinds are known to be empty
     local = Store(WEBHOOK_NS, kinds=[*DEFAULT_KINDS, secrets])
     assert not local.synced
     local.replace(DYNAKUBES, [])
     local.replace(NAMESPACES, [make_namespace()])
-    local.replace("init-secrets", [])
+    local.replace("config-secrets", [])
     assert local.synced and local.count(NAMESPACES) == 1

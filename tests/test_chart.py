@@ -68,6 +68,7 @@ CASES: dict[str, dict[str, Any]] = {
     "events-off": {"features": {"events": False}},
     "observability": {"dashboards": {"enabled": True}, "prometheusRule": {"enabled": True}},
     "reinject-without-events": {"features": {"reinject": True, "events": False}},
+    "init-secrets-off": {"features": {"initSecrets": False}},
 }
 # Oldest Kubernetes in Chart.yaml's kubeVersion; preStop sleep needs 1.30.
 MIN_KUBE = {"prestop-sleep": "1.30"}
@@ -336,6 +337,8 @@ def test_feature_flags(docs: dict[str, list[dict[str, Any]]]) -> None:
     # Events are on by default in the program; the chart only says when they are off
     assert "--no-events" not in default and "--events" not in default
     assert args_of(docs["events-off"])["--no-events"] is None
+    assert "--no-init-secrets" not in default
+    assert args_of(docs["init-secrets-off"])["--no-init-secrets"] is None
     # without Events the pod webhook has no side effect at all
     assert webhooks(docs["events-off"])["webhook.pod.dynatrace.com"]["sideEffects"] == "None"
 
@@ -538,6 +541,28 @@ ALWAYS = {
     # /validate: spec.proxy.valueFrom names a Secret of the DynaKube's namespace
     ("namespace", "", "secrets", "list", "*"),
     ("namespace", "", "secrets", "watch", "*"),
+    # the init Secret and owner caches
+    ("cluster", "", "secrets", "list", "*"),
+    ("cluster", "", "secrets", "watch", "*"),
+    *{
+        (("cluster", g, r, v, "*"))
+        for g, r in (("apps", "replicasets"), ("batch", "jobs"), ("", "replicationcontrollers"))
+        for v in ("list", "watch")
+    },
+}
+# features.initSecrets (default on): writes the init Secrets, reads trustedCAs, holds its own Lease
+INIT_SECRETS = {
+    ("cluster", "", "secrets", "create", "*"),
+    *{
+        ("cluster", "", "secrets", v, name)
+        for v in ("update", "delete")
+        for name in ("dynatrace-dynakube-config", "dynatrace-metadata-enrichment-endpoint")
+    },
+    ("namespace", "", "configmaps", "list", "*"),
+    ("namespace", "", "configmaps", "watch", "*"),
+    ("namespace", "coordination.k8s.io", "leases", "get", "dynatrace-webhook-initsecrets"),
+    ("namespace", "coordination.k8s.io", "leases", "update", "dynatrace-webhook-initsecrets"),
+    ("namespace", "coordination.k8s.io", "leases", "create", "*"),
 }
 # features.events (default on): Events on the owners of pods in any namespace; patch updates their count
 EVENTS = {("cluster", "", "events", "create", "*"), ("cluster", "", "events", "patch", "*")}
@@ -572,12 +597,13 @@ REINJECT = {
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("default", ALWAYS | EVENTS | SELF_MANAGED),
-        ("cert-manager", ALWAYS | EVENTS),
-        ("secret", ALWAYS | EVENTS),
-        ("features", ALWAYS | EVENTS | SELF_MANAGED | RELABEL | REINJECT),
-        ("events-off", ALWAYS | SELF_MANAGED),
-        ("reinject-without-events", ALWAYS | SELF_MANAGED | REINJECT),
+        ("default", ALWAYS | EVENTS | SELF_MANAGED | INIT_SECRETS),
+        ("cert-manager", ALWAYS | EVENTS | INIT_SECRETS),
+        ("secret", ALWAYS | EVENTS | INIT_SECRETS),
+        ("features", ALWAYS | EVENTS | SELF_MANAGED | RELABEL | REINJECT | INIT_SECRETS),
+        ("events-off", ALWAYS | SELF_MANAGED | INIT_SECRETS),
+        ("reinject-without-events", ALWAYS | SELF_MANAGED | REINJECT | INIT_SECRETS),
+        ("init-secrets-off", ALWAYS | EVENTS | SELF_MANAGED),
     ],
 )
 def test_rbac_is_exactly_what_the_mode_needs(

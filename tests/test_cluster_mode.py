@@ -21,7 +21,8 @@ def inject(client, body) -> list:
 
 def test_state_from_the_api_and_status_changes_reach_the_next_admission(cluster, tmp_path):
     api, server, kubeconfig = cluster
-    running = Running(tmp_path, "--cert-mode", "dev", kubeconfig=kubeconfig)
+    # the initsecrets controller (its Lease and Secret writes) has tests of its own
+    running = Running(tmp_path, "--cert-mode", "dev", "--no-init-secrets", kubeconfig=kubeconfig)
     try:
         running.wait_ready()
         review = make_review(make_pod())
@@ -64,11 +65,17 @@ def test_state_from_the_api_and_status_changes_reach_the_next_admission(cluster,
     ]
     # one paginated list per kind; namespaces as metadata only (PartialObjectMetadataList)
     secrets = "/api/v1/namespaces/dynatrace/secrets?limit=500"
-    assert sorted(lists) == sorted(["/api/v1/namespaces?limit=500", secrets, f"{DK_PATH}?limit=500"])
+    kinds = ["/api/v1/namespaces?limit=500", secrets, f"{DK_PATH}?limit=500"]
+    assert sorted(p for p in lists if p in kinds) == sorted(kinds)
     accepts = dict(server.accepts)
     assert "as=PartialObjectMetadataList;" in accepts["/api/v1/namespaces?limit=500"]
     assert "as=PartialObject" not in accepts[f"{DK_PATH}?limit=500"]
     assert "as=PartialObject" not in accepts[secrets]
+    # the init-Secret caches (one per name) and the owner caches list once each, in pages too; the owners as
+    # metadata only
+    others = [p for p in lists if p not in kinds]
+    assert len(others) == 5 and all("limit=500" in p for p in others), others
+    assert "as=PartialObjectMetadataList;" in accepts["/apis/apps/v1/replicasets?limit=500"]
 
 
 def test_self_managed_certificates_are_created_and_trusted_by_the_bundle(cluster, tmp_path):
@@ -148,7 +155,7 @@ def test_the_admission_path_makes_no_api_request(tmp_path):
     import time
 
     from tests.apiserver import ApiServer
-    from tests.conftest import make_dynakube, make_namespace
+    from tests.conftest import make_dynakube, make_init_secret, make_namespace
     from tests.fakeapi import FakeApi
 
     api = FakeApi()
@@ -160,9 +167,17 @@ def test_the_admission_path_makes_no_api_request(tmp_path):
     kube_system = make_namespace("kube-system", None)
     kube_system["metadata"]["uid"] = "cluster-uid-0001"
     api.seed("/api/v1/namespaces", kube_system)
+    for secret in ("dynatrace-dynakube-config", "dynatrace-metadata-enrichment-endpoint"):
+        api.seed("/api/v1/namespaces/shop/secrets", make_init_secret("shop", secret))
     server = ApiServer(api)
+    # no controller writing meanwhile: every request in the window would be the admission path's
     running = Running(
-        tmp_path, "--cert-mode", "dev", "--no-events", kubeconfig=server.kubeconfig(tmp_path / "kc")
+        tmp_path,
+        "--cert-mode",
+        "dev",
+        "--no-events",
+        "--no-init-secrets",
+        kubeconfig=server.kubeconfig(tmp_path / "kc"),
     )
     try:
         running.wait_ready()

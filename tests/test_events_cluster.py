@@ -36,6 +36,7 @@ def test_skipped_pods_produce_events_on_owner_and_dynakube(cluster, tmp_path):
         tmp_path,
         "--cert-mode",
         "dev",
+        "--no-init-secrets",  # its Warning on the DynaKube (no tokens Secret here) is tested on its own
         env={"POD_NAME": "dynatrace-webhook-7d9f-abcde"},
         kubeconfig=kubeconfig,
     )
@@ -78,7 +79,9 @@ def test_skipped_pods_produce_events_on_owner_and_dynakube(cluster, tmp_path):
 
 def test_no_events_flag(cluster, tmp_path):
     api, server, kubeconfig = cluster
-    running = Running(tmp_path, "--cert-mode", "dev", "--no-events", kubeconfig=kubeconfig)
+    running = Running(
+        tmp_path, "--cert-mode", "dev", "--no-events", "--no-init-secrets", kubeconfig=kubeconfig
+    )
     try:
         running.wait_ready()
         with running.tls_client() as client:

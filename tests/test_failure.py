@@ -17,7 +17,7 @@ import time
 import pytest
 
 from tests.apiserver import ApiServer, write_kubeconfig
-from tests.conftest import make_dynakube, make_namespace, make_pod, make_review
+from tests.conftest import make_dynakube, make_init_secret, make_namespace, make_pod, make_review
 from tests.fakeapi import FakeApi
 from tests.test_server import ROOT, Running, free_port, ops, post, review
 
@@ -45,6 +45,7 @@ def seeded(hosts: list | None) -> FakeApi:
     api.seed(DK_PATH, make_dynakube("dk", hosts=hosts))
     api.seed(NS_PATH, make_namespace("shop", "dk"))
     api.seed(NS_PATH, make_namespace("dynatrace", None))
+    api.seed(f"{NS_PATH}/shop/secrets", make_init_secret("shop"))  # as the operator left it
     return api
 
 
@@ -160,6 +161,7 @@ def test_api_errors_are_backed_off_and_recovered_from(
             time.sleep(window)
             end = time.monotonic()
             api.seed(NS_PATH, make_namespace("late", "dk"))  # created while the API answers errors
+            api.seed(f"{NS_PATH}/late/secrets", make_init_secret("late"))
             # the namespaces reflector's requests (the Secrets of a namespace live under the same prefix)
             attempts = [
                 t for t, m, p in list(server.times) if p.split("?", 1)[0] == NS_PATH and start <= t <= end

@@ -417,7 +417,13 @@ def test_missing_init_secret_restarts_once_the_secret_is_there():
         "init-config-secrets",
         "init-endpoint-secrets",
     }
-    assert Reinjector(h.api, Store(WEBHOOK_NS), Config()).triggers == {DYNAKUBES, NAMESPACES}
+    # the Store keeps the init Secrets itself: they trigger, its other caches (owners, inputs, Secrets) do not
+    assert Reinjector(h.api, Store(WEBHOOK_NS), Config()).triggers == {
+        DYNAKUBES,
+        NAMESPACES,
+        "init-config-secrets",
+        "init-endpoint-secrets",
+    }
     reinjector = Reinjector(h.api, store, Config(enabled=True), clock=h.clock)
     h.reinjector = reinjector
     deployment = seed_deployment(h.api, "shop", "web", pod_kw={"reason": "MissingInitSecret"})

@@ -74,7 +74,7 @@ stringData: {proxy: x}
 
 
 def test_state_file_secrets(tmp_path):
-    found, _ = parse_documents(STATE, "dynatrace")
+    found = parse_documents(STATE, "dynatrace")
     assert [s["metadata"]["name"] for s in found[SECRETS]] == ["proxy-data", "proxy-string"]
     path = tmp_path / "state.yaml"
     path.write_text(STATE)

@@ -131,6 +131,20 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         "connection info is incomplete or the DynaKube is missing (needs RBAC create/patch on events; not "
         "with --state-file; env EVENTS, default on)",
     )
+    g.add_argument(
+        "--init-secrets",
+        action=argparse.BooleanOptionalAction,
+        default=(env("INIT_SECRETS", "true") or "true").strip().lower() in ("1", "true", "yes"),
+        help="create and update the init Secrets (dynatrace-dynakube-config, "
+        "dynatrace-metadata-enrichment-endpoint) in every namespace mapped to a DynaKube, leader only (needs "
+        "RBAC on secrets; not with --state-file; env INIT_SECRETS, default on)",
+    )
+    g.add_argument(
+        "--init-secrets-resync",
+        type=_positive_float,
+        default=300.0,
+        help="seconds between full passes of the initsecrets controller (300)",
+    )
     g = p.add_argument_group("validation")
     g.add_argument(
         "--modules",
@@ -312,6 +326,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         relabel_namespaces=args.relabel_namespaces,
         relabel_interval=args.relabel_interval,
         events=args.events,
+        init_secrets=args.init_secrets,
+        init_secrets_resync=args.init_secrets_resync,
         reinject=args.reinject or args.reinject_dry_run,
         reinject_dry_run=args.reinject_dry_run,
         reinject_rate=args.reinject_rate,

@@ -81,6 +81,10 @@ class Settings:
     relabel_namespaces: bool = False  # relabel existing namespaces when DynaKubes change (webhook/relabel.py)
     relabel_interval: float = 300.0
     events: bool = True  # Kubernetes Events for skipped injections (webhook/events.py); needs the API
+    init_secrets: bool = (
+        True  # create the init Secrets in mapped namespaces (webhook/controllers/initsecrets.py)
+    )
+    init_secrets_resync: float = 300.0
     reinject: bool = False  # restart workloads admitted without OneAgent once connection info is complete
     reinject_dry_run: bool = False  # only report what would be restarted
     reinject_rate: float = 10.0  # workloads restarted per minute at most

@@ -126,6 +126,21 @@ class Metrics:
         self.reinjection_leader = Gauge(
             p + "reinjection_leader", "1 when this replica holds the reinjection Lease, else 0.", registry=r
         )
+        self.init_secrets = Counter(
+            p + "init_secrets",
+            "Init Secrets written by the initsecrets controller, by action (created, updated, deleted, failed) "
+            "and Secret name.",
+            ["action", "secret"],
+            registry=r,
+        )
+        self.init_secrets_leader = Gauge(
+            p + "init_secrets_leader", "1 when this replica holds the initsecrets Lease, else 0.", registry=r
+        )
+        self.init_secret_missing = Counter(
+            p + "init_secret_missing_admissions",
+            "Pods admitted without injection because an init Secret was not (yet) in their namespace.",
+            registry=r,
+        )
 
         self.events = Counter(
             p + "events",

@@ -31,10 +31,13 @@ from webhook.admission.app import (
 from webhook.admission.review import Answer, Review
 from webhook.config import Settings
 from webhook.controllers import events
+from webhook.controllers.initsecrets import ACTIONS
 from webhook.explain import explain
 from webhook.metrics import Metrics
 from webhook.mutation import pod as pods
-from webhook.mutation.pod import connection_info_reasons
+from webhook.mutation.initsecrets import INIT_SECRETS
+from webhook.mutation.pod import REASON_MISSING_INIT_SECRET, connection_info_reasons
+from webhook.state import owners as owner_cache
 from webhook.state.local import LocalState
 from webhook.state.store import Store
 from webhook.tls.certs import ensure_dev_certificates
@@ -80,6 +83,7 @@ class Webhook:
         self.relabeler: Any = None
         self._api: Any = None
         self.cert_manager: Any = None
+        self.init_secrets: Any = None  # webhook.controllers.initsecrets.InitSecrets in cluster mode
         self.events: Any = None  # webhook.controllers.events.Recorder with the Kubernetes API as state source
         self.discovery: Any = (
             None  # webhook.state.discovery.Discovery with the Kubernetes API as state source
@@ -111,6 +115,11 @@ class Webhook:
             m.missed_pods.clear()
             for (namespace, dynakube), count in self.reinjector.missed().items():
                 m.missed_pods.labels(namespace, dynakube).set(count)
+        if self.init_secrets is not None:
+            m.init_secrets_leader.set(1 if self.init_secrets.leader else 0)
+        m.cache_objects.labels("init-secrets").set(self.store.init_secret_cache.count())
+        for resource in owner_cache.RESOURCES:
+            m.cache_objects.labels(resource).set(self.store.owners.count(resource))
 
     def _cert_reloaded(self, ok: bool) -> None:
         self.metrics.cert_reloads.labels("success" if ok else "failure").inc()
@@ -122,10 +131,14 @@ class Webhook:
             self.relabeler.on_event(resource, kind)
         if self.reinjector is not None:
             self.reinjector.on_event(resource, kind)
+        if self.init_secrets is not None and resource not in owner_cache.RESOURCES:
+            self.init_secrets.on_event(resource, kind)
 
     # --- the apps ---
     def _inject(self, review: Review) -> Answer:
         answer = handlers.inject(review, self.store, self.injection)
+        if REASON_MISSING_INIT_SECRET in answer.reasons:
+            self.metrics.init_secret_missing.inc()
         if self.events is not None:
             skipevents.record(self.events, review, answer, self.store)  # put_nowait at most: never waits
         return answer
@@ -192,8 +205,36 @@ class Webhook:
             on_event=self._watch_event,
         )
         self._kube.start()
+        from webhook.state import slices
+
+        slices.start(
+            self.kube_api(),
+            self.store,
+            stop=self._kube.stop,
+            inputs=s.init_secrets,
+            on_event=self._watch_event,
+        )
         if self.relabeler is not None:
             self.relabeler.start()
+
+    def start_init_secrets(self) -> None:
+        """The initsecrets controller (on by default): a background thread, only with the Kubernetes API."""
+        s = self.settings
+        if not s.init_secrets or self._kube is None:
+            return
+        from webhook.controllers.initsecrets import Config, InitSecrets
+
+        for action in ACTIONS:
+            for name in INIT_SECRETS:
+                self.metrics.init_secrets.labels(action, name)
+        self.init_secrets = InitSecrets(
+            self.kube_api(),
+            self.store,
+            Config(operator_version=s.version, csi_mode=s.modules.csi_driver, resync=s.init_secrets_resync),
+            recorder=self.events,
+            on_count=lambda action, name: self.metrics.init_secrets.labels(action, name).inc(),
+        )
+        self.init_secrets.start()
 
     def start_reinjector(self) -> None:
         """Automatic reinjection (opt-in): a background thread, only with the Kubernetes API as state source."""
@@ -281,6 +322,7 @@ class Webhook:
             self.start_cert_manager()
         self.start_reinjector()
         self.start_events()
+        self.start_init_secrets()
         self.watcher.poll()
         tasks = [asyncio.create_task(self._poll(s.cert_poll_interval, self.watcher.poll))]
         if self.local is not None:
@@ -329,6 +371,8 @@ class Webhook:
             task.cancel()
         if self.reinjector is not None:
             await asyncio.to_thread(self.reinjector.stop)  # joins the thread and releases the Lease
+        if self.init_secrets is not None:
+            await asyncio.to_thread(self.init_secrets.stop)  # joins the thread and releases the Lease
         if self._kube is not None:
             self._kube.close()
         if self.discovery is not None:

@@ -13,20 +13,25 @@ Fixtures, in the order their teardown undoes them (pytest tears down in reverse 
 - ``cleanup``: deletes every other object a test registered, last created first (namespaces last);
 - ``webhook_namespace``: the run's namespace ``e2e-dynatrace-<run>`` (the webhook's DynaKube namespace);
 - ``dynakube_crd`` (session): the DynaKube CRD from dynakube-crd.yaml when the cluster has none; deleted at the
-  end only when this session created it and no DynaKube other than the session's own is left.
+  end only when this session created it and no DynaKube other than the session's own is left;
+- ``webhook_identity`` (session): the kubeconfig the webhook processes use (``kubeconfig-webhook`` beside
+  KUBECONFIG when there is one, a user of its own the audit log tells apart) and the audit log, if any;
+- ``audit_log``: that audit log, or a skip saying why there is none to read;
+- ``namespace`` / ``dynakube``: create a namespace of the run with labels (ready for pods), a DynaKube in the
+  run's namespace with a given spec and status; both deleted at teardown.
 
 Nothing here touches an object the session did not create.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.e2e.audit import AuditLog, client_certificate_user
 from tests.e2e.helpers import (
     CONFIG_PATHS,
     CRD,
@@ -42,6 +48,9 @@ from tests.e2e.helpers import (
     NAMESPACES,
     RUN_LABEL,
     delete_quietly,
+    dynakube_body,
+    dynakube_status,
+    dynakubes_path,
     exists,
     free_port,
     labels_of,
@@ -63,19 +72,33 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.e2e)
             if item.get_closest_marker("timeout") is None:
                 item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
+    # tests that leave the cluster busy after them (thousands of namespaces finalizing) run last
+    items.sort(key=lambda item: item.get_closest_marker("e2e_last") is not None)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "e2e_last: an e2e test that runs after all others (heavy teardown)")
+
+
+def no_cluster(reason: str) -> None:
+    """Skip, or fail when a cluster was promised (``E2E_REQUIRE_CLUSTER=1``, set by run-local-cluster.sh once
+    it started one): there, a tier that skips would pass without having tested anything."""
+    if os.environ.get("E2E_REQUIRE_CLUSTER") == "1":
+        pytest.fail(f"E2E_REQUIRE_CLUSTER=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def kube():
     if not os.environ.get("KUBECONFIG"):
-        pytest.skip("no cluster: KUBECONFIG is not set (see tests/e2e/README.md)")
+        no_cluster("no cluster: KUBECONFIG is not set (see tests/e2e/README.md)")
     from webhook.state.kube import KubeApi, load_api_client
 
     try:
         api = KubeApi(load_api_client(os.environ["KUBECONFIG"]), request_timeout=15)
         api.get("/version")
     except Exception as err:  # unreachable or misconfigured: say so and skip
-        pytest.skip(f"cluster in KUBECONFIG not reachable: {err}")
+        no_cluster(f"cluster in KUBECONFIG not reachable: {err}")
     return api
 
 
@@ -83,8 +106,64 @@ def kube():
 def webhook_host() -> str:
     host = os.environ.get("E2E_WEBHOOK_HOST", "").strip()
     if not host:
-        pytest.skip("set E2E_WEBHOOK_HOST to an address of this machine the cluster can reach (README.md)")
+        no_cluster("set E2E_WEBHOOK_HOST to an address of this machine the cluster can reach (README.md)")
     return host
+
+
+def _first_kubeconfig() -> Path:
+    return Path(os.environ["KUBECONFIG"].split(os.pathsep)[0])
+
+
+@dataclass(frozen=True)
+class WebhookIdentity:
+    """How the webhook processes reach the API server, and where their requests can be counted."""
+
+    kubeconfig: Path | None  # None: the webhook uses KUBECONFIG, like the tests
+    user: str | None  # the user name the API server logs for the webhook, when it differs from the tests'
+    audit_log: Path | None
+    no_audit: str  # why the webhook's requests cannot be counted ("" when they can)
+
+
+@pytest.fixture(scope="session")
+def webhook_identity(kube) -> WebhookIdentity:
+    """``E2E_WEBHOOK_KUBECONFIG``, else ``kubeconfig-webhook`` beside KUBECONFIG (as ../shared/k8s/up.sh
+    writes it); ``E2E_AUDIT_LOG``, else ``logs/audit.log`` beside KUBECONFIG."""
+    home = _first_kubeconfig().parent
+    given = os.environ.get("E2E_WEBHOOK_KUBECONFIG", "").strip()
+    kubeconfig = Path(given) if given else home / "kubeconfig-webhook"
+    if not kubeconfig.is_file():
+        kubeconfig = None
+    given = os.environ.get("E2E_AUDIT_LOG", "").strip()
+    audit = Path(given) if given else home / "logs" / "audit.log"
+    if not audit.is_file():
+        audit = None
+    user = client_certificate_user(kubeconfig) if kubeconfig else None
+    if user is not None and user == client_certificate_user(_first_kubeconfig()):
+        user = None
+    if kubeconfig is None:
+        reason = (
+            f"the webhook runs with the plain KUBECONFIG (no {home / 'kubeconfig-webhook'}, "
+            "E2E_WEBHOOK_KUBECONFIG unset): its requests cannot be told apart from the tests'"
+        )
+    elif user is None:
+        reason = f"{kubeconfig} does not authenticate with a client certificate of a user of its own"
+    elif audit is None:
+        reason = (
+            f"no kube-apiserver audit log readable here ({home / 'logs' / 'audit.log'}, E2E_AUDIT_LOG unset)"
+        )
+    else:
+        reason = ""
+    return WebhookIdentity(kubeconfig, user, audit, reason)
+
+
+@pytest.fixture()
+def audit_log(webhook_identity) -> AuditLog:
+    """The API server's audit log, reading the webhook's requests; skips when there is none to read (fails
+    with ``E2E_REQUIRE_CLUSTER=1``: the local control plane run-local-cluster.sh starts always has one)."""
+    if webhook_identity.no_audit:
+        no_cluster(webhook_identity.no_audit)
+    assert webhook_identity.audit_log and webhook_identity.user
+    return AuditLog(webhook_identity.audit_log, webhook_identity.user)
 
 
 @pytest.fixture(scope="session")
@@ -118,7 +197,8 @@ def dynakube_crd(kube, session_run) -> Iterator[None]:
     if others:
         log.warning("DynaKube CRD kept: %d DynaKube(s) of others exist", len(others))
         return
-    delete_quietly(kube, f"{CRD}/dynakubes.dynatrace.com")
+    failure = delete_quietly(kube, f"{CRD}/dynakubes.dynatrace.com")
+    assert not failure, f"the DynaKube CRD this session created was not deleted: {failure}"
 
 
 @pytest.fixture()
@@ -127,10 +207,13 @@ def run_id(session_run) -> str:
     return f"{session_run}{short_id()[:4]}"
 
 
+BULK_WORKERS = 8  # concurrent requests of create_many and its teardown (the client keeps 10 connections)
+
+
 @dataclass
 class Cleanup:
     kube: Any
-    paths: list[str] = field(default_factory=list)
+    paths: list[str | list[str]] = field(default_factory=list)  # a list: a group deleted concurrently
 
     def add(self, path: str) -> str:
         self.paths.append(path)
@@ -143,9 +226,25 @@ class Cleanup:
         self.add(f"{collection}/{name}")
         return self.kube.create(collection, body)
 
+    def create_many(self, collection: str, bodies: list[dict[str, Any]]) -> None:
+        """Create many objects, ``BULK_WORKERS`` requests at a time; deleted at teardown the same way (one
+        group, after anything registered later). Raises the first failure once all requests are done."""
+        group = [f"{collection}/{b['metadata']['name']}" for b in bodies]
+        self.paths.append(group)
+        with ThreadPoolExecutor(BULK_WORKERS) as pool:
+            for future in [pool.submit(self.kube.create, collection, b) for b in bodies]:
+                future.result()
+
     def run(self) -> None:
+        """Delete everything registered, last first; every deletion is tried, then failures are reported."""
+        failures: list[str] = []
         while self.paths:
-            delete_quietly(self.kube, self.paths.pop())
+            entry = self.paths.pop()
+            if isinstance(entry, str):
+                entry = [entry]
+            with ThreadPoolExecutor(min(BULK_WORKERS, len(entry)) or 1) as pool:
+                failures += [f for f in pool.map(lambda path: delete_quietly(self.kube, path), entry) if f]
+        assert not failures, f"cleanup could not delete {len(failures)} object(s): {failures[:10]}"
 
 
 @pytest.fixture()
@@ -171,6 +270,59 @@ def webhook_namespace(kube, run_id, cleanup, dynakube_crd) -> str:
     name = f"e2e-dynatrace-{run_id}"
     create_namespace(kube, cleanup, name, run_id)
     return name
+
+
+MakeNamespace = Callable[..., str]
+
+
+@pytest.fixture()
+def namespace(kube, run_id, cleanup) -> MakeNamespace:
+    """``namespace(name, **labels)``: a namespace ``<name>-<run>`` of this run with these labels, its default
+    ServiceAccount in place (ready for pods); returns its name. Deleted at teardown."""
+
+    def make(name: str, **labels: str) -> str:
+        full = f"{name}-{run_id}"
+        create_namespace(kube, cleanup, full, run_id, **labels)
+        return full
+
+    return make
+
+
+MakeDynaKube = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture()
+def dynakube(kube, run_id, cleanup, webhook_namespace) -> MakeDynaKube:
+    """``dynakube(name, selector=None, annotations=None, spec=None, hosts=None, status=None)``: a
+    cloudNativeFullStack DynaKube ``<name>-<run>`` in the run's namespace (``helpers.dynakube_body``; ``spec``
+    is merged into the spec), then its status: ``status`` as given, else ``dynakube_status(hosts)`` when
+    ``hosts`` is a list (``[]``: connection info incomplete), else none. Returns the stored object.
+    Deleted at teardown."""
+
+    def make(
+        name: str,
+        *,
+        selector: dict[str, Any] | None = None,
+        annotations: dict[str, str] | None = None,
+        spec: dict[str, Any] | None = None,
+        hosts: list[dict[str, Any]] | None = None,
+        status: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        full = f"{name}-{run_id}"
+        path = dynakubes_path(webhook_namespace)
+        body = dynakube_body(
+            full, webhook_namespace, run_id, selector=selector, annotations=annotations, spec=spec
+        )
+        created = cleanup.create(path, body)
+        if status is None and hosts is not None:
+            status = dynakube_status(hosts)
+        if status is not None:
+            created = kube.patch(
+                f"{path}/{full}/status", status if "status" in status else {"status": status}
+            )
+        return created
+
+    return make
 
 
 @dataclass
@@ -201,8 +353,10 @@ StartWebhook = Callable[..., WebhookProcess]
 
 
 @pytest.fixture()
-def start_webhook(kube, webhook_host, webhook_namespace, tmp_path) -> Iterator[StartWebhook]:
-    """Start the webhook in the run's namespace. ``self_managed=False`` (files mode): a CA and a serving
+def start_webhook(
+    kube, webhook_host, webhook_namespace, webhook_identity, tmp_path
+) -> Iterator[StartWebhook]:
+    """Start the webhook in the run's namespace, with the kubeconfig of ``webhook_identity``. ``self_managed=False`` (files mode): a CA and a serving
     certificate for ``E2E_WEBHOOK_HOST`` are generated here (``WebhookProcess.ca``). ``args``: more flags.
     ``ready``: wait for /readyz (a self-managed webhook is ready only once its caBundles are written).
     ``port``: the admission port, when a configuration naming it had to exist first (``free_port()``)."""
@@ -241,6 +395,7 @@ def start_webhook(kube, webhook_host, webhook_namespace, tmp_path) -> Iterator[S
             DYNAKUBE_VERSION,
             "--log-format",
             "text",
+            *(["--kubeconfig", str(webhook_identity.kubeconfig)] if webhook_identity.kubeconfig else []),
             *(["--cert-mode", "self-managed"] if self_managed else ["--cert-mode", "files"]),
             *args,
         ]
@@ -291,9 +446,8 @@ def register_webhook(kube, run_id, start_webhook) -> Iterator[RegisterWebhook]:
         return full
 
     yield register
-    for path in reversed(created):
-        delete_quietly(kube, path)
-    # the API server drops a configuration from its admission chain shortly after the delete
-    for path in created:
-        with contextlib.suppress(AssertionError):
-            wait(lambda path=path: not exists(kube, path), timeout=10, what=f"{path} gone")
+    # The API server drops a deleted configuration from its admission chain about a second later; nothing
+    # the rest of the teardown sends matches these rules (DELETEs and the namespaces' finalization), so the
+    # webhook processes may stop right away.
+    failures = [f for f in (delete_quietly(kube, path) for path in reversed(created)) if f]
+    assert not failures, f"webhook configurations not deleted: {failures}"

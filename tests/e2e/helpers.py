@@ -8,7 +8,6 @@ the cluster, and is deleted by the fixture that created it.
 from __future__ import annotations
 
 import base64
-import contextlib
 import re
 import socket
 import time
@@ -39,6 +38,7 @@ API_URL = "https://abc12345.live.dynatrace.com/api"
 INJECTED = "oneagent.dynatrace.com/injected"
 REASON = "oneagent.dynatrace.com/reason"
 INSTANCE_LABEL = "dynakube.internal.dynatrace.com/instance"
+INIT_CONTAINER = "dynatrace-operator"  # the init container an injected pod gets (upstream v1.4's name)
 HOSTS = [{"protocol": "https", "host": "10.96.12.34", "port": 443}]
 
 
@@ -117,10 +117,18 @@ def create_with_warnings(kube: KubeApi, path: str, body: dict[str, Any]) -> tupl
     return (orjson.loads(data) if data else {}), [parse_warning(v) for v in values]
 
 
-def delete_quietly(kube: KubeApi, path: str) -> None:
-    """Delete; already gone is fine (a namespace's objects go with it)."""
-    with contextlib.suppress(ApiError):
+def delete_quietly(kube: KubeApi, path: str) -> str | None:
+    """Delete; already gone is fine (a namespace's objects go with it). Any other failure, an API error or a
+    broken connection, is returned as text rather than raised, so that a teardown goes on deleting the rest."""
+    try:
         kube.delete(path)
+    except ApiError as err:
+        if err.status == 404:
+            return None
+        return f"{path}: {err}"
+    except Exception as err:  # urllib3/ssl errors: the API server went away or the connection broke
+        return f"{path}: {type(err).__name__}: {err}"
+    return None
 
 
 def exists(kube: KubeApi, path: str) -> bool:
@@ -215,6 +223,29 @@ def pod_body(name: str, run: str, **more: str) -> dict[str, Any]:
     }
 
 
+def deployment_body(
+    name: str, run: str, *, replicas: int = 1, label: str = "e2e.dynatrace.com/workload"
+) -> dict[str, Any]:
+    """A Deployment of ``replicas`` pause pods; its pods carry ``RUN_LABEL`` and ``label=name`` (list them with
+    the selector ``f"{label}={name}"``). The controller manager creates them; no kubelet runs them."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {RUN_LABEL: run}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {label: name}},
+            "template": {
+                "metadata": {"labels": {RUN_LABEL: run, label: name}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": [{"name": "app", "image": PAUSE_IMAGE}],
+                },
+            },
+        },
+    }
+
+
 def rule(group: str, resource: str, operations: list[str], scope: str, version: str = "v1") -> dict[str, Any]:
     return {
         "apiGroups": [group],
@@ -288,4 +319,4 @@ def init_containers(pod: dict[str, Any]) -> list[str]:
 
 
 def is_injected(pod: dict[str, Any]) -> bool:
-    return annotations_of(pod).get(INJECTED) == "true" and "install-oneagent" in init_containers(pod)
+    return annotations_of(pod).get(INJECTED) == "true" and INIT_CONTAINER in init_containers(pod)

@@ -14,75 +14,18 @@ word (defaulting, cross-field validation, admission, feature gates, CRD structur
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
-from typing import Any
 
-import pytest
-import yaml
-
+from tests.e2e.chart import (
+    APPLIED_FOR_REAL,
+    CERT_SECRET,
+    WEBHOOK_CONFIGS,
+    apply_rbac,
+    never_called,
+    object_path,
+    render,
+)
 from tests.e2e.helpers import apply, can_i, wait
 from webhook.kubeapi import ApiError
-
-helm = pytest.importorskip(
-    "helm_python", reason="helm-python-sdk renders the chart (pip install -e '.[dev]')"
-)
-
-CHART = Path(__file__).resolve().parents[2] / "charts" / "dynatrace-webhook"
-PLURALS = {
-    "ServiceAccount": "serviceaccounts",
-    "Service": "services",
-    "Deployment": "deployments",
-    "PodDisruptionBudget": "poddisruptionbudgets",
-    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
-    "NetworkPolicy": "networkpolicies",
-    "Role": "roles",
-    "RoleBinding": "rolebindings",
-    "ClusterRole": "clusterroles",
-    "ClusterRoleBinding": "clusterrolebindings",
-    "MutatingWebhookConfiguration": "mutatingwebhookconfigurations",
-    "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
-    "CustomResourceDefinition": "customresourcedefinitions",
-}
-CLUSTER_SCOPED = {
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "MutatingWebhookConfiguration",
-    "ValidatingWebhookConfiguration",
-    "CustomResourceDefinition",
-}
-APPLIED_FOR_REAL = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
-WEBHOOK_CONFIGS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
-CERT_SECRET = "dynatrace-webhook-certs"  # the chart's default --cert-secret-name
-
-
-def render(release: str, namespace: str) -> list[dict[str, Any]]:
-    with helm.Chart.load(CHART) as chart:
-        rendered = chart.render(values={}, name=release, namespace=namespace)
-    docs: list[dict[str, Any]] = []
-    for path in sorted(rendered):
-        if path.endswith(".yaml"):
-            docs += [d for d in yaml.safe_load_all(rendered[path]) if d]
-    return docs
-
-
-def object_path(obj: dict[str, Any], namespace: str) -> str:
-    kind = obj["kind"]
-    assert kind in PLURALS, f"the chart renders a {kind}: add its resource name to PLURALS in {__file__}"
-    group_version = obj["apiVersion"]
-    base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
-    scope = "" if kind in CLUSTER_SCOPED else f"/namespaces/{obj['metadata'].get('namespace') or namespace}"
-    return f"{base}{scope}/{PLURALS[kind]}/{obj['metadata']['name']}"
-
-
-def never_called(config: dict[str, Any], run: str) -> dict[str, Any]:
-    """The configuration with an objectSelector requirement no object meets, on top of the chart's own."""
-    never = {"key": f"e2e.dynatrace.com/never-{run}", "operator": "Exists"}
-    webhooks = []
-    for webhook in config["webhooks"]:
-        selector = dict(webhook.get("objectSelector") or {})
-        selector["matchExpressions"] = [*selector.get("matchExpressions", []), never]
-        webhooks.append({**webhook, "objectSelector": selector})
-    return {**config, "webhooks": webhooks}
 
 
 def test_api_server_accepts_chart_objects_and_rbac_grants_what_the_webhook_needs(
@@ -103,9 +46,7 @@ def test_api_server_accepts_chart_objects_and_rbac_grants_what_the_webhook_needs
     assert not rejected, rejected
 
     # 2. RBAC and webhook configurations for real, deleted at teardown (namespaced ones go with the namespace)
-    for obj in docs:
-        if obj["kind"] in APPLIED_FOR_REAL:
-            apply(kube, cleanup.add(object_path(obj, ns)), obj)
+    apply_rbac(kube, cleanup, docs, ns)
     for obj in docs:
         if obj["kind"] in WEBHOOK_CONFIGS:
             sent = never_called(obj, run_id)
@@ -130,9 +71,21 @@ def test_api_server_accepts_chart_objects_and_rbac_grants_what_the_webhook_needs
         # features.events (default on): Events on the owners of skipped pods, in their namespaces
         ("create", "events", {"namespace": "default"}),
         ("patch", "events", {"namespace": "default"}),
+        # the cache of the namespace's Secrets /validate reads spec.proxy.valueFrom from
+        ("list", "secrets", {"namespace": ns}),
+        ("watch", "secrets", {"namespace": ns}),
         ("get", "secrets", {"namespace": ns, "name": CERT_SECRET}),
         ("update", "secrets", {"namespace": ns, "name": CERT_SECRET}),
         ("create", "secrets", {"namespace": ns}),
+        # the init Secret cache (all namespaces) and features.initSecrets (default on), by name
+        ("list", "secrets", {"namespace": "default"}),
+        ("watch", "secrets", {}),
+        ("create", "secrets", {"namespace": "default"}),
+        ("update", "secrets", {"namespace": "default", "name": "dynatrace-dynakube-config"}),
+        ("delete", "secrets", {"namespace": "default", "name": "dynatrace-metadata-enrichment-endpoint"}),
+        ("list", "replicasets", {"group": "apps"}),
+        ("watch", "jobs", {"group": "batch"}),
+        ("list", "configmaps", {"namespace": ns}),
         ("get", "mutatingwebhookconfigurations", {"group": admission, "name": fullname}),
         ("patch", "mutatingwebhookconfigurations", {"group": admission, "name": fullname}),
         ("patch", "validatingwebhookconfigurations", {"group": admission, "name": fullname}),
@@ -140,7 +93,9 @@ def test_api_server_accepts_chart_objects_and_rbac_grants_what_the_webhook_needs
     denied: list[tuple[str, str, dict[str, str]]] = [
         ("delete", "secrets", {"namespace": ns, "name": CERT_SECRET}),
         ("get", "secrets", {"namespace": ns, "name": "another-secret"}),
-        ("list", "secrets", {"namespace": ns}),
+        ("update", "secrets", {"namespace": "default", "name": "another-secret"}),
+        ("delete", "secrets", {"namespace": "default", "name": "another-secret"}),
+        ("list", "configmaps", {"namespace": "default"}),
         ("list", "dynakubes", {"group": "dynatrace.com", "namespace": "default"}),
         ("update", "dynakubes", {"group": "dynatrace.com", "namespace": ns}),
         ("patch", "namespaces", {}),  # only with features.relabelNamespaces

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tests.e2e.conftest import create_namespace
 from tests.e2e.helpers import (
     HOSTS,
+    INIT_CONTAINER,
     INJECTED,
     INSTANCE_LABEL,
     REASON,
@@ -19,6 +20,7 @@ from tests.e2e.helpers import (
     short_id,
     wait,
 )
+from tests.e2e.tokens import create_tokens
 
 
 def test_api_server_gets_injection_and_empty_connection_info_skip(
@@ -27,6 +29,7 @@ def test_api_server_gets_injection_and_empty_connection_info_skip(
     ns = webhook_namespace
     names = {"ready": f"ready-{run_id}", "pending": f"pending-{run_id}"}
     for key, hosts in (("ready", HOSTS), ("pending", [])):
+        create_tokens(cleanup, ns, names[key], run_id)  # the init Secret is generated from it
         cleanup.create(dynakubes_path(ns), dynakube_body(names[key], ns, run_id))
         kube.patch(f"{dynakubes_path(ns)}/{names[key]}/status", dynakube_status(hosts))
         create_namespace(kube, cleanup, f"app-{key}-{run_id}", run_id, **{INSTANCE_LABEL: names[key]})
@@ -34,9 +37,13 @@ def test_api_server_gets_injection_and_empty_connection_info_skip(
     register_webhook("MutatingWebhookConfiguration", "dynatrace-webhook-e2e", [pod_hook(webhook, run_id)])
     ready_pods = f"/api/v1/namespaces/app-ready-{run_id}/pods"
     # the API server adds a new configuration to its admission chain shortly after the create
+    # ... and the namespace's init Secret exists (until then pods are admitted with reason MissingInitSecret)
     wait(
-        lambda: annotations_of(dry_run_create(kube, ready_pods, pod_body("probe", run_id))).get(INJECTED),
-        what="the API server calling /inject",
+        lambda: (
+            annotations_of(dry_run_create(kube, ready_pods, pod_body("probe", run_id))).get(INJECTED)
+            == "true"
+        ),
+        what="the API server calling /inject, with dynatrace-dynakube-config in place",
     )
 
     ready = kube.create(ready_pods, pod_body("injected", run_id))
@@ -62,3 +69,24 @@ def test_api_server_gets_injection_and_empty_connection_info_skip(
         return annotations_of(created).get(INJECTED) == "true"
 
     wait(injected_now, timeout=30, what="injection after communication hosts appeared")
+
+
+def test_v1beta1_admission_reviews_get_the_same_injection(
+    kube, run_id, cleanup, namespace, dynakube, start_webhook, register_webhook
+):
+    """A configuration that accepts only ``admission.k8s.io/v1beta1`` reviews: the API server sends v1beta1
+    and applies the answer (same version, JSON Patch) just the same."""
+    name = dynakube("beta", selector={"matchLabels": {"e2e.dynatrace.com/app": "beta"}}, hosts=HOSTS)
+    app = namespace("beta", **{INSTANCE_LABEL: name["metadata"]["name"], "e2e.dynatrace.com/app": "beta"})
+    webhook = start_webhook()
+    entry = pod_hook(webhook, run_id)
+    entry["admissionReviewVersions"] = ["v1beta1"]
+    register_webhook("MutatingWebhookConfiguration", "dynatrace-webhook-e2e-v1beta1", [entry])
+    pods = f"/api/v1/namespaces/{app}/pods"
+    wait(
+        lambda: annotations_of(dry_run_create(kube, pods, pod_body("probe", run_id))).get(INJECTED),
+        what="the API server calling /inject with v1beta1 reviews",
+    )
+    pod = kube.create(pods, pod_body("injected", run_id))
+    assert annotations_of(pod).get(INJECTED) == "true", annotations_of(pod)
+    assert init_containers(pod) == [INIT_CONTAINER]

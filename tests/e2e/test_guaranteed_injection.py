@@ -34,6 +34,7 @@ from tests.e2e.helpers import (
     pod_hook,
     wait,
 )
+from tests.e2e.tokens import create_tokens
 
 WORKLOAD = "e2e.dynatrace.com/workload"
 RESTARTS = "reinjection.dynatrace.com/restarts"
@@ -116,6 +117,7 @@ def test_webhook_restarted_after_hosts_appeared_restarts_the_skipped_deployment(
 ):
     ns = webhook_namespace
     dk = f"dk-{run_id}"
+    create_tokens(cleanup, ns, dk, run_id)  # the init Secret is generated from it
     cleanup.create(dynakubes_path(ns), dynakube_body(dk, ns, run_id, annotations=OPT_IN))
     kube.patch(f"{dynakubes_path(ns)}/{dk}/status", dynakube_status([]))  # incomplete: no hosts
     app = App(kube, cleanup, run_id, dk)
@@ -158,6 +160,7 @@ def test_pods_created_while_no_webhook_answered_are_found_and_restarted_once(
 ):
     ns = webhook_namespace
     dk = f"dk-{run_id}"
+    create_tokens(cleanup, ns, dk, run_id)  # the init Secret is generated from it
     cleanup.create(dynakubes_path(ns), dynakube_body(dk, ns, run_id, annotations=OPT_IN))
     kube.patch(f"{dynakubes_path(ns)}/{dk}/status", dynakube_status(HOSTS))  # complete from the start
     app = App(kube, cleanup, run_id, dk)

@@ -13,10 +13,10 @@ from tests.e2e.helpers import (
     HOSTS,
     INJECTED,
     INSTANCE_LABEL,
-    PAUSE_IMAGE,
     REASON,
     RUN_LABEL,
     annotations_of,
+    deployment_body,
     dry_run_create,
     dynakube_body,
     dynakube_status,
@@ -26,6 +26,7 @@ from tests.e2e.helpers import (
     pod_hook,
     wait,
 )
+from tests.e2e.tokens import create_tokens
 
 
 def is_injected(pod: dict) -> bool:
@@ -37,31 +38,12 @@ WORKLOAD = "e2e.dynatrace.com/workload"
 LEASE = "dynatrace-webhook-reinject"
 
 
-def deployment(name: str, run: str) -> dict:
-    pod_labels = {RUN_LABEL: run, WORKLOAD: name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": {RUN_LABEL: run}},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {WORKLOAD: name}},
-            "template": {
-                "metadata": {"labels": pod_labels},
-                "spec": {
-                    "terminationGracePeriodSeconds": 0,
-                    "containers": [{"name": "app", "image": PAUSE_IMAGE}],
-                },
-            },
-        },
-    }
-
-
 def test_deployment_is_restarted_into_injection(
     kube, run_id, cleanup, webhook_namespace, start_webhook, register_webhook
 ):
     ns = webhook_namespace
     name = f"reinject-{run_id}"
+    create_tokens(cleanup, ns, name, run_id)  # the init Secret is generated from it
     cleanup.create(
         dynakubes_path(ns),
         dynakube_body(
@@ -91,7 +73,7 @@ def test_deployment_is_restarted_into_injection(
 
     workload = f"app-{run_id}"
     deployments = f"/apis/apps/v1/namespaces/{app}/deployments"
-    cleanup.create(deployments, deployment(workload, run_id))
+    cleanup.create(deployments, deployment_body(workload, run_id, label=WORKLOAD))
 
     def workload_pods() -> list[dict]:
         items, _ = kube.list(pods, f"{WORKLOAD}={workload}")

@@ -14,6 +14,7 @@ import ssl
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from tests import upstream_messages as up
 from tests.e2e.conftest import create_namespace
 from tests.e2e.helpers import (
     DYNAKUBE_RULE,
@@ -36,6 +37,7 @@ from tests.e2e.helpers import (
     pod_body,
     wait,
 )
+from tests.e2e.tokens import create_tokens
 from webhook.kubeapi import ApiError
 from webhook.tls import certs
 
@@ -61,6 +63,7 @@ def test_webhook_writes_its_ca_bundle_and_is_called_with_it(
 ):
     ns = webhook_namespace
     dynakube = f"ready-{run_id}"
+    create_tokens(cleanup, ns, dynakube, run_id)  # the init Secret is generated from it
     cleanup.create(
         dynakubes_path(ns), dynakube_body(dynakube, ns, run_id, selector={"matchLabels": {RUN_LABEL: run_id}})
     )
@@ -159,7 +162,8 @@ def test_webhook_writes_its_ca_bundle_and_is_called_with_it(
         try:
             dry_run_create(kube, dynakubes_path(ns), invalid)
         except ApiError as err:
-            assert "1 error(s) found in the DynaKube" in str(err), err
+            assert "error(s) found in the DynaKube" in str(err), err
+            assert up.E8.splitlines()[0] in str(err), err  # the missing apiUrl, in upstream's words
             return True
         return False
 

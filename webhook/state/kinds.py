@@ -8,7 +8,8 @@ metadata-only lists/watches (PartialObjectMetadata) and label/field selectors. `
 
 The transform rule: keep the fields some decision, view, ``explain`` or controller reads; drop everything
 else (``managedFields``, ``kubectl.kubernetes.io/last-applied-configuration``, status the webhook does not
-read such as the per-node ``status.oneAgent.instances``, Secret keys other than the proxy). Label and
+read such as what ``status.oneAgent.instances`` says of each node (only the node names are kept), Secret keys
+other than the proxy). Label and
 annotation keys and short values are interned, so 50 000 namespaces carrying the same few labels share one
 copy of each string.
 """
@@ -98,8 +99,8 @@ def _kept_annotation(key: str) -> bool:
 
 
 def namespace_transform(obj: Mapping[str, Any]) -> Obj:
-    """A Namespace (full or PartialObjectMetadata): name, resourceVersion, labels, injection annotations; the
-    UID of ``kube-system`` only. The Store adds the annotations the DynaKubes' rules name (``add_annotations``)."""
+    """A Namespace (full or PartialObjectMetadata): name, resourceVersion, labels, injection annotations,
+    deletionTimestamp when set; the UID of ``kube-system`` only. The Store adds the annotations the DynaKubes' rules name (``add_annotations``)."""
     meta = obj.get("metadata")
     if type(meta) is not dict and not isinstance(meta, Mapping):
         meta = {}
@@ -112,6 +113,9 @@ def namespace_transform(obj: Mapping[str, Any]) -> Obj:
     uid = meta.get("uid")
     if name == CLUSTER_ID_NAMESPACE and isinstance(uid, str):
         kept["uid"] = uid  # the cluster's ID; other namespaces' UIDs are never read
+    deleting = meta.get("deletionTimestamp")
+    if isinstance(deleting, str) and deleting:
+        kept["deletionTimestamp"] = deleting  # terminating: the init Secrets controller leaves it alone
     labels = _string_map(meta.get("labels"), reuse=name)
     if labels:
         kept["labels"] = labels
@@ -152,6 +156,14 @@ Shape = Mapping[str, Any]
 
 _CONNECTION_INFO = {"connectionInfoStatus": {"tenantUUID": True, "communicationHosts": True}}
 
+
+def _node_names(value: Any) -> Any:
+    """``status.oneAgent.instances`` by node name only: the init Secret's ``monitoringNodes`` reads the keys."""
+    if type(value) is not dict and not isinstance(value, Mapping):
+        return value
+    return {_intern(node): {} for node in value if isinstance(node, str)}
+
+
 DYNAKUBE_SHAPE: Shape = {
     "apiVersion": True,
     "kind": True,
@@ -171,7 +183,7 @@ DYNAKUBE_SHAPE: Shape = {
         "kubernetesClusterName": True,
         "kubernetesClusterMEID": True,
         "codeModules": {"version": True, "imageID": True},
-        "oneAgent": _CONNECTION_INFO,
+        "oneAgent": {**_CONNECTION_INFO, "instances": _node_names},
         "activeGate": _CONNECTION_INFO,
         "metadataEnrichment": True,
     },

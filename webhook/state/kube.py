@@ -123,14 +123,17 @@ class KubeApi:
         self,
         path: str,
         *,
-        limit: int,
+        limit: int = 0,
         continue_token: str = "",
         label_selector: str = "",
         field_selector: str = "",
         metadata_only: bool = False,
     ) -> tuple[Items, str, str]:
-        """One page of a paginated list, parsed on its own: (items, resourceVersion, continue token)."""
-        query = [*_selectors(label_selector, field_selector), ("limit", str(limit))]
+        """One page of a paginated list, parsed on its own: (items, resourceVersion, continue token; "" on
+        the last page). ``limit=0`` asks for the whole list at once."""
+        query = _selectors(label_selector, field_selector)
+        if limit:
+            query.append(("limit", str(limit)))
         if continue_token:
             query.append(("continue", continue_token))
         accept = METADATA_LIST_ACCEPT if metadata_only else "application/json"

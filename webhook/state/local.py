@@ -1,11 +1,15 @@
-"""State from a YAML file (local development and tests): DynaKube, Namespace and Secret documents.
+"""State from a YAML file (local development and tests): DynaKube and Namespace documents, and optionally
+the objects the cluster caches hold:
 
-Secrets of the webhook's namespace feed the Secret cache (e.g. a DynaKube's proxy Secret). For the init
-secrets only names count: a namespace for which the file lists no Secret is taken to hold both init secrets;
-list one to say that only it exists there. The cluster ID is the UID of a ``kube-system`` Namespace document,
-as in a cluster.
+- ``Secret`` documents in the DynaKubes' namespace: what ``/validate`` reads (``proxy``) and what the init
+  Secrets are generated from; ``ConfigMap`` documents there: trustedCAs;
+- ``Secret`` documents named ``dynatrace-dynakube-config`` / ``dynatrace-metadata-enrichment-endpoint`` (any
+  namespace): the init Secrets present. With none in the file, every namespace counts as having both; with at
+  least one, exactly those listed exist;
+- ``ReplicaSet``, ``Job`` and ``ReplicationController`` documents (metadata is enough): the owner cache.
 
-The file is read at start and again whenever it changes; a file that fails to parse keeps the previous state.
+A Secret's ``stringData`` is stored base64-encoded in ``data``, as the API server does. The file is read at
+start and again whenever it changes; a file that fails to parse keeps the previous state.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from webhook.state import owners
+from webhook.state import secrets as secret_cache
 from webhook.state.store import DYNAKUBES, NAMESPACES, SECRETS, Store
 
 log = logging.getLogger(__name__)
@@ -28,50 +34,23 @@ class StateFileError(ValueError):
     pass
 
 
-def parse_documents(text: str, namespace: str) -> tuple[dict[str, list[dict[str, Any]]], dict[str, set[str]]]:
-    """Sort the documents by resource: DynaKubes and Secrets in ``namespace``, Namespaces; and the Secret
-    names per namespace (any namespace). Anything else is an error. A Secret's ``stringData`` is stored
-    base64-encoded in ``data``, as the API server does."""
-    found: dict[str, list[dict[str, Any]]] = {DYNAKUBES: [], NAMESPACES: [], SECRETS: []}
-    secret_names: dict[str, set[str]] = {}
+OWNER_KINDS = {kind: resource for resource, (kind, _) in owners.RESOURCES.items()}
+INIT_RESOURCE = {name: resource for resource, name in secret_cache.INIT_RESOURCES.items()}
+
+
+def _load(text: str) -> list[Any]:
     try:
         # libyaml's C loader when the wheel has it: ten times faster on large state files
-        documents = [d for d in yaml.load_all(text, Loader=_LOADER) if d is not None]
+        return [d for d in yaml.load_all(text, Loader=_LOADER) if d is not None]
     except yaml.YAMLError as err:
         raise StateFileError(f"not valid YAML: {err}") from None
-    for i, doc in enumerate(documents):
-        kind = doc.get("kind") if isinstance(doc, dict) else None
-        if kind == "List":
-            more, more_names = parse_documents(yaml.safe_dump_all(doc.get("items") or []), namespace)
-            for resource, items in more.items():
-                found[resource] += items
-            for ns, names in more_names.items():
-                secret_names.setdefault(ns, set()).update(names)
-        elif kind == "DynaKube":
-            meta = doc.setdefault("metadata", {})
-            meta.setdefault("namespace", namespace)
-            if meta["namespace"] != namespace:
-                log.warning("ignoring %s %r outside namespace %r", kind, meta.get("name"), namespace)
-            else:
-                found[DYNAKUBES].append(doc)
-        elif kind == "Secret":
-            meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else None
-            name = meta.get("name") if meta is not None else None
-            if meta is None or not isinstance(name, str) or not name:
-                raise StateFileError(f"document {i + 1}: a Secret needs metadata.name")
-            secret_ns = meta.setdefault("namespace", namespace)
-            if not isinstance(secret_ns, str) or not secret_ns:
-                raise StateFileError(f"document {i + 1}: a Secret's metadata.namespace must be a name")
-            secret_names.setdefault(secret_ns, set()).add(name)
-            if secret_ns == namespace:
-                found[SECRETS].append(_secret(doc))
-        elif kind == "Namespace":
-            found[NAMESPACES].append(doc)
-        else:
-            raise StateFileError(
-                f"document {i + 1} has kind {kind!r}; expected DynaKube, Namespace or Secret"
-            )
-    return found, secret_names
+
+
+def _meta(doc: dict[str, Any]) -> dict[str, Any]:
+    meta = doc.get("metadata")
+    if not isinstance(meta, dict):
+        meta = doc["metadata"] = {}
+    return meta
 
 
 def _secret(doc: dict[str, Any]) -> dict[str, Any]:
@@ -81,10 +60,50 @@ def _secret(doc: dict[str, Any]) -> dict[str, Any]:
     return {**doc, "data": data}
 
 
+def parse_documents(text: str, namespace: str) -> dict[str, list[dict[str, Any]]]:
+    """Sort the documents by the Store resource they feed (DynaKubes, Secrets and ConfigMaps only in
+    ``namespace``); a kind the webhook does not read is an error."""
+    found: dict[str, list[dict[str, Any]]] = {DYNAKUBES: [], NAMESPACES: [], SECRETS: []}
+    _collect(_load(text), namespace, found)
+    return found
+
+
 def parse(text: str, namespace: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(DynaKubes in ``namespace``, Namespaces) of a state file."""
-    found, _ = parse_documents(text, namespace)
+    found = parse_documents(text, namespace)
     return found[DYNAKUBES], found[NAMESPACES]
+
+
+def _collect(documents: list[Any], namespace: str, found: dict[str, list[dict[str, Any]]]) -> None:
+    for i, doc in enumerate(documents):
+        kind = doc.get("kind") if isinstance(doc, dict) else None
+        if kind == "List":
+            items = doc.get("items")
+            _collect(items if isinstance(items, list) else [], namespace, found)
+        elif kind in OWNER_KINDS and isinstance(doc, dict):
+            found.setdefault(OWNER_KINDS[kind], []).append(doc)
+        elif kind == "Secret" and isinstance(doc, dict) and _meta(doc).get("name") in INIT_RESOURCE:
+            found.setdefault(INIT_RESOURCE[_meta(doc)["name"]], []).append(_secret(doc))
+        elif kind in ("DynaKube", "Secret", "ConfigMap") and isinstance(doc, dict):
+            meta = _meta(doc)
+            meta.setdefault("namespace", namespace)
+            if meta["namespace"] != namespace:
+                log.warning("ignoring %s %r outside namespace %r", kind, meta.get("name"), namespace)
+            elif kind == "DynaKube":
+                found[DYNAKUBES].append(doc)
+            elif kind == "Secret":
+                secret = _secret(doc)
+                found[SECRETS].append(secret)
+                found.setdefault(secret_cache.INPUT_SECRETS, []).append(secret)
+            else:
+                found.setdefault(secret_cache.INPUT_CONFIGMAPS, []).append(doc)
+        elif kind == "Namespace":
+            found[NAMESPACES].append(doc)
+        else:
+            raise StateFileError(
+                f"document {i + 1} has kind {kind!r}; expected DynaKube, Namespace, Secret, ConfigMap, "
+                "ReplicaSet, Job or ReplicationController"
+            )
 
 
 class LocalState:
@@ -100,16 +119,17 @@ class LocalState:
     def load(self) -> bool:
         try:
             stat = self.path.stat()
-            found, secret_names = parse_documents(self.path.read_text(), self.store.namespace)
+            found = parse_documents(self.path.read_text(), self.store.namespace)
         except (OSError, StateFileError) as err:
             self.errors += 1
             log.error("state file %s not loaded, keeping the previous state: %s", self.path, err)
             return False
         self._stamp = (stat.st_mtime, stat.st_size)
-        for resource in self.store.resources:
-            # kinds a state file does not describe are known to be empty
+        # listing any init Secret switches from "present everywhere" to "exactly those listed"
+        self.store.init_secret_cache.tracked = any(r in found for r in secret_cache.INIT_RESOURCES)
+        for resource in (*self.store.resources, *self.store.parts()):
+            # kinds and caches a state file does not describe are known to be empty
             self.store.replace(resource, found.get(resource, []))
-        self.store.set_local_init_secrets(secret_names)
         log.info(
             "state loaded from %s: %d DynaKube(s), %d namespace(s), %d secret(s)",
             self.path,

@@ -2,6 +2,8 @@
 
 - list in pages of 500 (``limit``/``continue``), transform each object as it arrives, swap the result into the
   Store at once, remember the list's resourceVersion; a 410 on a continue request lists again from the start;
+  a resource the Store keeps in a cache of its own shape (``Store.parts()``: owners, init Secrets, inputs) gets
+  the items streamed into ``Store.replace`` page by page instead;
 - watch from that resourceVersion, apply ADDED/MODIFIED/DELETED, follow BOOKMARKs;
 - a watch that ends (server timeout, cut stream) is resumed from the last resourceVersion seen;
 - 410 Gone (as an HTTP error or an ERROR event) means that resourceVersion is too old: relist;
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -169,42 +171,49 @@ class Reflector:
 
         A 410 on a continue request (the snapshot the pages come from was compacted) starts the list again
         from the first page, so the Store never mixes two snapshots and objects deleted meanwhile are gone.
+        Any other error leaves the Store as it was (the caller backs off and lists again).
         """
         for _attempt in range(self.list_restarts + 1):
+            listing = _Listing()
             try:
-                listed = self._list_pages()
+                if self.resource in self._parts:
+                    self._list_part(listing)
+                else:
+                    self._list_kind(listing)
             except _ContinueExpired:
                 self.restarts += 1
                 self.on_event(self.resource, "relist")
                 log.info("%s: continue token expired mid-list; listing again from the start", self.resource)
                 continue
-            if listed is None:
+            except _Stopped:
                 return False
-            fresh, resource_version, pages = listed
-            self.store.replace_transformed(self.resource, fresh)
-            self.resource_version = resource_version
+            self.resource_version = listing.resource_version
             self.relists += 1
             self.healthy = True
             log.info(
                 "%s: listed %d object(s) in %d page(s) at resourceVersion %s",
                 self.resource,
-                len(fresh),
-                pages,
-                resource_version,
-                extra={"resource": self.resource, "objects": len(fresh), "pages": pages},
+                listing.count,
+                listing.pages,
+                listing.resource_version,
+                extra={"resource": self.resource, "objects": listing.count, "pages": listing.pages},
             )
             return True
         raise ListRestarts(f"the list's continue token expired {self.list_restarts + 1} times in a row")
 
-    def _list_pages(self) -> tuple[dict[str, Obj], str, int] | None:
-        kind, store = self.kind, self.store
-        generation = store.generation.get(self.resource, 0)
-        reuse = generation == self._generation  # what the cache keeps did not change since the last list
-        fresh: dict[str, Obj] = {}
-        token, resource_version, pages = "", "", 0
+    @property
+    def _parts(self) -> Collection[str]:
+        parts = getattr(self.store, "parts", None)
+        return parts() if parts is not None else ()
+
+    def _pages(self, listing: _Listing) -> Iterator[Items]:
+        """The pages of one list in order; raises ``_ContinueExpired`` on a 410 of a continue request and
+        ``_Stopped`` when ``stop`` is set between two pages."""
+        kind = self.kind
+        token = ""
         while True:
             if self.stop.is_set():
-                return None
+                raise _Stopped()
             try:
                 items, page_rv, token = self.client.list_page(
                     self.path,
@@ -215,12 +224,29 @@ class Reflector:
                     metadata_only=kind.metadata_only,
                 )
             except ApiError as err:
-                if err.status == 410 and pages:
+                if err.status == 410 and listing.pages:
                     raise _ContinueExpired() from None
                 raise
-            pages += 1
+            listing.pages += 1
             self.pages += 1
-            resource_version = resource_version or page_rv
+            listing.resource_version = listing.resource_version or page_rv
+            listing.count += len(items)
+            yield items
+            if not token:
+                return
+
+    def _list_part(self, listing: _Listing) -> None:
+        """A resource the Store reduces in a cache of its own shape (owners, init Secrets, inputs): the items
+        stream into ``Store.replace`` page by page; an error mid-list raises out of it, and the cache keeps
+        its previous state."""
+        self.store.replace(self.resource, (obj for page in self._pages(listing) for obj in page))
+
+    def _list_kind(self, listing: _Listing) -> None:
+        kind, store = self.kind, self.store
+        generation = store.generation.get(self.resource, 0)
+        reuse = generation == self._generation  # what the cache keeps did not change since the last list
+        fresh: dict[str, Obj] = {}
+        for items in self._pages(listing):
             for obj in items:
                 if type(obj) is not dict:
                     continue
@@ -238,9 +264,9 @@ class Reflector:
                 if kept is not None:
                     fresh[key] = kept
             del items
-            if not token:
-                self._generation = generation
-                return fresh, resource_version, pages
+        self._generation = generation
+        listing.count = len(fresh)
+        store.replace_transformed(self.resource, fresh)
 
     def _watch(self) -> None:
         kind = self.kind
@@ -280,5 +306,18 @@ class Reflector:
             self.on_event(self.resource, str(kind_))
 
 
+@dataclass
+class _Listing:
+    """One list in progress: its snapshot's resourceVersion, pages and objects so far."""
+
+    resource_version: str = ""
+    pages: int = 0
+    count: int = 0
+
+
 class _ContinueExpired(Exception):
+    pass
+
+
+class _Stopped(Exception):
     pass

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from webhook.dynakube import INSTANCE_LABEL
+from webhook.state import owners as owner_cache
+from webhook.state import secrets as secret_cache
 from webhook.state.kinds import (
     CLUSTER_ID_NAMESPACE,
     DEFAULT_KINDS,
@@ -30,7 +32,6 @@ from webhook.tolerant import as_map
 log = logging.getLogger(__name__)
 
 RESOURCES = (DYNAKUBES, NAMESPACES, SECRETS)
-INIT_SECRETS = frozenset(("dynatrace-dynakube-config", "dynatrace-metadata-enrichment-endpoint"))
 ISTIO_API = "networking.istio.io/v1beta1"  # /validate: is Istio's API served (spec.enableIstio)?
 
 __all__ = [
@@ -44,13 +45,6 @@ __all__ = [
     "Store",
     "slim",
 ]
-
-
-class _Listed(dict[str, frozenset[str]]):
-    """Init secrets per namespace from the state file; a namespace it does not list holds both."""
-
-    def __missing__(self, namespace: str) -> frozenset[str]:
-        return INIT_SECRETS
 
 
 def slim(resource: str, obj: Mapping[str, Any]) -> Obj:
@@ -67,13 +61,20 @@ class Store:
         self.last_event: dict[str, float] = {}
         self.dropped = 0  # objects a transform could not handle (never stored)
         self.source = "none"
+        # caches of their own shape, fed through the same writers (see webhook/state/owners.py, secrets.py)
+        self.owners = owner_cache.OwnerCache()
+        self.init_secret_cache = secret_cache.InitSecretCache()
+        self.inputs = secret_cache.InputCache()
+        self._parts: dict[str, Any] = dict.fromkeys(owner_cache.RESOURCES, self.owners)
+        self._parts.update(dict.fromkeys(secret_cache.INIT_RESOURCES, self.init_secret_cache))
+        self._parts.update(
+            dict.fromkeys((secret_cache.INPUT_SECRETS, secret_cache.INPUT_CONFIGMAPS), self.inputs)
+        )
+        self.last_event.update(dict.fromkeys(self._parts, 0.0))
         # API group versions probed in the background (``webhook.state.discovery``): served or not; absent: unknown
         self.served: dict[str, bool] = {}
         # the UID of Namespace kube-system, taken from the namespace cache (no API call of its own)
         self.cluster_id = ""
-        # init secrets per namespace; None while no secret cache feeds the store: every namespace is then
-        # taken to hold both (the local state file may list Secrets to say otherwise)
-        self._init_secrets: _Listed | None = None
         # namespace annotations the cached DynaKubes' enrichment rules name; when it grows, the namespaces
         # cached without them are listed again (``generation`` tells the reflector not to reuse them)
         self._rule_annotations: frozenset[str] = frozenset()
@@ -84,6 +85,8 @@ class Store:
 
     def add_kind(self, kind: Kind) -> None:
         """Cache one more kind (before the state source starts): empty and not synced until listed."""
+        if kind.resource in self._parts:
+            raise ValueError(f"{kind.resource!r} is fed into a cache of its own shape (Store.parts())")
         self._kinds[kind.resource] = kind
         self._objects.setdefault(kind.resource, {})
         self._synced.setdefault(kind.resource, False)
@@ -97,7 +100,12 @@ class Store:
 
     @property
     def resources(self) -> list[str]:
+        """The kinds' resources (``kinds()``); the owner, init-Secret and input caches are ``parts()``."""
         return list(self._kinds)
+
+    def parts(self) -> list[str]:
+        """Resources fed into the caches of their own shape (``owners``, ``init_secret_cache``, ``inputs``)."""
+        return list(self._parts)
 
     # --- readers (admission path) ---
     def get(self, resource: str, key: str) -> Obj | None:
@@ -121,27 +129,20 @@ class Store:
         name = as_map(as_map(as_map(ns).get("metadata")).get("labels")).get(INSTANCE_LABEL)
         return ns, (self.dynakube(name) if isinstance(name, str) else None)
 
+    def init_secrets(self, namespace: str) -> frozenset[str]:
+        """Names of the init Secrets present in ``namespace`` (both, when no source tracks them)."""
+        return self.init_secret_cache.names(namespace)
+
+    def owner_meta(self, namespace: str, kind: str, name: str) -> Obj | None:
+        """``{"name", "ownerReferences"}`` (the controller reference only) of a cached ReplicaSet, Job or
+        ReplicationController; None when not cached: not seen yet (fall back to what the pod tells, e.g. its
+        ``pod-template-hash``), or a kind outside ``owners.CACHED_KINDS`` — Deployment, StatefulSet, DaemonSet,
+        CronJob, DeploymentConfig — where the owner walk ends (nothing it follows controls them)."""
+        return self.owners.owner_meta(namespace, kind, name)
+
     def secret(self, name: str) -> Obj | None:
         """A cached Secret of the webhook's namespace (name and ``SECRET_KEYS`` of ``data`` only)."""
         return self._objects[SECRETS].get(name)
-
-    def owner_meta(self, namespace: str, kind: str, name: str) -> Obj | None:
-        """Cached metadata (``name``, ``ownerReferences``) of a pod owner, or None when it is not cached.
-
-        No owner cache feeds the store yet: every owner reads as not cached, and the enrichment walk infers
-        what the pod itself tells (see ``webhook.mutation.enrichment``)."""
-        return None
-
-    def init_secrets(self, namespace: str) -> frozenset[str]:
-        """Names of the init secrets the cache holds in ``namespace``."""
-        if self._init_secrets is None:
-            return INIT_SECRETS
-        return self._init_secrets[namespace]
-
-    def set_local_init_secrets(self, secrets: Mapping[str, Iterable[str]]) -> None:
-        """Local state file: the namespaces it lists Secrets for hold those; any other holds both."""
-        listed = {ns: frozenset(names) for ns, names in secrets.items()}
-        self._init_secrets = None if not listed else _Listed(listed)
 
     def dynakubes(self) -> list[Obj]:
         return list(self._objects[DYNAKUBES].values())
@@ -151,8 +152,12 @@ class Store:
 
     @property
     def synced(self) -> bool:
-        """What readiness waits for: the first list of every kind that is ``sync_required``."""
-        return all(self._synced[r] for r, kind in self._kinds.items() if kind.sync_required)
+        """What readiness waits for: the first list of every kind that is ``sync_required`` and (when tracked)
+        of both init Secrets; the owner cache and the inputs are not waited for."""
+        return (
+            all(self._synced[r] for r, kind in self._kinds.items() if kind.sync_required)
+            and self.init_secret_cache.synced
+        )
 
     def is_synced(self, resource: str) -> bool:
         return self._synced[resource]
@@ -194,7 +199,13 @@ class Store:
 
     # --- writers ---
     def replace(self, resource: str, objects: Iterable[Mapping[str, Any]]) -> None:
-        """A full list of whole objects: transform them, swap the whole map at once, mark the kind synced."""
+        """A full list of whole objects: transform them, swap the whole map at once, mark the kind synced (a
+        part, ``owners``/``init_secret_cache``/``inputs``, reduces and swaps on its own)."""
+        part = self._parts.get(resource)
+        if part is not None:
+            part.replace(resource, objects)
+            self.last_event[resource] = time.time()
+            return
         fresh = {}
         for obj in objects:
             key, kept = self.transform(resource, obj)
@@ -213,6 +224,11 @@ class Store:
         self.last_event[resource] = time.time()
 
     def upsert(self, resource: str, obj: Mapping[str, Any]) -> None:
+        part = self._parts.get(resource)
+        if part is not None:
+            part.upsert(resource, obj)
+            self.last_event[resource] = time.time()
+            return
         key, kept = self.transform(resource, obj)
         if kept is not None:
             self._objects[resource][key] = kept
@@ -223,7 +239,11 @@ class Store:
         self.last_event[resource] = time.time()
 
     def delete(self, resource: str, obj: Mapping[str, Any]) -> None:
-        self._objects[resource].pop(self._kinds[resource].key(obj), None)
+        part = self._parts.get(resource)
+        if part is not None:
+            part.delete(resource, obj)
+        else:
+            self._objects[resource].pop(self._kinds[resource].key(obj), None)
         self.last_event[resource] = time.time()
 
     def _update_cluster_id(self, namespace: Obj | None) -> None:

@@ -1,0 +1,373 @@
+"""The init-Secrets controller: ``dynatrace-dynakube-config`` and ``dynatrace-metadata-enrichment-endpoint``
+exist in every namespace mapped to a DynaKube before a pod there needs them.
+
+Level-triggered, per namespace (``reconcile(namespace)``), from the cache only (``webhook.state``): the
+namespace's DynaKube (label ``dynakube.internal.dynatrace.com/instance``), the DynaKube's inputs (tokens,
+proxy, ActiveGate TLS Secrets; trustedCAs ConfigMap) and the init Secrets already there. For each of the two
+names it decides one step:
+
+- wanted (the DynaKube has an app-injection mode, resp. metadata enrichment on) and missing: **create**;
+- wanted, ours (label ``app.kubernetes.io/managed-by: dynatrace-webhook``) and different from what the
+  inputs give now (data digest or labels): **update** (PUT with the cached resourceVersion: a copy changed
+  meanwhile answers 409 and is reconciled again from the newer cache);
+- a copy without our label belongs to someone else, normally the Dynatrace Operator, which writes the same
+  Secret with its own labels and is authoritative: **left alone**, never updated or deleted. When the operator
+  updates our copy it replaces our labels, and the copy becomes its own;
+- ours and no longer wanted, as the contract's cleanup (§5.3) says: the DynaKube that created it
+  (``app.kubernetes.io/created-by``) is gone, or no longer has an app-injection mode (config) or enrichment
+  (endpoint): **delete**. A namespace that merely stops being mapped keeps its Secrets, as upstream does;
+- inputs missing (no tokens Secret, a proxy ``valueFrom`` Secret without ``proxy``, ...): **failed**, logged,
+  a Warning Event on the DynaKube, retried with backoff.
+
+``InitSecrets`` runs it on the reconcile loop (``webhook.controllers.loop``), keyed by namespace, plus one
+key for the round that renews leadership: only the leader (a Lease of its own, ``webhook.controllers.leader``)
+writes; when it becomes leader, when the watches report a change and every ``resync`` seconds, every namespace
+is queued (deduplicated by the loop). Writes are rate-limited by a token bucket (a namespace without a token
+is requeued for when one is due); an API error backs that namespace off exponentially with jitter. Missing
+inputs are not retried blindly: the change that brings them (a watch event) queues the namespaces again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from webhook import dynakube as dk
+from webhook.controllers.leader import LeaderElector
+from webhook.controllers.loop import Backoff, Loop, Result, TokenBucket
+from webhook.kubeapi import Api, ApiError
+from webhook.mutation import initsecrets as gen
+from webhook.state.store import Store
+from webhook.tolerant import as_map, as_str
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEASE_NAME = "dynatrace-webhook-initsecrets"
+EVENT_FAILED = "InitSecretFailed"
+
+CREATE, UPDATE, DELETE, FAILED, FOREIGN, KEEP = (
+    "created",
+    "updated",
+    "deleted",
+    "failed",
+    "foreign",
+    "unchanged",
+)
+ACTIONS = (CREATE, UPDATE, DELETE, FAILED)
+
+
+@dataclass(frozen=True)
+class Config:
+    enabled: bool = True
+    operator_version: str = ""  # app.kubernetes.io/version on the config Secret
+    csi_mode: bool = True  # config.csiMode: the CSI driver is installed (--modules, upstream's modules.json)
+    resync: float = 300.0  # seconds between full passes
+    writes_per_second: float = 5.0
+    burst: int = 20
+    backoff_initial: float = 2.0  # an API error backs the namespace off: 2 s, 4 s, ... (+-20 %)
+    backoff_cap: float = 300.0
+    tick: float = 1.0  # leadership and change detection
+    lease_name: str = DEFAULT_LEASE_NAME
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+
+class Step(NamedTuple):
+    action: str  # CREATE, UPDATE, DELETE, FAILED, FOREIGN or KEEP
+    name: str  # the Secret
+    body: dict[str, Any] | None = None  # for CREATE and UPDATE
+    detail: str = ""  # why (FAILED: the error; DELETE: the cleanup trigger)
+    dynakube: str = ""
+
+
+def _labels(store: Store, namespace: str) -> Mapping[str, Any]:
+    return as_map(as_map(as_map(store.namespace_object(namespace)).get("metadata")).get("labels"))
+
+
+def _terminating(store: Store, namespace: str) -> bool:
+    obj = as_map(store.namespace_object(namespace))
+    return bool(as_map(obj.get("metadata")).get("deletionTimestamp")) or (
+        as_str(as_map(obj.get("status")).get("phase")) == "Terminating"
+    )
+
+
+class Planner:
+    """Decides the steps for a namespace from the cache; generated data is memoised per DynaKube until the
+    next ``forget()`` (called on every change), so a pass over 5 000 namespaces generates once per DynaKube."""
+
+    def __init__(self, store: Store, config: Config) -> None:
+        self.store = store
+        self.config = config
+        self._memo: dict[tuple[str, str], tuple[dict[str, str], str] | gen.InputError] = {}
+
+    def forget(self) -> None:
+        self._memo = {}
+
+    def _generated(self, dynakube: Mapping[str, Any], name: str) -> tuple[dict[str, str], str]:
+        """(decoded data, digest of the encoded data); raises InputError."""
+        memo = self._memo
+        key = (dk.name(dynakube), name)
+        found = memo.get(key)
+        if found is None:
+            inputs = gen.Inputs(
+                dynakube,
+                secrets=self.store.inputs.secrets,
+                config_maps=self.store.inputs.config_maps,
+                operator_version=self.config.operator_version,
+                csi_mode=self.config.csi_mode,
+            )
+            try:
+                data = gen.config_data(inputs) if name == gen.CONFIG_SECRET else gen.endpoint_data(inputs)
+                found = (data, gen.data_digest(gen.encode(data)))
+            except gen.InputError as err:
+                found = err
+            memo[key] = found
+        if isinstance(found, gen.InputError):
+            raise found
+        return found
+
+    def keys(self) -> set[str]:
+        """Every namespace to reconcile: the mapped ones, and those holding a copy of ours."""
+        keys = {
+            as_str(as_map(n.get("metadata")).get("name"))
+            for n in self.store.namespaces()
+            if as_map(as_map(n.get("metadata")).get("labels")).get(dk.INSTANCE_LABEL)
+        }
+        cache = self.store.init_secret_cache
+        for name in gen.INIT_SECRETS:
+            keys.update(ns for ns in cache.namespaces(name) if (c := cache.get(ns, name)) and c.ours)
+        keys.discard("")
+        return keys
+
+    def plan(self, namespace: str) -> list[Step]:
+        store = self.store
+        mapped = as_str(_labels(store, namespace).get(dk.INSTANCE_LABEL))
+        dynakube = store.dynakube(mapped) if mapped else None
+        wanted = gen.wanted(dynakube) if dynakube is not None and not _terminating(store, namespace) else ()
+        steps = []
+        for name in gen.INIT_SECRETS:
+            cached = store.init_secret_cache.get(namespace, name)
+            if name in wanted and dynakube is not None:
+                steps.append(self._wanted(namespace, name, dynakube, cached))
+            elif cached is not None and cached.ours:
+                steps.append(self._cleanup(name, cached.label_map.get(gen.LABEL_CREATED_BY, "")))
+            elif cached is not None:
+                steps.append(Step(FOREIGN, name))
+        return steps
+
+    def _wanted(self, namespace: str, name: str, dynakube: Mapping[str, Any], cached: Any) -> Step:
+        owner = dk.name(dynakube)
+        if cached is not None and not cached.ours:
+            return Step(FOREIGN, name, dynakube=owner)
+        try:
+            data, digest = self._generated(dynakube, name)
+        except gen.InputError as err:
+            return Step(FAILED, name, detail=str(err), dynakube=owner)
+        component = "webhook" if name == gen.CONFIG_SECRET else "activegate"
+        version = self.config.operator_version if name == gen.CONFIG_SECRET else ""
+        labels = gen.labels(dynakube, component, version)
+        if cached is not None and cached.digest == digest and cached.label_map == labels:
+            return Step(KEEP, name, dynakube=owner)
+        body = gen.secret_from(name, namespace, labels, data)
+        if cached is None:
+            return Step(CREATE, name, body, dynakube=owner)
+        body["metadata"]["resourceVersion"] = cached.resource_version
+        return Step(UPDATE, name, body, dynakube=owner)
+
+    def _cleanup(self, name: str, created_by: str) -> Step:
+        creator = self.store.dynakube(created_by) if created_by else None
+        if creator is None:
+            return Step(DELETE, name, detail=f"DynaKube {created_by!r} is gone", dynakube=created_by)
+        if name not in gen.wanted(creator):
+            what = "an app-injection mode" if name == gen.CONFIG_SECRET else "metadata enrichment"
+            return Step(
+                DELETE, name, detail=f"DynaKube {created_by!r} no longer has {what}", dynakube=created_by
+            )
+        return Step(
+            KEEP, name, detail="namespace no longer mapped; kept as upstream does", dynakube=created_by
+        )
+
+
+class WriteFailed(Exception):
+    """An API write failed; the loop backs the namespace off."""
+
+
+_ROUND = ""  # the loop key of the leadership round (no namespace has an empty name)
+
+
+class InitSecrets:
+    def __init__(
+        self,
+        api: Api,
+        store: Store,
+        config: Config,
+        *,
+        clock: Callable[[], float] = time.time,
+        elector: LeaderElector | None = None,
+        recorder: Any = None,
+        on_count: Callable[[str, str], None] | None = None,
+        is_synced: Callable[[], bool] | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.api = api
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.recorder = recorder  # webhook.controllers.events.Recorder, or None
+        self.on_count = on_count
+        self.is_synced = is_synced or (lambda: store.synced and all(store.inputs.synced.values()))
+        self.elector = elector or LeaderElector(
+            api,
+            store.namespace,
+            config.lease_name,
+            lease_duration=config.lease_duration,
+            renew_deadline=config.renew_deadline,
+            retry_period=config.retry_period,
+            clock=clock,
+        )
+        self.planner = Planner(store, config)
+        self.bucket = TokenBucket(config.writes_per_second * 60.0, clock, burst=float(config.burst))
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.leader = False
+        self._next_pass = 0.0
+        self._dirty = threading.Event()
+        self._reported: dict[tuple[str, str], str] = {}  # (DynaKube, Secret) -> the last input error logged
+        self.loop: Loop[str] = Loop(
+            "initsecrets",
+            self._reconcile,
+            clock=clock,
+            backoff=Backoff(base=config.backoff_initial, cap=config.backoff_cap),
+            rand=rand,
+            on_stop=self.elector.release,
+        )
+
+    # --- signals (any thread) ---
+    def on_event(self, resource: str, kind: str) -> None:
+        """A watch-event callback: any change to what the Secrets depend on queues a pass."""
+        self.planner.forget()
+        self._dirty.set()
+
+    # --- the loop ---
+    def _reconcile(self, key: str) -> Result | None:
+        if key == _ROUND:
+            self.round()
+            return Result(requeue_after=self.config.tick)
+        if not self.elector.is_leader():
+            self.leader = False
+            return None  # the next leader's first round queues every namespace again
+        return self.reconcile(key)
+
+    def round(self) -> None:
+        """Renew leadership; queue every namespace on becoming leader, after a change, and every ``resync``."""
+        was_leader = self.leader
+        self.leader = self.elector.step()
+        if not self.leader or not self.is_synced():
+            return
+        now = self.clock()
+        if not was_leader or self._dirty.is_set() or now >= self._next_pass:
+            self._dirty.clear()
+            self._next_pass = now + self.config.resync
+            backing_off = self.loop.failures
+            for namespace in sorted(self.planner.keys()):
+                if namespace not in backing_off:  # queued already, for when its backoff ends
+                    self.loop.add(namespace)
+
+    def process(self) -> int:
+        """Run what is due now (tests drive the loop by hand with a fake clock)."""
+        return self.loop.process()
+
+    # --- one namespace ---
+    def reconcile(self, namespace: str) -> Result | None:
+        """Apply the planned steps; raises WriteFailed on an API error (the loop backs off)."""
+        for step in self.planner.plan(namespace):
+            if step.action in (KEEP, FOREIGN):
+                continue
+            if step.action == FAILED:
+                self._failed(namespace, step, step.detail)
+                continue  # retried when the inputs change (a watch event), or at the next resync
+            if not self.bucket.take():
+                return Result(requeue_after=max(self.bucket.wait_time(), 0.01))
+            self._write(namespace, step)
+        return None
+
+    def _write(self, namespace: str, step: Step) -> None:
+        collection = f"/api/v1/namespaces/{namespace}/secrets"
+        try:
+            if step.action == CREATE:
+                assert step.body is not None
+                self.api.create(collection, step.body)
+            elif step.action == UPDATE:
+                assert step.body is not None
+                self.api.replace(f"{collection}/{step.name}", step.body)
+            else:
+                self.api.delete(f"{collection}/{step.name}")
+        except ApiError as err:
+            if step.action == CREATE and err.status == 409:
+                log.info("init Secret %s/%s: created by someone else meanwhile", namespace, step.name)
+                return
+            if step.action == DELETE and err.status == 404:
+                return
+            if err.status == 409:  # stale resourceVersion: the watch brings the newer copy and a new pass
+                self._dirty.set()
+                return
+            self._failed(namespace, step, str(err))
+            raise WriteFailed(f"{step.name} {step.action}: {err}") from None
+        except Exception as err:  # the connection: back off and retry
+            self._failed(namespace, step, str(err))
+            raise WriteFailed(f"{step.name} {step.action}: {err}") from None
+        self._count(step.action, step.name)
+        self._reported.pop((step.dynakube, step.name), None)
+        extra = f" ({step.detail})" if step.detail else ""
+        log.info(
+            "init Secret %s/%s %s for DynaKube %s%s", namespace, step.name, step.action, step.dynakube, extra
+        )
+
+    def _failed(self, namespace: str, step: Step, error: str) -> None:
+        self._count(FAILED, step.name)
+        key = (step.dynakube, step.name)
+        if self._reported.get(key) != error:  # one line per DynaKube and error, not one per namespace
+            self._reported[key] = error
+            log.warning("init Secret %s/%s not written: %s", namespace, step.name, error)
+        if self.recorder is not None and step.dynakube:
+            involved = {
+                "apiVersion": dk.api_version(self.store.dynakube(step.dynakube) or {})
+                or "dynatrace.com/v1beta3",
+                "kind": "DynaKube",
+                "name": step.dynakube,
+                "namespace": self.store.namespace,
+            }
+            self.recorder.record(involved, EVENT_FAILED, f"Secret {step.name} not written: {error}")
+
+    def _count(self, action: str, name: str) -> None:
+        self.counts[(action, name)] += 1
+        if self.on_count is not None:
+            self.on_count(action, name)
+
+    # --- lifecycle ---
+    def start(self) -> None:
+        if not self.config.enabled or self.loop.thread is not None:
+            return
+        log.info(
+            "init Secrets controller on: lease %s/%s as %s, at most %g writes/s",
+            self.elector.namespace,
+            self.elector.name,
+            self.elector.identity,
+            self.config.writes_per_second,
+        )
+        self.loop.add(_ROUND)
+        self.loop.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the loop and release the Lease."""
+        self.loop.stop(timeout)
+        self.leader = False
+
+    def pending(self) -> list[str]:
+        return [key for key in self.loop.queued() if key != _ROUND]
