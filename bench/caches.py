@@ -165,7 +165,7 @@ def init_secret(name: str, namespace: str, i: int) -> dict[str, Any]:
 
 
 class PagedFile:
-    """``PagedClient`` over pages of the API server's JSON kept in a file (so the measured process never held
+    """``reflector.Client`` over pages of the API server's JSON kept in a file (so the measured process never held
     the test data): each ``list_page`` reads one page and parses it with orjson, as ``KubeApi`` does."""
 
     def __init__(self, path: str, index: dict[str, list[tuple[int, int]]]) -> None:
@@ -179,9 +179,10 @@ class PagedFile:
         self,
         path: str,
         *,
-        field_selector: str = "",
         limit: int = 0,
         continue_token: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
         metadata_only: bool = False,
     ) -> tuple[list[dict[str, Any]], str, str]:
         pages = self.index[f"{path}?{field_selector}"]

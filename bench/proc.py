@@ -51,13 +51,15 @@ def pin(cpu: int) -> list[str]:
 class Server:
     """One server process: ``baseline`` runs the same stack with a fixed-answer admission app."""
 
-    state_file: Path
+    state_file: Path | None
     work_dir: Path
     baseline: bool = False
     log_level: str = "info"
     limit_concurrency: int | None = None
     core: int = 0
     extra_args: list[str] = field(default_factory=list)
+    kubeconfig: Path | None = None  # cluster mode against this API server instead of the state file
+    source_root: Path | None = None  # run the webhook package from this tree (another revision)
     port: int = 0
     health_port: int = 0
     metrics_port: int = 0
@@ -76,8 +78,8 @@ class Server:
             sys.executable,
             "-m",
             module,
-            "--state-file",
-            str(self.state_file),
+            *(["--kubeconfig", str(self.kubeconfig)] if self.kubeconfig else []),
+            *(["--state-file", str(self.state_file)] if self.state_file else []),
             "--cert-mode",
             "dev",
             "--certs-dir",
@@ -102,7 +104,10 @@ class Server:
         """Start and wait for ``/readyz`` 200; returns (and keeps) the seconds that took."""
         self.port, self.health_port, self.metrics_port = free_port(), free_port(), free_port()
         log_path = self.work_dir / f"server-{'baseline' if self.baseline else 'webhook'}-{self.port}.log"
-        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+        root = self.source_root or Path(__file__).resolve().parent.parent
+        env = dict(os.environ, PYTHONPATH=str(root))
+        if self.kubeconfig:
+            env["KUBERNETES_SERVICE_HOST"] = ""  # never the in-cluster configuration of a pod we run in
         start = time.perf_counter()
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(

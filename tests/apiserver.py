@@ -18,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
+
 from tests.fakeapi import FakeApi
 from webhook.kubeapi import ApiError
 
@@ -76,6 +78,7 @@ class ApiServer:
         self.api = api
         self.version = dynakube_version
         self.requests: list[tuple[str, str]] = []  # (method, path) as the webhook sent them
+        self.accepts: list[tuple[str, str]] = []  # (path with query, Accept header) of every GET
         self.times: list[tuple[float, str, str]] = []  # (time.monotonic(), method, path) of every request
         self.failures: list[Failure] = []
         self._lock = threading.Lock()
@@ -99,7 +102,7 @@ class ApiServer:
                 super().finish()
 
             def _send(self, status: int, body) -> None:
-                data = json.dumps(body).encode()
+                data = orjson.dumps(body)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -133,6 +136,8 @@ class ApiServer:
 
             def do_GET(self):
                 outer.requests.append(("GET", self.path))
+                accept = self.headers.get("Accept", "")
+                outer.accepts.append((self.path, accept))
                 if self._scripted("GET"):
                     return
                 url = urlsplit(self.path)
@@ -150,31 +155,44 @@ class ApiServer:
                                 },
                             },
                         )
-                    partial = "as=PartialObjectMetadata" in self.headers.get("Accept", "")
-                    selector = query.get("fieldSelector", "")
                     if query.get("watch") == "true":
-                        return self._watch(url.path, query.get("resourceVersion", ""), selector, partial)
+                        return self._watch(url.path, query, "as=PartialObjectMetadata;" in accept)
                     if not is_collection(url.path):
                         return self._send(200, outer.api.get(url.path))
-                    if selector or partial or "limit" in query or "continue" in query:
-                        items, rv, token = outer.api.list_page(
-                            url.path,
-                            field_selector=selector,
-                            limit=int(query.get("limit") or 0),
-                            continue_token=query.get("continue", ""),
-                            metadata_only=partial,
-                        )
-                        meta = {"resourceVersion": rv, **({"continue": token} if token else {})}
-                        kind = "PartialObjectMetadataList" if partial else "List"
-                        return self._send(200, {"kind": kind, "metadata": meta, "items": items})
-                    items, rv = outer.api.list(url.path, query.get("labelSelector", ""))
-                    self._send(200, {"kind": "List", "metadata": {"resourceVersion": rv}, "items": items})
+                    metadata_only = "as=PartialObjectMetadataList;" in accept
+                    items, rv, token = outer.api.list_page(
+                        url.path,
+                        limit=int(query.get("limit") or 0),
+                        continue_token=query.get("continue", ""),
+                        label_selector=query.get("labelSelector", ""),
+                        field_selector=query.get("fieldSelector", ""),
+                        metadata_only=metadata_only,
+                        copy_items=False,
+                    )
+                    meta = {"resourceVersion": rv, **({"continue": token} if token else {})}
+                    kind = "PartialObjectMetadataList" if metadata_only else "List"
+                    self._send(200, {"kind": kind, "metadata": meta, "items": items})
                 except ApiError as err:
                     self._error(err)
 
-            def _watch(self, path: str, rv: str, selector: str = "", partial: bool = False) -> None:
+            def _watch(self, path: str, query: dict[str, str], metadata_only: bool) -> None:
+                rv = query.get("resourceVersion", "")
+                labels, fields = query.get("labelSelector", ""), query.get("fieldSelector", "")
+
+                def events_after(since: str) -> list:
+                    return list(
+                        outer.api.watch(
+                            path,
+                            since,
+                            1,
+                            label_selector=labels,
+                            field_selector=fields,
+                            metadata_only=metadata_only,
+                        )
+                    )
+
                 try:
-                    first = list(outer.api.watch(path, rv, 1, field_selector=selector, metadata_only=partial))
+                    first = events_after(rv)
                 except ApiError as err:
                     return self._error(err)
                 self.send_response(200)
@@ -186,16 +204,14 @@ class ApiServer:
                 deadline = time.monotonic() + 1.0
                 while True:
                     for event in events:
-                        line = json.dumps(event).encode() + b"\n"
+                        line = orjson.dumps(event) + b"\n"
                         self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
                         last = max(last, int(event["object"]["metadata"].get("resourceVersion", last)))
                     self.wfile.flush()
                     if time.monotonic() > deadline:
                         break
                     time.sleep(0.05)
-                    events = list(
-                        outer.api.watch(path, str(last), 1, field_selector=selector, metadata_only=partial)
-                    )
+                    events = events_after(str(last))
                 self.wfile.write(b"0\r\n\r\n")
 
             def _write(self, method: str) -> None:

@@ -7,14 +7,19 @@ Implements ``webhook.kubeapi.Api`` with the API server's documented semantics th
   merge, which is what it does for the maps the webhook patches;
 - ``watch`` replays the changes after a resourceVersion and then ends (as a server-side timeout does); a
   resourceVersion older than ``compacted`` is 410 Gone;
+- ``list_page`` paginates (``limit``/``continue``) from one consistent snapshot per list, as etcd does; a continue
+  token older than ``compacted`` is 410 Gone; ``metadata_only`` answers PartialObjectMetadata; lists and watches
+  of a cluster-wide collection (``/api/v1/secrets``) see every namespace's objects;
 - ``list_metadata_page`` serves PartialObjectMetadata pages (``limit``, ``continue``, a ``status.phase``
   field selector); a continue token issued before ``compact()`` is 410 Gone, as an expired one is;
 - ``script(method, path, *items)`` makes the next calls fail or, for watches, replays scripted items
-  (events, or exceptions raised mid-stream) instead of the change log.
+  (events, or exceptions raised mid-stream) instead of the change log; a scripted callable runs (for its side
+  effects, such as changes between two pages of a list) before the call is served.
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import itertools
 import threading
@@ -84,7 +89,7 @@ def _labels_match(obj: dict[str, Any], selector: str) -> bool:
 
 
 def _fields_match(obj: dict[str, Any], selector: str) -> bool:
-    """``status.phase`` and ``metadata.name`` terms with ``=``, ``==`` or ``!=``."""
+    """``status.phase``, ``metadata.name`` and ``metadata.namespace`` terms with ``=``, ``==`` or ``!=``."""
     for term in filter(None, (t.strip() for t in selector.split(","))):
         negate = "!=" in term
         key, _, value = term.replace("!=", "=").replace("==", "=").partition("=")
@@ -102,6 +107,13 @@ class FakeApi:
         self.compacted = 0
         self.compactions = 0  # continue tokens name the compaction they were issued in
         self.calls: list[tuple[str, str]] = []
+        self.pages: list[
+            dict[str, Any]
+        ] = []  # every list_page call: path, limit, continue, selectors, metadata
+        self.watches: list[
+            dict[str, Any]
+        ] = []  # every watch call: path, resourceVersion, selectors, metadata
+        self._snapshots: dict[int, list[tuple[str, dict[str, Any]]]] = {}
         self._rv = itertools.count(100)
         self._scripts: dict[tuple[str, str], list[Any]] = {}
         self.lock = threading.RLock()
@@ -116,6 +128,7 @@ class FakeApi:
         """Forget history: watches from any resourceVersion seen so far get 410 Gone."""
         self.compacted = self.resource_version
         self.compactions += 1
+        self._snapshots.clear()  # and the snapshots that paginated lists are reading from
 
     @property
     def resource_version(self) -> int:
@@ -123,6 +136,15 @@ class FakeApi:
 
     def seed(self, collection: str, obj: dict[str, Any]) -> dict[str, Any]:
         return self.create(collection, obj)
+
+    def bulk_seed(self, collection: str, objects: list[dict[str, Any]]) -> None:
+        """Create many objects quickly (benchmarks): the objects are taken over, not copied."""
+        with self.lock:
+            for obj in objects:
+                rv = next(self._rv)
+                obj.setdefault("metadata", {})["resourceVersion"] = str(rv)
+                self.objects[f"{collection}/{obj['metadata']['name']}"] = obj
+                self.changes.append((rv, collection, "ADDED", obj))
 
     def _next_script(self, method: str, path: str) -> Any:
         queue = self._scripts.get((method, path))
@@ -133,12 +155,14 @@ class FakeApi:
         item = self._next_script(method, path)
         if isinstance(item, BaseException):
             raise item
+        if callable(item):
+            item()
 
     def _store(self, path: str, obj: dict[str, Any], kind: str) -> dict[str, Any]:
         rv = next(self._rv)
         obj = copy.deepcopy(obj)
         obj.setdefault("metadata", {})["resourceVersion"] = str(rv)
-        self.objects[path] = obj
+        self.objects[path] = obj  # replaced, never edited in place: list snapshots keep references
         self.changes.append((rv, _split(path)[0], kind, copy.deepcopy(obj)))
         return copy.deepcopy(obj)
 
@@ -164,30 +188,58 @@ class FakeApi:
         self,
         path: str,
         *,
-        field_selector: str = "",
         limit: int = 0,
         continue_token: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
         metadata_only: bool = False,
+        copy_items: bool = True,
     ) -> tuple[Items, str, str]:
-        """A page of a (possibly cluster-wide) list, of whole objects or PartialObjectMetadata; the continue
-        token holds the list's resourceVersion and offset and names the compaction it was issued in: one issued
-        before ``compact()`` is 410 Gone, as an expired token is."""
+        """One page: (items, resourceVersion of the snapshot, continue token or ""). ``copy_items=False``
+        hands out the stored objects themselves (for a caller that only serialises them)."""
         with self.lock:
+            self.pages.append(
+                {
+                    "path": path,
+                    "limit": limit,
+                    "continue": continue_token,
+                    "labelSelector": label_selector,
+                    "fieldSelector": field_selector,
+                    "metadata_only": metadata_only,
+                }
+            )
             self._record("LIST", path)
-            rv, offset = str(self.resource_version), 0
             if continue_token:
-                issued, rv, start = continue_token.split(":")
-                if issued != str(self.compactions):
-                    raise ApiError(410, "the provided continue parameter is too old")
-                offset = int(start)
-            items = [
-                copy.deepcopy(partial(o) if metadata_only else o)
-                for p, o in sorted(self.objects.items())
-                if _in_collection(p, path) and _fields_match(o, field_selector)
-            ]
-            end = offset + limit if limit else len(items)
-            token = f"{self.compactions}:{rv}:{end}" if end < len(items) else ""
-            return items[offset:end], rv, token
+                snapshot_rv, _, after = continue_token.partition("|")
+                rv = int(snapshot_rv) if snapshot_rv.isdigit() else -1
+                if rv < self.compacted or rv not in self._snapshots:
+                    self._snapshots.pop(rv, None)
+                    raise ApiError(
+                        410, "The provided continue parameter is too old to display a consistent list"
+                    )
+                snapshot = self._snapshots[rv]
+            else:
+                rv, after = self.resource_version, ""
+                snapshot = [
+                    (p, o)
+                    for p, o in sorted(self.objects.items())
+                    if _in_collection(p, path)
+                    and _labels_match(o, label_selector)
+                    and _fields_match(o, field_selector)
+                ]
+            start = bisect.bisect_right(snapshot, after, key=lambda entry: entry[0]) if after else 0
+            chunk = snapshot[start : start + limit] if limit > 0 else snapshot[start:]
+            more = limit > 0 and start + limit < len(snapshot)
+            if more:
+                self._snapshots[rv] = snapshot
+                token = f"{rv}|{chunk[-1][0]}"
+            else:
+                self._snapshots.pop(rv, None)
+                token = ""
+            items = [copy.deepcopy(o) if copy_items else o for _, o in chunk]
+            if metadata_only:
+                items = [partial(o) for o in items]
+            return items, str(rv), token
 
     def list_metadata_page(
         self, path: str, *, limit: int, continue_token: str = "", field_selector: str = ""
@@ -263,7 +315,7 @@ class FakeApi:
             self._record("DELETE", path)
             if path not in self.objects:
                 raise ApiError(404, f"{path} not found")
-            obj = self.objects.pop(path)
+            obj = copy.deepcopy(self.objects.pop(path))
             rv = next(self._rv)
             obj["metadata"]["resourceVersion"] = str(rv)
             self.changes.append((rv, _split(path)[0], "DELETED", obj))
@@ -274,11 +326,21 @@ class FakeApi:
         resource_version: str,
         timeout_seconds: int,
         *,
+        label_selector: str = "",
         field_selector: str = "",
         metadata_only: bool = False,
     ) -> Iterator[dict[str, Any]]:
         with self.lock:
             self.calls.append(("WATCH", path))
+            self.watches.append(
+                {
+                    "path": path,
+                    "resourceVersion": resource_version,
+                    "labelSelector": label_selector,
+                    "fieldSelector": field_selector,
+                    "metadata_only": metadata_only,
+                }
+            )
             scripted = self._next_script("WATCH", path)
             if isinstance(scripted, BaseException):
                 raise scripted
@@ -286,11 +348,12 @@ class FakeApi:
                 if resource_version and int(resource_version) < self.compacted:
                     raise ApiError(410, "too old resource version")
                 since = int(resource_version or 0)
+                first = bisect.bisect_right(self.changes, since, key=lambda change: change[0])
                 session: list[Any] = [
                     {"type": kind, "object": copy.deepcopy(partial(obj) if metadata_only else obj)}
-                    for rv, collection, kind, obj in self.changes
-                    if rv > since
-                    and _in_collection(collection + "/x", path)
+                    for rv, collection, kind, obj in self.changes[first:]
+                    if _in_collection(collection + "/x", path)
+                    and _labels_match(obj, label_selector)
                     and _fields_match(obj, field_selector)
                 ]
             else:

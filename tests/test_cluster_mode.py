@@ -63,13 +63,19 @@ def test_state_from_the_api_and_status_changes_reach_the_next_admission(cluster,
         and "watch=true" not in path
         and path not in ("/apis/dynatrace.com", "/apis/networking.istio.io/v1beta1")
     ]
-    # the DynaKube, namespace and Secret caches list once; the init-Secret and owner caches once each, in pages
-    assert sorted(p for p in lists if "limit=" not in p) == [
-        "/api/v1/namespaces",
-        "/api/v1/namespaces/dynatrace/secrets",
-        DK_PATH,
-    ]
-    assert len([p for p in lists if "limit=" in p]) == 5
+    # one paginated list per kind; namespaces as metadata only (PartialObjectMetadataList)
+    secrets = "/api/v1/namespaces/dynatrace/secrets?limit=500"
+    kinds = ["/api/v1/namespaces?limit=500", secrets, f"{DK_PATH}?limit=500"]
+    assert sorted(p for p in lists if p in kinds) == sorted(kinds)
+    accepts = dict(server.accepts)
+    assert "as=PartialObjectMetadataList;" in accepts["/api/v1/namespaces?limit=500"]
+    assert "as=PartialObject" not in accepts[f"{DK_PATH}?limit=500"]
+    assert "as=PartialObject" not in accepts[secrets]
+    # the init-Secret caches (one per name) and the owner caches list once each, in pages too; the owners as
+    # metadata only
+    others = [p for p in lists if p not in kinds]
+    assert len(others) == 5 and all("limit=500" in p for p in others), others
+    assert "as=PartialObjectMetadataList;" in accepts["/apis/apps/v1/replicasets?limit=500"]
 
 
 def test_self_managed_certificates_are_created_and_trusted_by_the_bundle(cluster, tmp_path):

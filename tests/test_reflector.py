@@ -7,8 +7,9 @@ from urllib3.exceptions import ProtocolError
 
 from tests.fakeapi import FakeApi
 from webhook.kubeapi import ApiError
+from webhook.state.kinds import DYNAKUBE_KIND, NAMESPACE_KIND
 from webhook.state.reflector import Backoff, Reflector
-from webhook.state.store import DYNAKUBES, NAMESPACES, Store
+from webhook.state.store import NAMESPACES, Store
 
 NS = "/api/v1/namespaces"
 
@@ -39,8 +40,7 @@ def reflector(api: FakeApi, store: Store, events: list | None = None) -> Reflect
     return Reflector(
         api,
         store,
-        NAMESPACES,
-        NS,
+        NAMESPACE_KIND,
         backoff=NoWait(),
         on_event=lambda r, k: events.append(k) if events is not None else None,
     )
@@ -159,7 +159,12 @@ def test_store_keeps_dynakube_status_changes_for_the_next_admission():
         },
     )
     store = Store("dynatrace")
-    r = Reflector(api, store, DYNAKUBES, path, backoff=NoWait())
+    r = Reflector(
+        api,
+        store,
+        DYNAKUBE_KIND.concrete(dynakube_version="v1beta2", namespace="dynatrace"),
+        backoff=NoWait(),
+    )
     r.run(max_cycles=1)
     api.patch(
         f"{path}/dk",

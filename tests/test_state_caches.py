@@ -200,7 +200,7 @@ def test_field_selected_init_secret_watch_and_readiness() -> None:
     assert store.init_secrets("a") == frozenset()
 
 
-def test_a_failure_mid_list_keeps_the_previous_state() -> None:
+def test_a_failure_mid_list_keeps_the_previous_state_and_an_expired_continue_lists_again() -> None:
     api = FakeApi()
     for i in range(4):
         api.seed("/apis/batch/v1/namespaces/ns/jobs", {"metadata": {"name": f"j{i}", "namespace": "ns"}})
@@ -211,19 +211,23 @@ def test_a_failure_mid_list_keeps_the_previous_state() -> None:
     )
     reflector.backoff.initial = reflector.backoff.cap = 0.0
     calls = 0
+    fail_on: dict[int, ApiError] = {2: ApiError(500, "etcd timeout"), 4: ApiError(410, "continue expired")}
     original = api.list_page
 
     def failing(path: str, **kw: Any) -> Any:
         nonlocal calls
         calls += 1
-        if calls == 2:
-            raise ApiError(410, "continue token expired")
+        if calls in fail_on:
+            raise fail_on[calls]
         return original(path, **kw)
 
     api.list_page = failing  # type: ignore[method-assign]
-    reflector.run(max_cycles=1)
+    reflector.run(max_cycles=1)  # page 2 fails: the cache is left as it was
     assert store.owner_meta("ns", "Job", "old") is not None and store.owner_meta("ns", "Job", "j0") is None
-    reflector.run(max_cycles=1)  # relists from scratch
+    assert reflector.reconnects == 1
+    # the next list: page 2 answers 410 (continue token expired), the list starts again from page 1
+    reflector.run(max_cycles=1)
+    assert reflector.restarts == 1 and calls == 6
     assert store.owner_meta("ns", "Job", "old") is None and store.owner_meta("ns", "Job", "j3") is not None
 
 

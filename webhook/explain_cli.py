@@ -12,18 +12,18 @@ import yaml
 from webhook.explain import explain, load_manifest, render_text
 from webhook.mutation import pod as pods
 from webhook.state.local import LocalState
-from webhook.state.store import DYNAKUBES, NAMESPACES, Store
+from webhook.state.store import Store
 
 
 def load_cluster_state(store: Store, kubeconfig: str | None, version: str) -> None:
-    from webhook.state.kube import DYNAKUBE_GROUP, KubeApi, dynakube_version, load_api_client
+    """One paginated list of every kind the Store caches, as the running webhook does at start."""
+    from webhook.state.kube import KubeApi, dynakube_version, load_api_client
+    from webhook.state.reflector import Reflector
 
     api = KubeApi(load_api_client(kubeconfig))
     version = dynakube_version(api, version)
-    dynakubes, _ = api.list(f"/apis/{DYNAKUBE_GROUP}/{version}/namespaces/{store.namespace}/dynakubes")
-    namespaces, _ = api.list("/api/v1/namespaces")
-    store.replace(DYNAKUBES, dynakubes)
-    store.replace(NAMESPACES, namespaces)
+    for kind in store.kinds():
+        Reflector(api, store, kind.concrete(namespace=store.namespace, dynakube_version=version)).list_once()
 
 
 def run_explain(args: argparse.Namespace) -> int:

@@ -31,7 +31,30 @@ class Api(Protocol):
         """Return (items, resourceVersion of the list)."""
         ...
 
-    def watch(self, path: str, resource_version: str, timeout_seconds: int) -> Iterator[dict[str, Any]]:
+    def list_page(
+        self,
+        path: str,
+        *,
+        limit: int,
+        continue_token: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        metadata_only: bool = False,
+    ) -> tuple[Items, str, str]:
+        """One page of a paginated list: (items, resourceVersion, continue token, "" on the last page).
+        A continue token the server no longer holds is 410 Gone. ``metadata_only``: PartialObjectMetadata."""
+        ...
+
+    def watch(
+        self,
+        path: str,
+        resource_version: str,
+        timeout_seconds: int,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        metadata_only: bool = False,
+    ) -> Iterator[dict[str, Any]]:
         """Yield watch events ({"type": ..., "object": ...}) until the server ends the watch."""
         ...
 

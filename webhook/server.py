@@ -39,7 +39,7 @@ from webhook.mutation.initsecrets import INIT_SECRETS
 from webhook.mutation.pod import REASON_MISSING_INIT_SECRET, connection_info_reasons
 from webhook.state import owners as owner_cache
 from webhook.state.local import LocalState
-from webhook.state.store import RESOURCES, Store
+from webhook.state.store import Store
 from webhook.tls.certs import ensure_dev_certificates
 from webhook.tls.serving import CertificateWatcher
 from webhook.validation.modules import describe as describe_modules
@@ -100,9 +100,8 @@ class Webhook:
     def refresh_metrics(self) -> None:
         m = self.metrics
         m.cache_synced.set(1 if self.store.synced else 0)
-        m.cache_objects.labels("dynakubes").set(len(self.store.dynakubes()))
-        m.cache_objects.labels("namespaces").set(len(self.store.namespaces()))
-        for resource in RESOURCES:
+        for resource in self.store.resources:
+            m.cache_objects.labels(resource).set(self.store.count(resource))
             m.cache_last_event.labels(resource).set(self.store.last_event[resource])
         m.connection_info_complete.clear()
         for obj in self.store.dynakubes():

@@ -7,27 +7,39 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
 
 from webhook.kubeapi import ApiError, Items
-from webhook.state.reflector import Reflector
-from webhook.state.store import DYNAKUBES, NAMESPACES, SECRETS, Store
+from webhook.state.reflector import PAGE_SIZE, Reflector
+from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 
 log = logging.getLogger(__name__)
 
 DYNAKUBE_GROUP = "dynatrace.com"
-# metadata-only reads (PartialObjectMetadata), with plain JSON as the fallback for servers without it
-ACCEPT_PARTIAL_LIST = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
-ACCEPT_PARTIAL = "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io,application/json"
-PARTIAL_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 PATCH_CONTENT_TYPES = {
     "merge": "application/merge-patch+json",
     "strategic": "application/strategic-merge-patch+json",
     "json": "application/json-patch+json",
 }
+
+
+# PartialObjectMetadata (metadata.k8s.io): the API server answers with each object's metadata only. Plain JSON
+# follows as a fallback for servers (or aggregated APIs) that cannot convert; the kind's transform keeps the
+# metadata either way.
+METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+METADATA_WATCH_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+
+
+DYNAKUBES_FIRST_WAIT = 10.0  # seconds the namespace list waits for the DynaKube list at start
+
+
+def _selectors(label_selector: str, field_selector: str) -> list[tuple[str, str]]:
+    query = [("labelSelector", label_selector)] if label_selector else []
+    return query + ([("fieldSelector", field_selector)] if field_selector else [])
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -97,30 +109,6 @@ class KubeApi:
             response.release_conn()
         return orjson.loads(data) if data else {}
 
-    def list_page(
-        self,
-        path: str,
-        *,
-        field_selector: str = "",
-        limit: int = 0,
-        continue_token: str = "",
-        metadata_only: bool = False,
-    ) -> tuple[list[dict[str, Any]], str, str]:
-        """One page of a list: (items, resourceVersion, continue token; "" on the last page)."""
-        query = [("fieldSelector", field_selector)] if field_selector else []
-        if limit:
-            query.append(("limit", str(limit)))
-        if continue_token:
-            query.append(("continue", continue_token))
-        accept = ACCEPT_PARTIAL_LIST if metadata_only else "application/json"
-        document = self._json("GET", path, query, accept=accept)
-        meta = document.get("metadata") or {}
-        return (
-            list(document.get("items") or []),
-            str(meta.get("resourceVersion", "")),
-            str(meta.get("continue") or ""),
-        )
-
     def get(self, path: str) -> dict[str, Any]:
         return self._json("GET", path)
 
@@ -129,6 +117,32 @@ class KubeApi:
         document = self._json("GET", path, query)
         return list(document.get("items") or []), str(
             (document.get("metadata") or {}).get("resourceVersion", "")
+        )
+
+    def list_page(
+        self,
+        path: str,
+        *,
+        limit: int = 0,
+        continue_token: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        metadata_only: bool = False,
+    ) -> tuple[Items, str, str]:
+        """One page of a paginated list, parsed on its own: (items, resourceVersion, continue token; "" on
+        the last page). ``limit=0`` asks for the whole list at once."""
+        query = _selectors(label_selector, field_selector)
+        if limit:
+            query.append(("limit", str(limit)))
+        if continue_token:
+            query.append(("continue", continue_token))
+        accept = METADATA_LIST_ACCEPT if metadata_only else "application/json"
+        document = self._json("GET", path, query, accept=accept)
+        meta = document.get("metadata") or {}
+        return (
+            list(document.get("items") or []),
+            str(meta.get("resourceVersion") or ""),
+            str(meta.get("continue") or ""),
         )
 
     def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -149,24 +163,24 @@ class KubeApi:
         resource_version: str,
         timeout_seconds: int,
         *,
+        label_selector: str = "",
         field_selector: str = "",
         metadata_only: bool = False,
     ) -> Iterator[dict[str, Any]]:
         query = [
+            *_selectors(label_selector, field_selector),
             ("watch", "true"),
             ("resourceVersion", resource_version),
             ("allowWatchBookmarks", "true"),
             ("timeoutSeconds", str(timeout_seconds)),
         ]
-        if field_selector:
-            query.append(("fieldSelector", field_selector))
         # the socket read timeout exceeds the server-side watch timeout, so a silent dead stream still ends
         response = self._call(
             "GET",
             path,
             query,
             timeout=(self.request_timeout, timeout_seconds + 30),
-            accept=ACCEPT_PARTIAL if metadata_only else "application/json",
+            accept=METADATA_WATCH_ACCEPT if metadata_only else "application/json",
         )
         try:
             buffer = b""
@@ -182,14 +196,15 @@ class KubeApi:
     def list_metadata_page(
         self, path: str, *, limit: int, continue_token: str = "", field_selector: str = ""
     ) -> tuple[Items, str]:
-        """One page of PartialObjectMetadata: the server sends metadata only, each page parsed on its own."""
-        query = [("limit", str(limit))]
-        if field_selector:
-            query.append(("fieldSelector", field_selector))
-        if continue_token:
-            query.append(("continue", continue_token))
-        document = self._json("GET", path, query, accept=PARTIAL_METADATA_LIST)
-        return list(document.get("items") or []), str((document.get("metadata") or {}).get("continue") or "")
+        """One page of PartialObjectMetadata: (items, continue token); ``list_page`` with ``metadata_only``."""
+        items, _, token = self.list_page(
+            path,
+            limit=limit,
+            continue_token=continue_token,
+            field_selector=field_selector,
+            metadata_only=True,
+        )
+        return items, token
 
 
 def api_client(configuration: Any) -> Any:
@@ -223,8 +238,8 @@ def dynakube_version(api: KubeApi, preferred: str) -> str:
 
 
 class KubeState:
-    """Three reflectors (DynaKubes and Secrets in the webhook namespace, all namespaces), each in its own daemon
-    thread."""
+    """One reflector per kind the Store caches (by default DynaKubes and Secrets in the webhook namespace, all
+    namespaces), each in its own daemon thread."""
 
     def __init__(
         self,
@@ -233,11 +248,13 @@ class KubeState:
         *,
         dynakube_api_version: str = "",
         on_event: Callable[[str, str], None] | None = None,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self.store = store
         self.api = api
         self.version = dynakube_api_version
         self.on_event = on_event
+        self.page_size = page_size
         self.stop = threading.Event()
         self.reflectors: list[Reflector] = []
         store.source = "kubernetes"
@@ -246,26 +263,41 @@ class KubeState:
         threading.Thread(target=self._run, name="state", daemon=True).start()
 
     def _run(self) -> None:
+        kinds = self.store.kinds()
+        if any("{dynakube_version}" in kind.path for kind in kinds):
+            self._discover_version()
+        # DynaKubes first: their enrichment rules name namespace annotations the namespace transform keeps, so
+        # namespaces listed after them need no second list (a later rule change relists them)
+        kinds.sort(key=lambda kind: kind.resource != DYNAKUBES)
+        for kind in kinds:
+            if self.stop.is_set():
+                return
+            if kind.resource == NAMESPACES and DYNAKUBES in self.store.resources:
+                deadline = time.monotonic() + DYNAKUBES_FIRST_WAIT
+                while not self.store.is_synced(DYNAKUBES) and time.monotonic() < deadline:
+                    if self.stop.wait(0.02):
+                        return
+            reflector = Reflector(
+                self.api,
+                self.store,
+                kind.concrete(namespace=self.store.namespace, dynakube_version=self.version),
+                page_size=self.page_size,
+                on_event=self.on_event,
+                stop=self.stop,
+            )
+            self.reflectors.append(reflector)
+            threading.Thread(target=reflector.run, name=f"watch-{kind.resource}", daemon=True).start()
+
+    def _discover_version(self) -> None:
         delay = 1.0
         while not self.stop.is_set():
             try:
                 self.version = dynakube_version(self.api, self.version)
-                break
+                return
             except Exception as err:
                 log.warning("DynaKube API version not discovered (%s); retrying in %.0fs", err, delay)
                 self.stop.wait(delay)
                 delay = min(delay * 2, 30.0)
-        paths = {
-            DYNAKUBES: f"/apis/{DYNAKUBE_GROUP}/{self.version}/namespaces/{self.store.namespace}/dynakubes",
-            NAMESPACES: "/api/v1/namespaces",
-            SECRETS: f"/api/v1/namespaces/{self.store.namespace}/secrets",  # spec.proxy.valueFrom of /validate
-        }
-        for resource, path in paths.items():
-            reflector = Reflector(
-                self.api, self.store, resource, path, on_event=self.on_event, stop=self.stop
-            )
-            self.reflectors.append(reflector)
-            threading.Thread(target=reflector.run, name=f"watch-{resource}", daemon=True).start()
 
     def close(self) -> None:
         self.stop.set()

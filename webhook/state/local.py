@@ -127,10 +127,9 @@ class LocalState:
         self._stamp = (stat.st_mtime, stat.st_size)
         # listing any init Secret switches from "present everywhere" to "exactly those listed"
         self.store.init_secret_cache.tracked = any(r in found for r in secret_cache.INIT_RESOURCES)
-        for resource in (*owners.RESOURCES, *secret_cache.INIT_RESOURCES, *secret_cache.INPUT_RESOURCES):
-            found.setdefault(resource, [])
-        for resource, objects in found.items():
-            self.store.replace(resource, objects)
+        for resource in (*self.store.resources, *self.store.parts()):
+            # kinds and caches a state file does not describe are known to be empty
+            self.store.replace(resource, found.get(resource, []))
         log.info(
             "state loaded from %s: %d DynaKube(s), %d namespace(s), %d secret(s)",
             self.path,

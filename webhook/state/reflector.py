@@ -1,6 +1,9 @@
 """List+watch of one resource into the Store, the way client-go's reflector does it.
 
-- list, store everything, remember the list's resourceVersion;
+- list in pages of 500 (``limit``/``continue``), transform each object as it arrives, swap the result into the
+  Store at once, remember the list's resourceVersion; a 410 on a continue request lists again from the start;
+  a resource the Store keeps in a cache of its own shape (``Store.parts()``: owners, init Secrets, inputs) gets
+  the items streamed into ``Store.replace`` page by page instead;
 - watch from that resourceVersion, apply ADDED/MODIFIED/DELETED, follow BOOKMARKs;
 - a watch that ends (server timeout, cut stream) is resumed from the last resourceVersion seen;
 - 410 Gone (as an HTTP error or an ERROR event) means that resourceVersion is too old: relist;
@@ -15,11 +18,12 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from webhook.kubeapi import ApiError
+from webhook.kubeapi import ApiError, Items
+from webhook.state.kinds import Kind, Obj
 from webhook.state.store import Store
 
 log = logging.getLogger(__name__)
@@ -28,11 +32,29 @@ log = logging.getLogger(__name__)
 class Client(Protocol):
     """The part of ``webhook.kubeapi.Api`` a reflector needs."""
 
-    def list(self, path: str, label_selector: str = "") -> tuple[list[dict[str, Any]], str]:
-        """Return (items, resourceVersion of the list)."""
+    def list_page(
+        self,
+        path: str,
+        *,
+        limit: int,
+        continue_token: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        metadata_only: bool = False,
+    ) -> tuple[Items, str, str]:
+        """One page of a list: (items, resourceVersion of the list, continue token; "" on the last page)."""
         ...
 
-    def watch(self, path: str, resource_version: str, timeout_seconds: int) -> Iterator[dict[str, Any]]:
+    def watch(
+        self,
+        path: str,
+        resource_version: str,
+        timeout_seconds: int,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        metadata_only: bool = False,
+    ) -> Iterator[dict[str, Any]]:
         """Yield watch events ({"type": ..., "object": ...}) until the server ends the watch."""
         ...
 
@@ -60,14 +82,28 @@ class Gone(Exception):
     pass
 
 
+class ListRestarts(Exception):
+    """The continue token of a paginated list expired more often than ``list_restarts`` allows in a row."""
+
+
+PAGE_SIZE = 500
+
+
+def _resource_version(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata")
+    rv = meta.get("resourceVersion") if type(meta) is dict or isinstance(meta, Mapping) else None
+    return rv if isinstance(rv, str) else ""
+
+
 class Reflector:
     def __init__(
         self,
         client: Client,
         store: Store,
-        resource: str,
-        path: str,
+        kind: Kind,
         *,
+        page_size: int = PAGE_SIZE,
+        list_restarts: int = 3,
         watch_timeout: int = 300,
         backoff: Backoff | None = None,
         on_event: Callable[[str, str], None] | None = None,
@@ -75,14 +111,20 @@ class Reflector:
     ) -> None:
         self.client = client
         self.store = store
-        self.resource = resource
-        self.path = path
+        self.kind = kind
+        self.resource = kind.resource
+        self.path = kind.path
+        self.page_size = page_size
+        self.list_restarts = list_restarts
         self.watch_timeout = watch_timeout
         self.backoff = backoff or Backoff()
         self.on_event = on_event or (lambda resource, kind: None)
         self.stop = stop or threading.Event()
         self.resource_version = ""
         self.relists = 0
+        self.restarts = 0  # lists started again because their continue token expired
+        self.pages = 0
+        self._generation = 0
         self.reconnects = 0
         self.healthy = False
 
@@ -92,8 +134,10 @@ class Reflector:
         while not self.stop.is_set() and (max_cycles is None or cycles < max_cycles):
             cycles += 1
             try:
-                if not self.resource_version:
-                    self._list()
+                if self.store.take_relist(self.resource):
+                    self.resource_version = ""
+                if not self.resource_version and not self._list():
+                    continue  # stopped while listing
                 self._watch()
                 self.backoff.reset()
             except Gone:
@@ -101,7 +145,7 @@ class Reflector:
                 self.resource_version = ""
                 self.on_event(self.resource, "relist")
             except ApiError as err:
-                if err.status == 410:
+                if err.status == 410 and self.resource_version:  # the watch's resourceVersion is too old
                     self.resource_version = ""
                     self.on_event(self.resource, "relist")
                     continue
@@ -117,37 +161,163 @@ class Reflector:
         log.warning("%s: %s; retrying in %.1fs (serving the last known state)", self.resource, err, delay)
         self.stop.wait(delay)
 
-    def _list(self) -> None:
-        items, resource_version = self.client.list(self.path)
-        self.store.replace(self.resource, items)
-        self.resource_version = resource_version
-        self.relists += 1
-        self.healthy = True
-        log.info("%s: listed %d object(s) at resourceVersion %s", self.resource, len(items), resource_version)
+    def list_once(self) -> None:
+        """One paginated list into the Store, no watch (for one-shot readers such as ``explain``); raises."""
+        self._list()
+
+    def _list(self) -> bool:
+        """A paginated list, transformed page by page, then swapped into the Store at once; False when
+        ``stop`` ended it first.
+
+        A 410 on a continue request (the snapshot the pages come from was compacted) starts the list again
+        from the first page, so the Store never mixes two snapshots and objects deleted meanwhile are gone.
+        Any other error leaves the Store as it was (the caller backs off and lists again).
+        """
+        for _attempt in range(self.list_restarts + 1):
+            listing = _Listing()
+            try:
+                if self.resource in self._parts:
+                    self._list_part(listing)
+                else:
+                    self._list_kind(listing)
+            except _ContinueExpired:
+                self.restarts += 1
+                self.on_event(self.resource, "relist")
+                log.info("%s: continue token expired mid-list; listing again from the start", self.resource)
+                continue
+            except _Stopped:
+                return False
+            self.resource_version = listing.resource_version
+            self.relists += 1
+            self.healthy = True
+            log.info(
+                "%s: listed %d object(s) in %d page(s) at resourceVersion %s",
+                self.resource,
+                listing.count,
+                listing.pages,
+                listing.resource_version,
+                extra={"resource": self.resource, "objects": listing.count, "pages": listing.pages},
+            )
+            return True
+        raise ListRestarts(f"the list's continue token expired {self.list_restarts + 1} times in a row")
+
+    @property
+    def _parts(self) -> Collection[str]:
+        parts = getattr(self.store, "parts", None)
+        return parts() if parts is not None else ()
+
+    def _pages(self, listing: _Listing) -> Iterator[Items]:
+        """The pages of one list in order; raises ``_ContinueExpired`` on a 410 of a continue request and
+        ``_Stopped`` when ``stop`` is set between two pages."""
+        kind = self.kind
+        token = ""
+        while True:
+            if self.stop.is_set():
+                raise _Stopped()
+            try:
+                items, page_rv, token = self.client.list_page(
+                    self.path,
+                    limit=self.page_size,
+                    continue_token=token,
+                    label_selector=kind.label_selector,
+                    field_selector=kind.field_selector,
+                    metadata_only=kind.metadata_only,
+                )
+            except ApiError as err:
+                if err.status == 410 and listing.pages:
+                    raise _ContinueExpired() from None
+                raise
+            listing.pages += 1
+            self.pages += 1
+            listing.resource_version = listing.resource_version or page_rv
+            listing.count += len(items)
+            yield items
+            if not token:
+                return
+
+    def _list_part(self, listing: _Listing) -> None:
+        """A resource the Store reduces in a cache of its own shape (owners, init Secrets, inputs): the items
+        stream into ``Store.replace`` page by page; an error mid-list raises out of it, and the cache keeps
+        its previous state."""
+        self.store.replace(self.resource, (obj for page in self._pages(listing) for obj in page))
+
+    def _list_kind(self, listing: _Listing) -> None:
+        kind, store = self.kind, self.store
+        generation = store.generation.get(self.resource, 0)
+        reuse = generation == self._generation  # what the cache keeps did not change since the last list
+        fresh: dict[str, Obj] = {}
+        for items in self._pages(listing):
+            for obj in items:
+                if type(obj) is not dict:
+                    continue
+                key = kind.key(obj)
+                if not key:
+                    continue
+                # an object unchanged since the cache last saw it keeps its transformed copy (a relist then
+                # costs one new map, not a second copy of every object)
+                previous = store.get(self.resource, key) if reuse else None
+                rv = _resource_version(obj)
+                if previous is not None and rv and _resource_version(previous) == rv:
+                    fresh[key] = previous
+                    continue
+                key, kept = store.transform(self.resource, obj)
+                if kept is not None:
+                    fresh[key] = kept
+            del items
+        self._generation = generation
+        listing.count = len(fresh)
+        store.replace_transformed(self.resource, fresh)
 
     def _watch(self) -> None:
-        for event in self.client.watch(self.path, self.resource_version, self.watch_timeout):
+        kind = self.kind
+        events = self.client.watch(
+            self.path,
+            self.resource_version,
+            self.watch_timeout,
+            label_selector=kind.label_selector,
+            field_selector=kind.field_selector,
+            metadata_only=kind.metadata_only,
+        )
+        for event in events:
             if self.stop.is_set():
                 return
+            if self.store.take_relist(self.resource):
+                raise Gone()  # the cache keeps more of this kind now: list it again
             self.healthy = True
-            kind = event.get("type")
+            kind_ = event.get("type")
             obj = event.get("object")
             if not isinstance(obj, Mapping):
                 continue
-            if kind == "ERROR":
+            if kind_ == "ERROR":
                 if obj.get("code") == 410:
                     raise Gone()
                 raise ApiError(int(obj.get("code") or 500), str(obj.get("message", "")))
-            meta = obj.get("metadata")
-            rv = meta.get("resourceVersion") if isinstance(meta, Mapping) else None
-            if kind in ("ADDED", "MODIFIED"):
+            rv = _resource_version(obj)
+            if kind_ in ("ADDED", "MODIFIED"):
                 self.store.upsert(self.resource, obj)
-            elif kind == "DELETED":
+            elif kind_ == "DELETED":
                 self.store.delete(self.resource, obj)
-            elif kind == "BOOKMARK":
+            elif kind_ == "BOOKMARK":
                 self.store.touch(self.resource)
             else:
                 continue
-            if isinstance(rv, str) and rv:
+            if rv:
                 self.resource_version = rv
-            self.on_event(self.resource, kind)
+            self.on_event(self.resource, str(kind_))
+
+
+@dataclass
+class _Listing:
+    """One list in progress: its snapshot's resourceVersion, pages and objects so far."""
+
+    resource_version: str = ""
+    pages: int = 0
+    count: int = 0
+
+
+class _ContinueExpired(Exception):
+    pass
+
+
+class _Stopped(Exception):
+    pass

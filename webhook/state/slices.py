@@ -1,9 +1,10 @@
 """The watches behind the owner and Secret caches: list in pages, transform at arrival, watch with selectors.
 
-``SliceReflector`` is the Store's ``Reflector`` (same watch, resume, relist and backoff) with a list that
-pages (``limit``/``continue``) and hands the items to the Store as a stream, page by page, so a list of
-50 000 ReplicaSets never sits in memory at once: each item is reduced to what its cache keeps as it arrives.
-Lists and watches carry a ``fieldSelector`` and, for metadata-only caches, ask for ``PartialObjectMetadata``.
+``SliceReflector`` is the Store's ``Reflector`` (same paged list, 410-restart, watch, resume, relist and
+backoff) for a ``Kind`` whose objects the Store reduces in a cache of its own shape (``Store.parts()``): the
+items reach the cache as a stream, page by page, so a list of 50 000 ReplicaSets never sits in memory at once:
+each item is reduced to what its cache keeps as it arrives. Lists and watches carry a ``fieldSelector`` and,
+for metadata-only caches, ask for ``PartialObjectMetadata``.
 
 ``start(...)`` attaches the watches to a Store (each in a daemon thread):
 
@@ -19,72 +20,45 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from webhook.mutation import initsecrets as gen
 from webhook.state import owners
 from webhook.state import secrets as secret_cache
-from webhook.state.reflector import Reflector
+from webhook.state.kinds import Kind
+from webhook.state.reflector import PAGE_SIZE, Client, Reflector
 from webhook.state.store import Store
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 500
+
+def _kept_by_the_part(obj: Mapping[str, Any]) -> dict[str, Any]:
+    # never called: the Store's parts (owners, init Secrets, inputs) reduce what they keep themselves
+    return dict(obj)
 
 
-class PagedClient(Protocol):
-    """The part of ``webhook.state.kube.KubeApi`` these watches use."""
-
-    def list_page(
-        self,
-        path: str,
-        *,
-        field_selector: str = "",
-        limit: int = 0,
-        continue_token: str = "",
-        metadata_only: bool = False,
-    ) -> tuple[list[dict[str, Any]], str, str]: ...
-
-    def watch(
-        self,
-        path: str,
-        resource_version: str,
-        timeout_seconds: int,
-        *,
-        field_selector: str = "",
-        metadata_only: bool = False,
-    ) -> Iterator[dict[str, Any]]: ...
-
-
-class _Scoped:
-    """``reflector.Client`` for one selector and representation."""
-
-    def __init__(self, api: PagedClient, field_selector: str, metadata_only: bool) -> None:
-        self.api = api
-        self.field_selector = field_selector
-        self.metadata_only = metadata_only
-
-    def list(self, path: str, label_selector: str = "") -> tuple[list[dict[str, Any]], str]:
-        items, resource_version, _ = self.api.list_page(
-            path, field_selector=self.field_selector, metadata_only=self.metadata_only
-        )
-        return items, resource_version
-
-    def watch(self, path: str, resource_version: str, timeout_seconds: int) -> Iterator[dict[str, Any]]:
-        return self.api.watch(
-            path,
-            resource_version,
-            timeout_seconds,
-            field_selector=self.field_selector,
-            metadata_only=self.metadata_only,
-        )
+def kind(resource: str, path: str, *, field_selector: str = "", metadata_only: bool = False) -> Kind:
+    """The ``Kind`` spec of one of these watches (listed and watched by the Store's ``Reflector``; the
+    readiness of the init Secrets is ``InitSecretCache.synced``, not the kind's)."""
+    return Kind(
+        resource,
+        path,
+        _kept_by_the_part,
+        metadata_only=metadata_only,
+        field_selector=field_selector,
+        by_namespace=True,
+        sync_required=False,
+    )
 
 
 class SliceReflector(Reflector):
+    """The Store's ``Reflector`` for one of these caches: the same paged list (a 410 on a continue request
+    lists again from the start), watch, resume, relist and backoff; the items stream into the cache."""
+
     def __init__(
         self,
-        api: PagedClient,
+        api: Client,
         store: Store,
         resource: str,
         path: str,
@@ -94,48 +68,12 @@ class SliceReflector(Reflector):
         page_size: int = PAGE_SIZE,
         **kw: Any,
     ) -> None:
-        super().__init__(_Scoped(api, field_selector, metadata_only), store, resource, path, **kw)
-        self.api = api
-        self.field_selector = field_selector
-        self.metadata_only = metadata_only
-        self.page_size = page_size
-
-    def _list(self) -> None:
-        state: dict[str, Any] = {"resource_version": "", "count": 0}
-
-        def items() -> Iterator[dict[str, Any]]:
-            token = ""
-            while True:
-                page, resource_version, token = self.api.list_page(
-                    self.path,
-                    field_selector=self.field_selector,
-                    limit=self.page_size,
-                    continue_token=token,
-                    metadata_only=self.metadata_only,
-                )
-                state["resource_version"] = resource_version
-                state["count"] += len(page)
-                yield from page
-                del page
-                if not token:
-                    return
-
-        # the caches build a fresh map and swap it in at the end: an error mid-list (410 for an expired
-        # continue token included) raises out of replace() and leaves the previous state in place
-        self.store.replace(self.resource, items())
-        self.resource_version = str(state["resource_version"])
-        self.relists += 1
-        self.healthy = True
-        log.info(
-            "%s: listed %d object(s) at resourceVersion %s",
-            self.resource,
-            state["count"],
-            self.resource_version,
-        )
+        spec = kind(resource, path, field_selector=field_selector, metadata_only=metadata_only)
+        super().__init__(api, store, spec, page_size=page_size, **kw)
 
 
 def start(
-    api: PagedClient,
+    api: Client,
     store: Store,
     *,
     stop: threading.Event,
