@@ -246,11 +246,21 @@ def test_start_attaches_every_watch() -> None:
             secret_cache.INPUT_SECRETS,
             secret_cache.INPUT_CONFIGMAPS,
         }
-        for _ in range(200):
+        first = [r for r in reflectors if r.resource in secret_cache.INIT_RESOURCES]
+        for _ in range(500):
+            if all(r.relists for r in first):
+                break
+            threading.Event().wait(0.01)
+        assert store.init_secret_cache.synced
+        # owners and inputs wait for the Store to be ready (readiness does not wait for them)
+        assert not any(r.relists for r in reflectors if r not in first)
+        store.replace(DYNAKUBES, [])
+        store.replace(NAMESPACES, [])
+        for _ in range(500):
             if all(r.relists for r in reflectors):
                 break
             threading.Event().wait(0.01)
-        assert store.init_secret_cache.synced and store.inputs.config_maps == {"cas": {"certs": "PEM"}}
+        assert store.inputs.config_maps == {"cas": {"certs": "PEM"}}
     finally:
         stop.set()
 

@@ -96,19 +96,35 @@ def start(
         ]
     reflectors = []
     for resource, path, selector, metadata_only in specs:
-        reflector = SliceReflector(
-            api,
-            store,
-            resource,
-            path,
-            field_selector=selector,
-            metadata_only=metadata_only,
-            page_size=page_size,
-            on_event=on_event,
-            stop=stop,
+        reflectors.append(
+            SliceReflector(
+                api,
+                store,
+                resource,
+                path,
+                field_selector=selector,
+                metadata_only=metadata_only,
+                page_size=page_size,
+                on_event=on_event,
+                stop=stop,
+            )
         )
-        reflectors.append(reflector)
-        threading.Thread(target=reflector.run, name=f"watch-{resource}", daemon=True).start()
+    # the init Secrets now (readiness waits for them); the owner and input lists, which readiness does not wait
+    # for, once the Store is ready: listing 50 000 ReplicaSets beside the namespaces would delay readiness
+    # (enrichment meanwhile infers a Deployment from the pod-template-hash, as for a ReplicaSet not yet seen)
+    first = [r for r in reflectors if r.resource in secret_cache.INIT_RESOURCES]
+    later = [r for r in reflectors if r.resource not in secret_cache.INIT_RESOURCES]
+    for reflector in first:
+        threading.Thread(target=reflector.run, name=f"watch-{reflector.resource}", daemon=True).start()
+
+    def start_later() -> None:
+        while not store.synced:
+            if stop.wait(0.05):
+                return
+        for reflector in later:
+            threading.Thread(target=reflector.run, name=f"watch-{reflector.resource}", daemon=True).start()
+
+    threading.Thread(target=start_later, name="watch-after-ready", daemon=True).start()
     log.info(
         "watching init Secrets %s in all namespaces, owners (%s) metadata-only%s",
         ", ".join(gen.INIT_SECRETS),
