@@ -78,6 +78,7 @@ from webhook.controllers.workloads import (
 )
 from webhook.kubeapi import Api, ApiError
 from webhook.mutation.pod import connection_info_reasons
+from webhook.state.secrets import INIT_RESOURCES
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 from webhook.tolerant import as_map as _map
 from webhook.tolerant import as_str as _str
@@ -85,22 +86,11 @@ from webhook.tolerant import as_str as _str
 log = logging.getLogger(__name__)
 
 LEAD, RESYNC, SYNC = "lead", "resync", "sync"
-# the Store's resources of the per-namespace init Secrets (dynatrace-dynakube-config and
-# dynatrace-metadata-enrichment-endpoint), triggers when the Store has them
-INIT_SECRET_RESOURCES = ("init-config-secrets", "init-endpoint-secrets")
 
 
 def default_triggers(store: Store) -> frozenset[str]:
-    """DynaKubes, namespaces, and the init Secrets when the Store keeps them (not its other resources)."""
-    known = set(getattr(store, "last_event", None) or ())
-    return frozenset({DYNAKUBES, NAMESPACES} | (known & set(INIT_SECRET_RESOURCES)))
-
-
-def _secrets_of(store: Store) -> Callable[[str], Collection[str] | None]:
-    """The init Secrets present in a namespace, when the Store tracks them (another part of the webhook
-    adds that); None otherwise."""
-    lookup = getattr(store, "init_secrets", None)
-    return lookup if callable(lookup) else (lambda namespace: None)
+    """DynaKubes, namespaces and the init Secrets (not the Store's other resources)."""
+    return frozenset({DYNAKUBES, NAMESPACES, *INIT_RESOURCES})
 
 
 class Reinjector(Findings):
@@ -128,7 +118,7 @@ class Reinjector(Findings):
         self.config = config
         self.clock = clock
         self.triggers = frozenset(triggers) if triggers is not None else default_triggers(store)
-        self.secrets = _secrets_of(store)
+        self.secrets: Callable[[str], Collection[str] | None] = store.init_secrets
         self.elector = elector or LeaderElector(
             api,
             store.namespace,
