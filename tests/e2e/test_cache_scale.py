@@ -24,6 +24,7 @@ from tests.e2e.helpers import (
     INSTANCE_LABEL,
     NAMESPACES,
     annotations_of,
+    create_operator_init_secrets,
     delete_quietly,
     dry_run_create,
     dynakube_body,
@@ -112,6 +113,7 @@ def test_webhook_starts_with_thousands_of_namespaces_and_answers_for_the_last(
     # first, because the ServiceAccount controller then has thousands of namespaces to work through
     last = f"z{run_id}-last"
     create_namespace(kube, cleanup, last, run_id, **{INSTANCE_LABEL: dk})
+    create_operator_init_secrets(cleanup, last, run_id)  # the injection mounts them only when they exist
     began = time.monotonic()
     many_namespaces(SCALE, team="bulk")
     created_s = time.monotonic() - began
