@@ -27,7 +27,12 @@ import orjson
 
 from webhook import dynakube as dk
 from webhook.kubeapi import ApiError
-from webhook.mutation.pod import ANNOTATION_INJECTED, ANNOTATION_REASON, CONNECTION_INFO_REASONS
+from webhook.mutation.pod import (
+    ANNOTATION_INJECTED,
+    ANNOTATION_REASON,
+    CONNECTION_INFO_REASONS,
+    REASON_MISSING_INIT_SECRET,
+)
 from webhook.mutation.pod import connection_info_reasons as _connection_info_reasons
 from webhook.tolerant import as_map as _map
 from webhook.tolerant import as_str as _str
@@ -40,7 +45,6 @@ DEFAULT_LEASE_NAME = "dynatrace-webhook-reinject"
 COMPONENT = "dynatrace-webhook"
 
 # Why a pod waits for a restart. The admission reasons whose cause can go away: extend this one tuple.
-REASON_MISSING_INIT_SECRET = "MissingInitSecret"
 RESTARTABLE_REASONS = (*CONNECTION_INFO_REASONS, REASON_MISSING_INIT_SECRET)
 CAUSE_MISSED = "NotSeenByWebhook"  # no injection annotation at all: the webhook never saw the pod
 CAUSES = (*RESTARTABLE_REASONS, CAUSE_MISSED)

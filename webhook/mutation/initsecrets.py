@@ -22,10 +22,10 @@ from typing import Any
 import orjson
 
 from webhook import dynakube as dk
+from webhook.mutation.podspec import CONFIG_SECRET
+from webhook.mutation.podspec import ENRICHMENT_SECRET as ENDPOINT_SECRET
 from webhook.tolerant import as_list, as_map, as_str
 
-CONFIG_SECRET = "dynatrace-dynakube-config"
-ENDPOINT_SECRET = "dynatrace-metadata-enrichment-endpoint"
 INIT_SECRETS = (CONFIG_SECRET, ENDPOINT_SECRET)
 
 LABEL_NAME = "app.kubernetes.io/name"
