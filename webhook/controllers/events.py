@@ -88,7 +88,8 @@ class _Entry:
         return self.count != self.written_count
 
 
-def _rfc3339(at: float) -> str:
+def rfc3339(at: float) -> str:
+    """A Unix time as the API server writes times (RFC 3339, seconds, UTC)."""
     return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -242,8 +243,8 @@ class Recorder:
             "source": {"component": COMPONENT},
             "reportingComponent": COMPONENT,
             "reportingInstance": self.instance,
-            "firstTimestamp": _rfc3339(first.at),
-            "lastTimestamp": _rfc3339(entry.last_seen),
+            "firstTimestamp": rfc3339(first.at),
+            "lastTimestamp": rfc3339(entry.last_seen),
             "count": entry.count,
         }
 
@@ -267,7 +268,7 @@ class Recorder:
     def _patch(self, entry: _Entry, now: float) -> None:
         namespace = entry.first.namespace
         count = entry.count
-        patch = {"count": count, "lastTimestamp": _rfc3339(entry.last_seen)}
+        patch = {"count": count, "lastTimestamp": rfc3339(entry.last_seen)}
         if entry.name != "-":
             try:
                 self.api.patch(f"/api/v1/namespaces/{namespace}/events/{entry.name}", patch)

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from webhook import dynakube as dk
+from webhook.controllers.events import rfc3339 as _rfc3339
 from webhook.kubeapi import ApiError
 from webhook.mutation.pod import (
     ANNOTATION_INJECTED,
@@ -120,10 +121,6 @@ class Config:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
         if self.page_size < 1:
             raise ValueError(f"page_size must be at least 1, got {self.page_size}")
-
-
-def _rfc3339(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse_time(value: Any) -> dt.datetime | None:
