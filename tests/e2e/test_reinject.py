@@ -21,18 +21,12 @@ from tests.e2e.helpers import (
     dynakube_body,
     dynakube_status,
     dynakubes_path,
-    init_containers,
+    is_injected,
     pod_body,
     pod_hook,
     wait,
 )
 from tests.e2e.tokens import create_tokens
-
-
-def is_injected(pod: dict) -> bool:
-    """Injected by this webhook: the annotation and the v1.4 init container ``dynatrace-operator``."""
-    return annotations_of(pod).get(INJECTED) == "true" and "dynatrace-operator" in init_containers(pod)
-
 
 WORKLOAD = "e2e.dynatrace.com/workload"
 LEASE = "dynatrace-webhook-reinject"

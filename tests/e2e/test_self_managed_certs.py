@@ -19,7 +19,6 @@ from tests.e2e.conftest import create_namespace
 from tests.e2e.helpers import (
     DYNAKUBE_RULE,
     HOSTS,
-    INJECTED,
     INSTANCE_LABEL,
     MWC,
     POD_RULE,
@@ -32,7 +31,7 @@ from tests.e2e.helpers import (
     dynakubes_path,
     free_port,
     hook,
-    init_containers,
+    is_injected,
     labels_of,
     pod_body,
     wait,
@@ -40,12 +39,6 @@ from tests.e2e.helpers import (
 from tests.e2e.tokens import create_tokens
 from webhook.kubeapi import ApiError
 from webhook.tls import certs
-
-
-def is_injected(pod: dict) -> bool:
-    """Injected by this webhook: the annotation and the v1.4 init container ``dynatrace-operator``."""
-    return annotations_of(pod).get(INJECTED) == "true" and "dynatrace-operator" in init_containers(pod)
-
 
 CONFIG = "dynatrace-webhook-e2e-self-managed"
 
