@@ -71,7 +71,7 @@ def test_expired_continue_token_restarts_the_list_from_scratch_and_deleted_objec
         api.compact()  # the snapshot the continue token points at is gone: 410
 
     api.script("LIST", NS, None, churn_and_compact)
-    r = reflector(api, store, on_event=lambda resource, kind: events.append(kind))
+    r = reflector(api, store, on_event=lambda resource, kind, obj: events.append(kind))
     r.list_once()
     assert r.restarts == 1 and events == ["relist"]
     # the second list started without a continue token and saw the new state only

@@ -181,6 +181,20 @@ def test_the_admission_path_makes_no_api_request(tmp_path):
     )
     try:
         running.wait_ready()
+        # readiness does not wait for the owner caches: wait until each has listed and is watching, so that
+        # their first lists are not taken for the admission path's requests
+        owner_watches = (
+            "/apis/apps/v1/replicasets?",
+            "/apis/batch/v1/jobs?",
+            "/api/v1/replicationcontrollers?",
+        )
+        deadline = time.monotonic() + 30
+        while not all(
+            any(p.startswith(w) and "watch=true" in p for _, _, p in list(server.times))
+            for w in owner_watches
+        ):
+            assert time.monotonic() < deadline, "the owner caches never started watching"
+            time.sleep(0.02)
         pod = make_pod()
         pod["metadata"]["labels"]["pod-template-hash"] = "785cb95b9f"
         pod["metadata"]["ownerReferences"] = [

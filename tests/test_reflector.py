@@ -42,7 +42,7 @@ def reflector(api: FakeApi, store: Store, events: list | None = None) -> Reflect
         store,
         NAMESPACE_KIND,
         backoff=NoWait(),
-        on_event=lambda r, k: events.append(k) if events is not None else None,
+        on_event=lambda r, k, o: events.append(k) if events is not None else None,
     )
 
 

@@ -440,6 +440,30 @@ def test_missing_init_secret_restarts_once_the_secret_is_there():
     assert record_of(h.api, deployment) == {"MissingInitSecret": _rfc3339(h.clock.now - 1)}
 
 
+@pytest.mark.parametrize(
+    ("reason", "restarted"),
+    [
+        ("MissingInitSecret", True),  # the webhook's own cause: restarted without the DynaKube's opt-in
+        ("EmptyConnectionInfo", False),  # the network zone's: the opt-in decides
+        ("MissingInitSecret, EmptyConnectionInfo", False),  # not the webhook's alone
+    ],
+)
+def test_a_cause_the_webhook_owns_is_restarted_without_the_opt_in(reason, restarted):
+    store = SecretStore(WEBHOOK_NS)
+    h = Harness(store=store)
+    deployment = seed_deployment(h.api, "shop", "web", pod_kw={"reason": reason})
+    h.dynakube(complete=True, opted_in=False)
+    h.tick()
+    assert h.patches() == []  # the init Secret is not there yet
+    store.present["shop"] = {"dynatrace-dynakube-config"}
+    h.reinjector.on_event("init-config-secrets", "ADDED")
+    h.tick()
+    h.tick()
+    assert h.patches() == ([deployment] if restarted else [])
+    if restarted:
+        assert list(record_of(h.api, deployment)) == ["MissingInitSecret"]
+
+
 # --- pods never seen by the webhook -----------------------------------------------------------------------
 
 

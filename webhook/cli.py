@@ -145,6 +145,14 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         default=300.0,
         help="seconds between full passes of the initsecrets controller (300)",
     )
+    g.add_argument(
+        "--init-secret-timeout",
+        type=_positive_float,
+        default=env("INIT_SECRET_TIMEOUT", "1"),
+        help="seconds a pod's admission waits for an init Secret of its namespace that it creates on first "
+        "need (with --init-secrets); without an answer by then the pod is admitted with MissingInitSecret and "
+        "its workload is restarted once the Secret exists (env INIT_SECRET_TIMEOUT, 1)",
+    )
     g = p.add_argument_group("validation")
     g.add_argument(
         "--modules",
@@ -328,6 +336,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         events=args.events,
         init_secrets=args.init_secrets,
         init_secrets_resync=args.init_secrets_resync,
+        init_secret_timeout=args.init_secret_timeout,
         reinject=args.reinject or args.reinject_dry_run,
         reinject_dry_run=args.reinject_dry_run,
         reinject_rate=args.reinject_rate,

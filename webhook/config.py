@@ -85,6 +85,7 @@ class Settings:
         True  # create the init Secrets in mapped namespaces (webhook/controllers/initsecrets.py)
     )
     init_secrets_resync: float = 300.0
+    init_secret_timeout: float = 1.0  # seconds an admission waits for an init Secret it creates on first need
     reinject: bool = False  # restart workloads admitted without OneAgent once connection info is complete
     reinject_dry_run: bool = False  # only report what would be restarted
     reinject_rate: float = 10.0  # workloads restarted per minute at most

@@ -136,6 +136,15 @@ class Metrics:
         self.init_secrets_leader = Gauge(
             p + "init_secrets_leader", "1 when this replica holds the initsecrets Lease, else 0.", registry=r
         )
+        self.init_secret_first_need = Counter(
+            p + "init_secret_first_need",
+            "Init Secrets an admission found missing and created on first need, by result (created; exists: "
+            "409, someone was first; failed; timeout: no answer within the budget, the create goes on; backoff: "
+            "not sent after a recent failure; inputs-missing: the cache lacks what it is generated from) and "
+            "Secret name.",
+            ["result", "secret"],
+            registry=r,
+        )
         self.init_secret_missing = Counter(
             p + "init_secret_missing_admissions",
             "Pods admitted without injection because an init Secret was not (yet) in their namespace.",

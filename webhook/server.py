@@ -12,7 +12,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import uvicorn
@@ -39,9 +39,10 @@ from webhook.mutation.initsecrets import INIT_SECRETS
 from webhook.mutation.pod import REASON_MISSING_INIT_SECRET, connection_info_reasons
 from webhook.state import owners as owner_cache
 from webhook.state.local import LocalState
-from webhook.state.store import Store
+from webhook.state.store import NAMESPACES, Store
 from webhook.tls.certs import ensure_dev_certificates
 from webhook.tls.serving import CertificateWatcher
+from webhook.tolerant import as_map, as_str
 from webhook.validation.modules import describe as describe_modules
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,11 @@ class Webhook:
         self._api: Any = None
         self.cert_manager: Any = None
         self.init_secrets: Any = None  # webhook.controllers.initsecrets.InitSecrets in cluster mode
+        self.first_need: Any = None  # webhook.provision.initsecrets.FirstNeed in cluster mode
+        # admissions of pods whose namespace the cache does not hold yet, by namespace (event loop only)
+        self._namespace_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.watching = False  # the cache is fed by list+watch (not a state file)
         self.events: Any = None  # webhook.controllers.events.Recorder with the Kubernetes API as state source
         self.discovery: Any = (
             None  # webhook.state.discovery.Discovery with the Kubernetes API as state source
@@ -124,19 +130,75 @@ class Webhook:
     def _cert_reloaded(self, ok: bool) -> None:
         self.metrics.cert_reloads.labels("success" if ok else "failure").inc()
 
-    def _watch_event(self, resource: str, kind: str) -> None:
-        """Called from the watch threads."""
+    def _watch_event(self, resource: str, kind: str, obj: Mapping[str, Any] | None = None) -> None:
+        """Called from the watch threads, with the object of an ADDED, MODIFIED or DELETED event."""
+        if resource == NAMESPACES and obj is not None and self._namespace_waiters and self._loop is not None:
+            name = as_str(as_map(obj.get("metadata")).get("name"))
+            if name in self._namespace_waiters:
+                self._loop.call_soon_threadsafe(self._namespace_arrived, name)
         self.metrics.watch_events.labels(resource, kind.lower()).inc()
         if self.relabeler is not None:
             self.relabeler.on_event(resource, kind)
         if self.reinjector is not None:
             self.reinjector.on_event(resource, kind)
         if self.init_secrets is not None and resource not in owner_cache.RESOURCES:
-            self.init_secrets.on_event(resource, kind)
+            self.init_secrets.on_event(resource, kind, obj)
 
     # --- the apps ---
-    def _inject(self, review: Review) -> Answer:
-        answer = handlers.inject(review, self.store, self.injection)
+    def _decide(self, review: Review) -> Answer:
+        known = self.first_need.known if self.first_need is not None else None
+        return handlers.inject(review, self.store, self.injection, known)
+
+    def _inject(self, review: Review) -> Answer | Awaitable[Answer]:
+        """``/inject``: answered from the cache at once, but for a pod that arrives before its namespace's
+        watch event, or whose namespace lacks an init Secret (``_first_pod``)."""
+        answer = self._decide(review)
+        reasons = answer.reasons
+        if self.watching and (
+            (reasons == (pods.SKIP_NAMESPACE_UNKNOWN,) and self.store.synced)
+            or (REASON_MISSING_INIT_SECRET in reasons and self.first_need is not None and not review.dry_run)
+        ):
+            return self._first_pod(review, answer)
+        return self._answered(review, answer)
+
+    async def _first_pod(self, review: Review, answer: Answer) -> Answer:
+        """A new namespace's first pods. The API server admits pods only in namespaces that exist, so one the
+        synced cache does not know is on its way in the watch: wait for it. Then an init Secret the namespace
+        lacks is created (the admission path's one write). Each wait is at most ``--init-secret-timeout``."""
+        namespace = handlers.pod_namespace(review)
+        if pods.SKIP_NAMESPACE_UNKNOWN in answer.reasons:
+            await self._namespace_arrives(namespace, self.settings.init_secret_timeout)
+            answer = self._decide(review)
+        if (
+            REASON_MISSING_INIT_SECRET in answer.reasons
+            and self.first_need is not None
+            and not review.dry_run
+        ):
+            await self.first_need.ensure(namespace)
+            answer = self._decide(review)
+        return self._answered(review, answer)
+
+    async def _namespace_arrives(self, name: str, timeout: float) -> None:
+        future = asyncio.get_running_loop().create_future()
+        waiters = self._namespace_waiters.setdefault(name, [])
+        waiters.append(future)
+        try:
+            if self.store.namespace_object(name) is None:  # it may have arrived meanwhile
+                await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            waiters.remove(future)
+            if not waiters:
+                self._namespace_waiters.pop(name, None)
+
+    def _namespace_arrived(self, name: str) -> None:
+        """On the event loop: wake the admissions waiting for ``name``."""
+        for future in self._namespace_waiters.get(name, ()):
+            if not future.done():
+                future.set_result(None)
+
+    def _answered(self, review: Review, answer: Answer) -> Answer:
         if REASON_MISSING_INIT_SECRET in answer.reasons:
             self.metrics.init_secret_missing.inc()
         if self.events is not None:
@@ -190,6 +252,8 @@ class Webhook:
             return
         from webhook.state.kube import KubeState
 
+        self.watching = True
+
         if s.relabel_namespaces:
             from webhook.controllers.relabel import Relabeler
 
@@ -227,14 +291,35 @@ class Webhook:
         for action in ACTIONS:
             for name in INIT_SECRETS:
                 self.metrics.init_secrets.labels(action, name)
+        from webhook.provision.flights import Flights
+
+        flights = Flights()  # one create per namespace and Secret in this process, admissions or controller
         self.init_secrets = InitSecrets(
             self.kube_api(),
             self.store,
             Config(operator_version=s.version, csi_mode=s.modules.csi_driver, resync=s.init_secrets_resync),
             recorder=self.events,
             on_count=lambda action, name: self.metrics.init_secrets.labels(action, name).inc(),
+            flights=flights,
         )
         self.init_secrets.start()
+        from webhook.provision.initsecrets import RESULTS, FirstNeed
+        from webhook.provision.initsecrets import Config as FirstNeedConfig
+        from webhook.state.kube import KubeApi, load_api_client
+
+        for result in RESULTS:
+            for name in INIT_SECRETS:
+                self.metrics.init_secret_first_need.labels(result, name)
+        # a client of its own: the admission path's one write never waits behind the watches' connections
+        self.first_need = FirstNeed(
+            KubeApi(load_api_client(s.kubeconfig), request_timeout=5.0),
+            self.store,
+            FirstNeedConfig(
+                operator_version=s.version, csi_mode=s.modules.csi_driver, budget=s.init_secret_timeout
+            ),
+            flights,
+            on_result=lambda result, name: self.metrics.init_secret_first_need.labels(result, name).inc(),
+        )
 
     def start_reinjector(self) -> None:
         """Automatic reinjection (opt-in): a background thread, only with the Kubernetes API as state source."""
@@ -310,7 +395,7 @@ class Webhook:
 
     async def run(self) -> int:
         s = self.settings
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         if s.cert_mode == "dev":
@@ -373,6 +458,8 @@ class Webhook:
             await asyncio.to_thread(self.reinjector.stop)  # joins the thread and releases the Lease
         if self.init_secrets is not None:
             await asyncio.to_thread(self.init_secrets.stop)  # joins the thread and releases the Lease
+        if self.first_need is not None:
+            self.first_need.close()
         if self._kube is not None:
             self._kube.close()
         if self.discovery is not None:

@@ -43,7 +43,8 @@ VALIDATE_ALIASES = (
 @dataclass(frozen=True)
 class Route:
     webhook: str  # bounded label: inject, label-ns, validate
-    handler: Callable[[Review], Answer]
+    # an Answer, or (rarely: /inject creating an init Secret on first need) an awaitable of one
+    handler: Callable[[Review], Answer | Awaitable[Answer]]
 
 
 class AdmissionApp:
@@ -108,6 +109,8 @@ class AdmissionApp:
             return err.status, err.body(), None, Answer(outcome="error", reasons=(err.reason,))
         try:
             answer = route.handler(review)
+            if not isinstance(answer, Answer):
+                answer = await answer
             return 200, encode(review, answer), review, answer
         except Exception:
             # handlers are total; this is a bug, answered without a traceback and logged with one

@@ -25,7 +25,19 @@ def _kind(review: Review) -> str:
     return str(kind.get("kind", "")) if isinstance(kind, Mapping) else ""
 
 
-def inject(review: Review, store: Store, settings: pods.Settings) -> Answer:
+def pod_namespace(review: Review) -> str:
+    """The namespace of the pod under review (the request's, else the object's)."""
+    meta = review.object.get("metadata") if isinstance(review.object, dict) else None
+    return review.namespace or (str(meta.get("namespace") or "") if isinstance(meta, Mapping) else "")
+
+
+def inject(
+    review: Review,
+    store: Store,
+    settings: pods.Settings,
+    known: Callable[[str], frozenset[str]] | None = None,
+) -> Answer:
+    """``/inject``. ``known(namespace)``: init Secrets created on first need that the cache may not show yet."""
     obj = review.object
     if review.operation != "CREATE":
         return allowed(
@@ -35,11 +47,14 @@ def inject(review: Review, store: Store, settings: pods.Settings) -> Answer:
         )
     if not isinstance(obj, dict) or _kind(review) not in ("Pod", "") or obj.get("kind", "Pod") != "Pod":
         return allowed("object is not a Pod", outcome=pods.SKIPPED, reasons=(pods.SKIP_NOT_A_POD,))
-    meta = obj.get("metadata")
-    ns_name = review.namespace or (str(meta.get("namespace") or "") if isinstance(meta, Mapping) else "")
+    ns_name = pod_namespace(review)
     name = pods.pod_name(obj) or "<unnamed>"
     try:
         namespace, dynakube = store.pod_state(ns_name)
+        secrets = store.init_secrets(ns_name)
+        extra = known(ns_name) if known is not None else None
+        if extra:
+            secrets = secrets | extra
         result = pods.decide(
             obj,
             namespace,
@@ -48,7 +63,7 @@ def inject(review: Review, store: Store, settings: pods.Settings) -> Answer:
             namespace_name=ns_name,
             cluster_id=store.cluster_id,
             lookup=lambda kind, owner: store.owner_meta(ns_name, kind, owner),
-            secrets=store.init_secrets(ns_name),
+            secrets=secrets,
         )
     except Exception as err:  # never block a pod: admit unchanged and say why
         log.exception("injection failed for pod %s/%s", ns_name, name)

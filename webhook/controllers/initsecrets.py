@@ -43,7 +43,9 @@ from webhook.controllers.leader import LeaderElector
 from webhook.controllers.loop import Backoff, Loop, Result, TokenBucket
 from webhook.kubeapi import Api, ApiError
 from webhook.mutation import initsecrets as gen
-from webhook.state.store import Store
+from webhook.provision import flights as flight
+from webhook.state.secrets import INIT_RESOURCES
+from webhook.state.store import NAMESPACES, Store
 from webhook.tolerant import as_map, as_str
 
 log = logging.getLogger(__name__)
@@ -199,6 +201,10 @@ class WriteFailed(Exception):
     """An API write failed; the loop backs the namespace off."""
 
 
+class _Exists(Exception):
+    """A create answered 409: the Secret is there."""
+
+
 _ROUND = ""  # the loop key of the leadership round (no namespace has an empty name)
 
 
@@ -215,6 +221,7 @@ class InitSecrets:
         on_count: Callable[[str, str], None] | None = None,
         is_synced: Callable[[], bool] | None = None,
         rand: Callable[[], float] = random.random,
+        flights: flight.Flights | None = None,
     ) -> None:
         self.api = api
         self.store = store
@@ -233,6 +240,8 @@ class InitSecrets:
             clock=clock,
         )
         self.planner = Planner(store, config)
+        # creates in flight in this process, shared with the admissions that create on first need
+        self.flights = flights or flight.Flights()
         self.bucket = TokenBucket(config.writes_per_second * 60.0, clock, burst=float(config.burst))
         self.counts: Counter[tuple[str, str]] = Counter()
         self.leader = False
@@ -249,8 +258,16 @@ class InitSecrets:
         )
 
     # --- signals (any thread) ---
-    def on_event(self, resource: str, kind: str) -> None:
-        """A watch-event callback: any change to what the Secrets depend on queues a pass."""
+    def on_event(self, resource: str, kind: str, obj: Mapping[str, Any] | None = None) -> None:
+        """A watch-event callback. A namespace's event (the one that maps it, above all) queues that namespace
+        at once, and an init Secret's event its namespace; any other change to what the Secrets depend on
+        (a DynaKube, an input Secret or ConfigMap, a relist) queues a pass over every namespace."""
+        if obj is not None and resource in (NAMESPACES, *INIT_RESOURCES):
+            meta = as_map(obj.get("metadata"))
+            namespace = as_str(meta.get("name") if resource == NAMESPACES else meta.get("namespace"))
+            if namespace and self.leader and self.is_synced():
+                self.loop.add(namespace)
+            return
         self.planner.forget()
         self._dirty.set()
 
@@ -298,6 +315,25 @@ class InitSecrets:
         return None
 
     def _write(self, namespace: str, step: Step) -> None:
+        if step.action == CREATE:
+            key = (namespace, step.name)
+            if self.flights.present(namespace, (step.name,), ()):
+                return  # created here on first need; the watch brings it
+            future, ours = self.flights.start(key)
+            if not ours:
+                return  # an admission's create is in flight; its watch event brings the namespace back
+            result = flight.FAILED
+            try:
+                self._send(namespace, step)
+                result = flight.CREATED
+            except _Exists:
+                result = flight.EXISTS
+            finally:
+                self.flights.finish(key, future, result)
+            return
+        self._send(namespace, step)
+
+    def _send(self, namespace: str, step: Step) -> None:
         collection = f"/api/v1/namespaces/{namespace}/secrets"
         try:
             if step.action == CREATE:
@@ -311,7 +347,7 @@ class InitSecrets:
         except ApiError as err:
             if step.action == CREATE and err.status == 409:
                 log.info("init Secret %s/%s: created by someone else meanwhile", namespace, step.name)
-                return
+                raise _Exists() from None
             if step.action == DELETE and err.status == 404:
                 return
             if err.status == 409:  # stale resourceVersion: the watch brings the newer copy and a new pass

@@ -70,6 +70,7 @@ from webhook.controllers.workloads import (
     event_body,
     log_fields,
     manual_message,
+    may_restart,
     missed_message,
     opted_in,
     restart_patch,
@@ -318,7 +319,7 @@ class Reinjector(Findings):
         """Replace what was known of the namespace with what the scan found, and act on it."""
         namespace = scan.namespace
         self._since[namespace] = _rfc3339(scan.mapped_since.timestamp()) if scan.mapped_since else "?"
-        restart_now = opted_in(dynakube) and would_inject_now(dynakube, self.secrets(namespace))
+        ready = would_inject_now(dynakube, self.secrets(namespace))
         self.replace(namespace, scan.works, {scan.dynakube: scan.missed})
         if scan.works:
             log.info(
@@ -333,9 +334,9 @@ class Reinjector(Findings):
             )
         for key, work in sorted(scan.works.items()):
             if work.state != MANUAL:
-                if not opted_in(dynakube):
+                if not may_restart(dynakube, work.causes):
                     work.state, work.detail = REPORTED_ONLY, "NotOptedIn"
-                elif not restart_now:
+                elif not ready:
                     work.state = WAITING
             self.put(work)
             if work.missed and work.state not in (QUEUED, MANUAL):
@@ -381,7 +382,7 @@ class Reinjector(Findings):
             return Result(requeue_after=self.config.interval)
         _, dynakube = self.store.pod_state(work.namespace)
         if dynakube is None or not (
-            opted_in(dynakube) and would_inject_now(dynakube, self.secrets(work.namespace))
+            may_restart(dynakube, work.causes) and would_inject_now(dynakube, self.secrets(work.namespace))
         ):
             return None  # the view changed: a sync rescans the namespace
         if not self.config.dry_run and not self.bucket.ready():

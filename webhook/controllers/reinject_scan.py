@@ -43,7 +43,7 @@ from webhook.controllers.workloads import (
     _parse_time,
     _ScanError,
     complete,
-    opted_in,
+    may_restart,
     waiting_reasons,
 )
 from webhook.kubeapi import Api, ApiError
@@ -156,7 +156,7 @@ def scan_namespace(
     dk_name = dk.name(dynakube)
     since = mapped_since(namespace)
     scan = NamespaceScan(name, dk_name, since)
-    restartable = opted_in(dynakube) and would_inject_now(dynakube, secrets(name))
+    ready = would_inject_now(dynakube, secrets(name))
     owners = _Owners(api, name)
     path = f"/api/v1/namespaces/{name}/pods"
     token = ""
@@ -177,7 +177,7 @@ def scan_namespace(
         scan.pages += 1
         for item in items:
             scan.pods += 1
-            _classify(scan, owners, _map(item.get("metadata")), ns_labels, dynakube, restartable)
+            _classify(scan, owners, _map(item.get("metadata")), ns_labels, dynakube, ready)
         if not token:
             return scan
 
@@ -188,12 +188,12 @@ def _classify(
     meta: Mapping[str, Any],
     ns_labels: Mapping[str, Any],
     dynakube: Mapping[str, Any],
-    restartable: bool,
+    ready: bool,
 ) -> None:
     created = _str(meta.get("creationTimestamp"))
     causes = waiting_reasons({"metadata": meta})
     if causes:
-        if not restartable:
+        if not (ready and may_restart(dynakube, causes)):
             return
     elif never_seen(meta, ns_labels, dynakube) and (_parse_time(created) or _EPOCH) > (
         scan.mapped_since or dt.datetime.max.replace(tzinfo=dt.UTC)

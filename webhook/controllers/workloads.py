@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -48,6 +48,9 @@ COMPONENT = "dynatrace-webhook"
 # Why a pod waits for a restart. The admission reasons whose cause can go away: extend this one tuple.
 RESTARTABLE_REASONS = (*CONNECTION_INFO_REASONS, REASON_MISSING_INIT_SECRET)
 CAUSE_MISSED = "NotSeenByWebhook"  # no injection annotation at all: the webhook never saw the pod
+# Causes the webhook itself owns: their pods are restarted without the DynaKube's opt-in (the user did not ask
+# for a pod without OneAgent; the webhook failed to provide what it needed). The rest need the opt-in.
+OWNED_CAUSES = (REASON_MISSING_INIT_SECRET,)
 CAUSES = (*RESTARTABLE_REASONS, CAUSE_MISSED)
 
 # Event reasons
@@ -135,6 +138,13 @@ def _parse_time(value: Any) -> dt.datetime | None:
 
 def opted_in(dynakube: Mapping[str, Any]) -> bool:
     return dk.feature(dynakube, FEATURE_AUTOMATIC_REINJECTION, "false").strip().lower() == "true"
+
+
+def may_restart(dynakube: Mapping[str, Any], causes: Iterable[str]) -> bool:
+    """Reinjection may restart a workload for these causes: the DynaKube opted in, or every cause is one the
+    webhook owns (``OWNED_CAUSES``)."""
+    causes = list(causes)
+    return opted_in(dynakube) or (bool(causes) and all(cause in OWNED_CAUSES for cause in causes))
 
 
 def complete(dynakube: Mapping[str, Any]) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -247,7 +247,7 @@ class KubeState:
         api: KubeApi,
         *,
         dynakube_api_version: str = "",
-        on_event: Callable[[str, str], None] | None = None,
+        on_event: Callable[[str, str, Mapping[str, Any] | None], None] | None = None,
         page_size: int = PAGE_SIZE,
     ) -> None:
         self.store = store

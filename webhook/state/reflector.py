@@ -106,7 +106,7 @@ class Reflector:
         list_restarts: int = 3,
         watch_timeout: int = 300,
         backoff: Backoff | None = None,
-        on_event: Callable[[str, str], None] | None = None,
+        on_event: Callable[[str, str, Mapping[str, Any] | None], None] | None = None,
         stop: threading.Event | None = None,
     ) -> None:
         self.client = client
@@ -118,7 +118,8 @@ class Reflector:
         self.list_restarts = list_restarts
         self.watch_timeout = watch_timeout
         self.backoff = backoff or Backoff()
-        self.on_event = on_event or (lambda resource, kind: None)
+        # (resource, ADDED/MODIFIED/DELETED/BOOKMARK with the object, or relist/reconnect with None)
+        self.on_event = on_event or (lambda resource, kind, obj: None)
         self.stop = stop or threading.Event()
         self.resource_version = ""
         self.relists = 0
@@ -143,11 +144,11 @@ class Reflector:
             except Gone:
                 log.info("%s: resourceVersion %s expired, relisting", self.resource, self.resource_version)
                 self.resource_version = ""
-                self.on_event(self.resource, "relist")
+                self.on_event(self.resource, "relist", None)
             except ApiError as err:
                 if err.status == 410 and self.resource_version:  # the watch's resourceVersion is too old
                     self.resource_version = ""
-                    self.on_event(self.resource, "relist")
+                    self.on_event(self.resource, "relist", None)
                     continue
                 self._fail(err, err.retry_after)
             except Exception as err:  # the connection or anything below it: retry, never die
@@ -156,7 +157,7 @@ class Reflector:
     def _fail(self, err: Exception, retry_after: float | None) -> None:
         self.healthy = False
         self.reconnects += 1
-        self.on_event(self.resource, "reconnect")
+        self.on_event(self.resource, "reconnect", None)
         delay = self.backoff.next(retry_after)
         log.warning("%s: %s; retrying in %.1fs (serving the last known state)", self.resource, err, delay)
         self.stop.wait(delay)
@@ -182,7 +183,7 @@ class Reflector:
                     self._list_kind(listing)
             except _ContinueExpired:
                 self.restarts += 1
-                self.on_event(self.resource, "relist")
+                self.on_event(self.resource, "relist", None)
                 log.info("%s: continue token expired mid-list; listing again from the start", self.resource)
                 continue
             except _Stopped:
@@ -303,7 +304,7 @@ class Reflector:
                 continue
             if rv:
                 self.resource_version = rv
-            self.on_event(self.resource, str(kind_))
+            self.on_event(self.resource, str(kind_), obj)
 
 
 @dataclass

@@ -78,7 +78,7 @@ def start(
     *,
     stop: threading.Event,
     inputs: bool = False,
-    on_event: Callable[[str, str], None] | None = None,
+    on_event: Callable[[str, str, Mapping[str, Any] | None], None] | None = None,
     page_size: int = PAGE_SIZE,
 ) -> list[SliceReflector]:
     """Attach the cache watches to ``store`` and start them; see the module docstring for which."""
