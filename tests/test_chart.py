@@ -66,6 +66,7 @@ CASES: dict[str, dict[str, Any]] = {
     "metrics-off": {"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}},
     "no-crd": {"crd": {"install": False}},
     "events-off": {"features": {"events": False}},
+    "side-effects-off": {"features": {"events": False, "initSecrets": False}},
     "observability": {"dashboards": {"enabled": True}, "prometheusRule": {"enabled": True}},
     "reinject-without-events": {"features": {"reinject": True, "events": False}},
     "init-secrets-off": {"features": {"initSecrets": False}},
@@ -339,8 +340,10 @@ def test_feature_flags(docs: dict[str, list[dict[str, Any]]]) -> None:
     assert args_of(docs["events-off"])["--no-events"] is None
     assert "--no-init-secrets" not in default
     assert args_of(docs["init-secrets-off"])["--no-init-secrets"] is None
-    # without Events the pod webhook has no side effect at all
-    assert webhooks(docs["events-off"])["webhook.pod.dynatrace.com"]["sideEffects"] == "None"
+    # Events and init Secrets created on first need are side effects (none on dry run); without both, none
+    assert webhooks(docs["events-off"])["webhook.pod.dynatrace.com"]["sideEffects"] == "NoneOnDryRun"
+    assert webhooks(docs["init-secrets-off"])["webhook.pod.dynatrace.com"]["sideEffects"] == "NoneOnDryRun"
+    assert webhooks(docs["side-effects-off"])["webhook.pod.dynatrace.com"]["sideEffects"] == "None"
 
 
 # --- certificates ------------------------------------------------------------------------------------

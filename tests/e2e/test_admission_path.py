@@ -61,8 +61,9 @@ def test_admissions_make_no_api_calls(
 
     before_start = audit_log.offset()
     create_operator_init_secrets(cleanup, spaces["ready"], run_id)  # as a Dynatrace Operator beside it does
-    # no initsecrets controller: its writes would blur what the window counts (the admission path's requests)
-    webhook = start_webhook("--no-init-secrets")  # ready: its cache holds the DynaKubes, namespaces, Secrets
+    # the defaults (init Secrets on, created on first need): the namespaces' Secrets exist, so the admissions
+    # cause no request at all
+    webhook = start_webhook()  # ready: its cache holds the DynaKubes, namespaces, Secrets
     register_webhook(
         "MutatingWebhookConfiguration",
         "dynatrace-webhook-e2e-audit",

@@ -173,7 +173,7 @@ def test_a_refused_create_heals_by_itself(
         kube, run_id, cleanup, webhook_namespace, start_webhook, register_webhook, "--reinject"
     )
     app = f"quota-{run_id}"
-    create_namespace(kube, cleanup, app, run_id, **{INSTANCE_LABEL: name})
+    create_namespace(kube, cleanup, app, run_id)  # mapped only once the quota is in force
     quota = f"{NAMESPACES}/{app}/resourcequotas"
     kube.create(
         quota,
@@ -188,6 +188,7 @@ def test_a_refused_create_heals_by_itself(
         lambda: (kube.get(f"{quota}/no-secrets").get("status") or {}).get("hard"),
         what="the quota's status",
     )
+    kube.patch(f"{NAMESPACES}/{app}", {"metadata": {"labels": {INSTANCE_LABEL: name}}})
     kube.create(f"/apis/apps/v1/namespaces/{app}/deployments", deployment_body("web", run_id))
     first = wait(lambda: (p := workload_pods(kube, app, "web")) and p[0], what="the Deployment's first pod")
     assert not is_injected(first)
