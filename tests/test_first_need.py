@@ -104,6 +104,13 @@ class World:
         self.webhook.first_need = self.first_need
         self.webhook.watching = True  # the cache is fed by watches: a namespace it lacks is on its way
 
+    def controller(self) -> InitSecrets:
+        """This replica's initsecrets controller, sharing the admissions' flights."""
+        elector = LeaderElector(self.api, "dynatrace", "lease", identity="me", clock=self.clock)
+        return InitSecrets(
+            self.api, self.store, ControllerConfig(), clock=self.clock, elector=elector, flights=self.flights
+        )
+
     def namespace_arrives(self, name: str) -> None:
         """The namespace watch delivers ``name`` (as the reflector does: the Store first, then the event)."""
         obj = make_namespace(name)
@@ -271,14 +278,7 @@ async def test_the_controller_and_the_admissions_share_one_create(tmp_path, firs
     """The controller reacts to the namespace's event at once; an admission arriving meanwhile waits on its
     create instead of sending another (and the other way round)."""
     world = World(tmp_path)
-    controller = InitSecrets(
-        world.api,
-        world.store,
-        ControllerConfig(),
-        clock=world.clock,
-        elector=LeaderElector(world.api, "dynatrace", "lease", identity="me", clock=world.clock),
-        flights=world.flights,
-    )
+    controller = world.controller()
     controller.round()
     assert controller.leader
     world.api.gate = threading.Event()
@@ -303,14 +303,7 @@ async def test_the_controller_and_the_admissions_share_one_create(tmp_path, firs
 
 def test_the_namespace_event_queues_that_namespace_at_once(tmp_path):
     world = World(tmp_path)
-    controller = InitSecrets(
-        world.api,
-        world.store,
-        ControllerConfig(),
-        clock=world.clock,
-        elector=LeaderElector(world.api, "dynatrace", "lease", identity="me", clock=world.clock),
-        flights=world.flights,
-    )
+    controller = world.controller()
     controller.round()
     controller.process()  # the first pass after winning the Lease
     creates = world.api.creates()

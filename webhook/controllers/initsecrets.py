@@ -118,12 +118,8 @@ class Planner:
         key = (dk.name(dynakube), name)
         found = memo.get(key)
         if found is None:
-            inputs = gen.Inputs(
-                dynakube,
-                secrets=self.store.inputs.secrets,
-                config_maps=self.store.inputs.config_maps,
-                operator_version=self.config.operator_version,
-                csi_mode=self.config.csi_mode,
+            inputs = self.store.inputs.inputs(
+                dynakube, operator_version=self.config.operator_version, csi_mode=self.config.csi_mode
             )
             try:
                 data = gen.config_data(inputs) if name == gen.CONFIG_SECRET else gen.endpoint_data(inputs)

@@ -130,12 +130,8 @@ class FirstNeed:
         if not self.flights.flying(key) and self.flights.backing_off(key):
             self._count(BACKOFF, name)
             return None
-        inputs = gen.Inputs(
-            dynakube,
-            secrets=self.store.inputs.secrets,
-            config_maps=self.store.inputs.config_maps,
-            operator_version=self.config.operator_version,
-            csi_mode=self.config.csi_mode,
+        inputs = self.store.inputs.inputs(
+            dynakube, operator_version=self.config.operator_version, csi_mode=self.config.csi_mode
         )
         try:
             body = gen.build(name, inputs, namespace)

@@ -141,6 +141,16 @@ class InputCache:
         self.config_maps: dict[str, dict[str, str]] = {}
         self.synced: dict[str, bool] = {INPUT_SECRETS: False, INPUT_CONFIGMAPS: False}
 
+    def inputs(self, dynakube: Mapping[str, Any], *, operator_version: str, csi_mode: bool) -> gen.Inputs:
+        """What the init Secrets of ``dynakube`` are generated from, as the cache holds it now."""
+        return gen.Inputs(
+            dynakube,
+            secrets=self.secrets,
+            config_maps=self.config_maps,
+            operator_version=operator_version,
+            csi_mode=csi_mode,
+        )
+
     def _target(self, resource: str) -> dict[str, dict[str, str]]:
         return self.secrets if resource == INPUT_SECRETS else self.config_maps
 
