@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from starlette.testclient import TestClient
 
 from webhook.admission import handlers
@@ -14,6 +16,14 @@ from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 
 WEBHOOK_NS = "dynatrace"
 SETTINGS = pods.Settings(image="registry.example.com/dynatrace-webhook:1.0.0", version="1.0.0")
+DYNAKUBE_FIXTURES = Path(__file__).parent / "fixtures" / "dynakube"
+
+
+def load_dynakube(name: str) -> dict[str, Any]:
+    """A whole DynaKube from ``tests/fixtures/dynakube/<name>.yaml``, as a Dynatrace Operator release stores it
+    (a fresh copy on every call)."""
+    loaded: dict[str, Any] = yaml.safe_load((DYNAKUBE_FIXTURES / f"{name}.yaml").read_text())
+    return loaded
 
 
 def make_dynakube(

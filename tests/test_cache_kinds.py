@@ -64,6 +64,7 @@ def full_dynakube() -> dict:
     obj["spec"]["activeGate"] = {"capabilities": ["routing"], "resources": {"limits": {"memory": "1Gi"}}}
     obj["spec"]["metadataEnrichment"] = {"enabled": True, "namespaceSelector": {"matchLabels": {"m": "1"}}}
     obj["status"]["oneAgent"]["instances"] = {f"node-{i}": {"podName": f"oa-{i}"} for i in range(1000)}
+    obj["status"]["oneAgent"]["connectionInfoStatus"]["endpoints"] = "https://10.96.12.34:443/communication"
     obj["status"]["activeGate"] = {"connectionInfoStatus": {"tenantUUID": "abc12345", "endpoints": "x" * 100}}
     obj["status"]["phase"] = "Running"
     return obj
@@ -141,6 +142,8 @@ def test_every_view_reads_the_same_from_the_kept_dynakube_as_from_the_whole_one(
         dk.kube_system_uuid,
         dk.tenant_uuid,
         dk.communication_hosts,
+        dk.oneagent_endpoints,
+        dk.has_communication_endpoints,
         dk.automatic_injection,
         dk.failure_policy,
         pods.connection_info_reasons,

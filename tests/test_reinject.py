@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import load_dynakube
 from tests.fakeapi import FakeApi
 from tests.test_leader import Clock
 from webhook.controllers.leader import lease_path
@@ -294,6 +295,32 @@ def test_incomplete_then_complete(h):
     h.dynakube(complete=True)  # the watch event queues a sync: the namespace's view changed
     h.tick()
     assert h.patches() == [deployment]
+
+
+def test_v1beta6_endpoints_arriving_restart_the_skipped_workload(h):
+    """A DynaKube as operator v1.10.2 stores it (v1beta6: endpoints, no communicationHosts): the workload of a
+    pod skipped with EmptyConnectionInfo is restarted once the endpoints are written, not before."""
+    shop = namespace("shop")
+    shop["metadata"]["labels"]["monitoring"] = "dynatrace"  # the fixture's namespaceSelector
+    h.store.replace(NAMESPACES, [shop, *h.namespaces[1:]])
+    deployment = seed_deployment(h.api, "shop", "web")
+    opt_in = {FEATURE_AUTOMATIC_REINJECTION: "true"}
+
+    def status_written(name: str) -> None:
+        dynakube = load_dynakube(name)
+        dynakube["metadata"]["annotations"] = opt_in
+        h.store.replace(DYNAKUBES, [dynakube])
+        h.reinjector.on_event(DYNAKUBES, "MODIFIED")
+
+    status_written("v1.10.2-v1beta6-no-endpoints")
+    for _ in range(3):
+        h.tick(30)
+    assert h.patches() == []
+    restarted_at = _rfc3339(h.clock.now)
+    status_written("v1.10.2-v1beta6")
+    h.tick()
+    assert h.patches() == [deployment]
+    assert record_of(h.api, deployment) == {"EmptyConnectionInfo": restarted_at}
 
 
 def test_resync_finds_what_no_event_announced(h):

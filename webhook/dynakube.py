@@ -4,7 +4,8 @@ The fields the webhook reads have the same place from v1beta3 (operator 1.3/1.4)
 later, the version current operators store): the renames between them (``spec.activeGate.persistentVolumeClaim``
 to ``volumeClaimTemplate``, ``spec.extensions`` to ``spec.extensions.prometheus``) touch nothing injection reads
 except "is ``spec.extensions`` set", which holds for both shapes. v1beta1 keeps the app-injection
-``namespaceSelector`` at the top of ``spec``.
+``namespaceSelector`` at the top of ``spec``. One status field went away: from operator v1.9 the OneAgent
+connection info has no ``communicationHosts`` (``has_communication_endpoints`` says how that is read).
 
 Every accessor tolerates missing fields and wrong types: a malformed DynaKube must never make an admission
 fail, it makes the webhook skip with a reason instead.
@@ -177,6 +178,28 @@ def communication_hosts(dk: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     if not isinstance(hosts, list):
         return []
     return [h for h in hosts if isinstance(h, Mapping) and _str(h.get("host"))]
+
+
+def oneagent_endpoints(dk: Mapping[str, Any]) -> str:
+    """``status.oneAgent.connectionInfoStatus.endpoints``: the tenant's ``formattedCommunicationEndpoints`` as
+    the operator stored them (``;``-separated URLs); "" when absent, blank or not a string."""
+    return _str(_connection_info(dk, "oneAgent").get("endpoints")).strip()
+
+
+def has_communication_endpoints(dk: Mapping[str, Any]) -> bool:
+    """Whether OneAgents have somewhere to connect, as the status the operator wrote says it.
+
+    - Operators v1.4 to v1.8 write ``communicationHosts``, parsed from the same connection-info answer as
+      ``endpoints``. A list with entries can only be theirs, and then its usable hosts decide (as v1.4 does).
+    - From v1.9 the stored DynaKube (v1beta6) has no ``communicationHosts``; read as v1beta4/v1beta5 the
+      conversion sets an empty list (which ``omitempty`` then leaves out of the JSON). The v1.10 operator
+      itself checks ``endpoints``. So without entries, ``endpoints`` decides. An older operator with no hosts
+      got no endpoints either (both come from one answer of the tenant), so it reads the same.
+    """
+    hosts = _connection_info(dk, "oneAgent").get("communicationHosts")
+    if isinstance(hosts, list) and hosts:
+        return bool(communication_hosts(dk))
+    return bool(oneagent_endpoints(dk))
 
 
 def feature(dk: Mapping[str, Any], key: str, default: str) -> str:

@@ -49,6 +49,7 @@ def explain(
             "networkZone": dk.network_zone(dynakube) or None,
             "tenantUUID": dk.tenant_uuid(dynakube) or None,
             "communicationHosts": len(dk.communication_hosts(dynakube)),
+            "endpoints": dk.oneagent_endpoints(dynakube) or None,
             "codeModulesVersion": dk.code_modules_version(dynakube)
             or dk.code_modules_image(dynakube)
             or None,
@@ -92,7 +93,8 @@ def render_text(report: Mapping[str, Any]) -> str:
     if info:
         lines.append(
             f"zone       {info['networkZone'] or '(default)'}: tenant {info['tenantUUID'] or '-'}, "
-            f"{info['communicationHosts']} communication host(s), code modules {info['codeModulesVersion'] or '-'}"
+            f"{info['communicationHosts']} communication host(s), endpoints {info['endpoints'] or '-'}, "
+            f"code modules {info['codeModulesVersion'] or '-'}"
         )
     lines.append("")
     for check in report["checks"]:

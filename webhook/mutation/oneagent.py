@@ -106,11 +106,13 @@ class View:
 
 
 def connection_info_reasons(dynakube: Mapping[str, Any]) -> list[str]:
-    """The v1.4.0 injection-possible checks: every failing one, in upstream order."""
+    """The v1.4.0 injection-possible checks: every failing one, in upstream order. Connection info is judged
+    by what the operator that wrote the status provides (``dk.has_communication_endpoints``): communication
+    hosts from operators v1.4 to v1.8, ``endpoints`` from v1.9 on."""
     reasons = []
     if not dk.tenant_uuid(dynakube):
         reasons.append(REASON_EMPTY_TENANT_UUID)
-    if not dk.communication_hosts(dynakube):
+    if not dk.has_communication_endpoints(dynakube):
         reasons.append(REASON_EMPTY_CONNECTION_INFO)
     if not (
         dk.code_modules_version(dynakube)

@@ -154,7 +154,12 @@ def add_annotations(kept: Obj, obj: Mapping[str, Any], keys: frozenset[str]) -> 
 # exactly what the API server sent and skip it with the same reason they would give for the whole object.
 Shape = Mapping[str, Any]
 
-_CONNECTION_INFO = {"connectionInfoStatus": {"tenantUUID": True, "communicationHosts": True}}
+_CONNECTION_INFO = {"connectionInfoStatus": {"tenantUUID": True}}
+# OneAgent's: communicationHosts (operators v1.4 to v1.8) and endpoints (what v1.9 on still has), which decide
+# whether the connection info is complete (dynakube.has_communication_endpoints)
+_ONEAGENT_CONNECTION_INFO = {
+    "connectionInfoStatus": {"tenantUUID": True, "communicationHosts": True, "endpoints": True}
+}
 
 
 def _node_names(value: Any) -> Any:
@@ -183,7 +188,7 @@ DYNAKUBE_SHAPE: Shape = {
         "kubernetesClusterName": True,
         "kubernetesClusterMEID": True,
         "codeModules": {"version": True, "imageID": True},
-        "oneAgent": {**_CONNECTION_INFO, "instances": _node_names},
+        "oneAgent": {**_ONEAGENT_CONNECTION_INFO, "instances": _node_names},
         "activeGate": _CONNECTION_INFO,
         "metadataEnrichment": True,
     },
