@@ -73,7 +73,7 @@ def test_expired_continue_token_restarts_the_list_from_scratch_and_deleted_objec
     api.script("LIST", NS, None, churn_and_compact)
     r = reflector(api, store, on_event=lambda resource, kind, obj: events.append(kind))
     r.list_once()
-    assert r.restarts == 1 and events == ["relist"]
+    assert r.restarts == 1 and events == ["relist", "listed"]
     # the second list started without a continue token and saw the new state only
     assert [bool(p["continue"]) for p in api.pages] == [False, True, False, True, True]
     expected = sorted({f"ns-{i:04d}" for i in range(25)} - {"ns-0003", "ns-0020"} | {"zz-new"})

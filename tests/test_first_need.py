@@ -22,7 +22,6 @@ from webhook.admission.review import Answer, Review, decode
 from webhook.config import Settings
 from webhook.controllers.initsecrets import Config as ControllerConfig
 from webhook.controllers.initsecrets import InitSecrets
-from webhook.controllers.leader import LeaderElector
 from webhook.kubeapi import ApiError
 from webhook.mutation import initsecrets as gen
 from webhook.mutation import pod as pods
@@ -106,10 +105,11 @@ class World:
 
     def controller(self) -> InitSecrets:
         """This replica's initsecrets controller, sharing the admissions' flights."""
-        elector = LeaderElector(self.api, "dynatrace", "lease", identity="me", clock=self.clock)
-        return InitSecrets(
-            self.api, self.store, ControllerConfig(), clock=self.clock, elector=elector, flights=self.flights
+        controller = InitSecrets(
+            self.api, self.store, ControllerConfig(), clock=self.clock, flights=self.flights
         )
+        controller.start(thread=False)  # as the Manager does on winning the Lease; the test drives the loop
+        return controller
 
     def namespace_arrives(self, name: str) -> None:
         """The namespace watch delivers ``name`` (as the reflector does: the Store first, then the event)."""
@@ -279,7 +279,6 @@ async def test_the_controller_and_the_admissions_share_one_create(tmp_path, firs
     create instead of sending another (and the other way round)."""
     world = World(tmp_path)
     controller = world.controller()
-    controller.round()
     assert controller.leader
     world.api.gate = threading.Event()
     if first == "admission":
@@ -304,12 +303,12 @@ async def test_the_controller_and_the_admissions_share_one_create(tmp_path, firs
 def test_the_namespace_event_queues_that_namespace_at_once(tmp_path):
     world = World(tmp_path)
     controller = world.controller()
-    controller.round()
     controller.process()  # the first pass after winning the Lease
     creates = world.api.creates()
     world.store.replace(NAMESPACES, [make_namespace(), make_namespace("fresh")])
     controller.on_event(NAMESPACES, "ADDED", make_namespace("fresh"))
-    assert list(controller.loop.queued()) == ["fresh"]
+    queued = controller.loop.queued()
+    assert queued["fresh"] == world.clock() and queued[""] > world.clock()  # at once; the pass at resync
     controller.process()
     assert world.api.creates("fresh") == 1
     assert world.api.creates() == creates

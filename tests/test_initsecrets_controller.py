@@ -10,7 +10,6 @@ import pytest
 
 from tests.fakeapi import FakeApi
 from webhook.controllers.initsecrets import Config, InitSecrets
-from webhook.controllers.leader import LeaderElector
 from webhook.kubeapi import ApiError
 from webhook.mutation import initsecrets as gen
 from webhook.state import secrets as secret_cache
@@ -68,14 +67,18 @@ class World:
         self.dynakubes = [dynakube()]
         self.namespaces = [namespace(f"app{i}") for i in range(namespaces)]
         self.tokens: dict[str, dict[str, str]] = {"dk": {"apiToken": "api-1", "dataIngestToken": "in-1"}}
+        self.leading = True  # the Manager's answer: this replica holds the Lease
         self.controller = InitSecrets(
             self.api,
             self.store,
             Config(**config),
             clock=self.clock,
-            elector=LeaderElector(self.api, "dynatrace", "lease", identity="me", clock=self.clock),
+            leading=lambda: self.leading,
             recorder=self.recorder,
         )
+        self.controller.start(
+            thread=False
+        )  # the Manager starts it on winning the Lease; tests drive the loop
         self.sync()
 
     def sync(self, notify: bool = True) -> None:
@@ -93,7 +96,7 @@ class World:
             self.controller.on_event("test", "MODIFIED")
 
     def round(self) -> None:
-        """Run the loop once: the leadership round, then every namespace it queues (as far as due)."""
+        """Run the loop once: a pass, then every namespace it queues (as far as due)."""
         self.controller.loop.add("")
         self.controller.process()
         self.sync(notify=False)
@@ -210,8 +213,7 @@ def test_missing_inputs_fail_with_an_event_and_wait_for_a_change() -> None:
     assert (involved["kind"], involved["name"], reason) == ("DynaKube", "dk", "InitSecretFailed")
     assert "tokens Secret 'dk' not found" in message
     w.clock.now += 5
-    w.controller.loop.add("")
-    w.controller.process()  # no change seen: not retried blindly
+    w.controller.process()  # no change seen: not retried blindly (the next pass is the resync's)
     assert w.controller.counts[("failed", CONFIG)] == 1
     w.tokens = {"dk": {"apiToken": "late"}}
     w.sync()  # the watch event of the tokens Secret
@@ -250,11 +252,12 @@ def test_writes_are_rate_limited() -> None:
 
 def test_only_the_leader_writes() -> None:
     w = World()
-    w.api.seed(
-        "/apis/coordination.k8s.io/v1/namespaces/dynatrace/leases",
-        {"metadata": {"name": "lease"}, "spec": {"holderIdentity": "other", "leaseDurationSeconds": 15}},
+    w.leading = (
+        False  # the Lease was lost: the Manager stops the controller; a reconcile under way writes nothing
     )
     w.round()
+    w.controller.on_event(NAMESPACES, "ADDED", namespace("app0"))
+    w.controller.process()
     assert not w.controller.leader and w.writes() == []
 
 

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import load_dynakube
 from tests.fakeapi import FakeApi
 from tests.test_leader import Clock
-from webhook.controllers.leader import lease_path
+from webhook.controllers.leader import LeaderElector, lease_path
 from webhook.controllers.loop import TokenBucket
 from webhook.controllers.reinject import Reinjector
 from webhook.controllers.reinject_scan import mapped_since
@@ -19,7 +19,6 @@ from webhook.controllers.workloads import (
     ANNOTATION_OPT_OUT,
     ANNOTATION_RESTARTED_AT,
     ANNOTATION_RESTARTS,
-    DEFAULT_LEASE_NAME,
     FEATURE_AUTOMATIC_REINJECTION,
     Config,
     Work,
@@ -29,13 +28,14 @@ from webhook.controllers.workloads import (
     waiting_reasons,
 )
 from webhook.kubeapi import ApiError
+from webhook.manager import LEASE_NAME, Manager
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 
 WEBHOOK_NS = "dynatrace"
 DK = "dynakube"
 APPS = "/apis/apps/v1/namespaces"
 CREATED = "2023-11-01T10:00:00Z"  # before every clock in these tests
-LEASE = lease_path(WEBHOOK_NS, DEFAULT_LEASE_NAME)
+LEASE = lease_path(WEBHOOK_NS, LEASE_NAME)
 
 
 def dynakube(*, complete: bool, opted_in: bool = True, name: str = DK) -> dict:
@@ -150,6 +150,19 @@ def seed_namespaces(api: FakeApi, namespaces: list[dict]) -> None:
             api.seed("/api/v1/namespaces", body)
 
 
+class ByHand:
+    """The harness's reinjector as a leader-only Runnable whose loop the test drives (no thread)."""
+
+    def __init__(self, harness: Harness) -> None:
+        self.harness = harness
+
+    def start(self) -> None:
+        self.harness.reinjector.start(thread=False)
+
+    def stop(self) -> None:
+        self.harness.reinjector.stop()
+
+
 class Harness:
     def __init__(
         self,
@@ -166,12 +179,18 @@ class Harness:
         seed_namespaces(self.api, self.namespaces)
         self.counted: list[tuple[str, str]] = []
         settings = {"enabled": True, **config}
+        # this replica's Manager: the one Lease, stepped by hand; winning it starts ``self.reinjector``
+        identity = f"replica-{id(self)}"
+        self.elector = LeaderElector(self.api, WEBHOOK_NS, LEASE_NAME, identity=identity, clock=self.clock)
+        self.manager = Manager(self.elector)
+        self.manager.add(ByHand(self), leader=True)
         self.reinjector = Reinjector(
             self.api,
             self.store,
             Config(**settings),
             clock=self.clock,
-            identity=f"replica-{id(self)}",
+            leading=self.manager.leading,
+            identity=identity,
             on_count=lambda outcome, reason: self.counted.append((outcome, reason)),
         )
 
@@ -180,7 +199,9 @@ class Harness:
         self.reinjector.on_event(DYNAKUBES, "MODIFIED")
 
     def tick(self, advance: float = 1.0) -> None:
-        self.reinjector.tick()
+        """One election round, then what is due on the reinjection loop; then the clock moves."""
+        self.manager.step()
+        self.reinjector.loop.process()
         self.clock.advance(advance)
 
     def patches(self) -> list[str]:
@@ -367,13 +388,13 @@ def test_restart_record_survives_a_webhook_restart():
     first.dynakube(complete=True)
     first.tick()
     assert first.patches() == [deployment]
-    first.reinjector.stop()  # releases the Lease
+    first.manager.stop()  # releases the Lease
 
     second = Harness(api, clock)  # a new process: nothing in memory
     second.dynakube(complete=True)
     second.tick()
     second.tick(700)
-    assert second.reinjector.leader
+    assert second.manager.leader
     assert api.calls.count(("PATCH", deployment)) == 1
     assert second.reinjector.skipped == {"AlreadyRestarted": 1}
 
@@ -811,7 +832,7 @@ def test_only_the_leader_scans_and_a_follower_takes_over_without_restarting_twic
     a.tick(0)
     b.tick()
     assert a.reinjector.leader and not b.reinjector.leader
-    assert api.objects[LEASE]["spec"]["holderIdentity"] == a.reinjector.elector.identity
+    assert api.objects[LEASE]["spec"]["holderIdentity"] == a.elector.identity
     assert a.patches() == [first]  # one token a minute
     assert a.pod_lists() == 1  # only a scanned
 
@@ -829,29 +850,14 @@ def test_only_the_leader_scans_and_a_follower_takes_over_without_restarting_twic
     assert api.objects[LEASE]["spec"]["leaseTransitions"] == 1
 
 
-class AlwaysLeader:
-    """Two replicas that both believe they lead (a Lease handover seen late): only the write decides."""
-
-    def __init__(self, identity: str) -> None:
-        self.identity, self.namespace, self.name, self.holder = identity, WEBHOOK_NS, "lease", identity
-
-    def step(self) -> bool:
-        return True
-
-    def is_leader(self) -> bool:
-        return True
-
-    def release(self) -> None:
-        pass
-
-
 def test_two_replicas_racing_restart_once():
     api, clock = FakeApi(), Clock()
     deployment = seed_deployment(api, "shop", "web")
     replicas = []
     for name in ("a", "b"):
         h = Harness(api, clock)
-        h.reinjector = Reinjector(api, h.store, Config(enabled=True), clock=clock, elector=AlwaysLeader(name))
+        # both believe they lead (a Lease handover seen late): only the write decides
+        h.reinjector = Reinjector(api, h.store, Config(enabled=True), clock=clock, identity=name)
         h.dynakube(complete=True)
         replicas.append(h)
     a, b = replicas
@@ -891,18 +897,21 @@ def test_follower_does_not_touch_the_api_beyond_the_lease():
     assert {p for _, p in api.calls[calls:]} == {LEASE}
 
 
-def test_thread_start_stop_releases_the_lease():
+def test_the_manager_starts_the_reinjector_on_winning_the_lease_and_releases_it_on_stop():
     h = Harness(interval=0.01)
-    h.reinjector.clock = h.reinjector.elector.clock = h.reinjector.bucket.clock = time.time
-    h.reinjector.loop.clock = time.time
+    h.reinjector.clock = h.reinjector.bucket.clock = h.reinjector.loop.clock = time.time
+    h.elector.clock = time.time
+    h.manager = Manager(h.elector)
+    h.manager.add(h.reinjector, leader=True)  # the real Runnable: its loop runs in a thread
+    h.reinjector.leading = h.manager.leading
     h.dynakube(complete=True)
-    h.reinjector.start()
+    h.manager.start()
     deadline = time.monotonic() + 5
     while not h.reinjector.leader and time.monotonic() < deadline:
         time.sleep(0.01)
     assert h.reinjector.leader
-    h.reinjector.stop()
-    assert not h.reinjector.loop.thread.is_alive()
+    h.manager.stop()
+    assert not h.reinjector.leader and h.reinjector.loop.thread is None
     assert h.api.objects[LEASE]["spec"]["holderIdentity"] == ""
 
 
@@ -944,30 +953,6 @@ def test_failed_event_does_not_stop_the_restart(h):
     h.tick()
     assert h.patches() == [web]
     assert h.reinjector.restarted == 1
-
-
-def test_status_for_a_debug_endpoint():
-    h = Harness(rate_per_minute=1)
-    seed_deployment(h.api, "shop", "a", pods=1)
-    seed_deployment(h.api, "shop", "b", pods=1, pod_kw={"injected": None})
-    h.dynakube(complete=True)
-    h.tick()
-    status = h.reinjector.status()
-    assert status["enabled"] and status["leader"] and not status["dry_run"]
-    assert status["namespaces_mapped"] == 1 and status["scans"] == 1
-    assert status["counts"] == {"restarted/RolloutRestart": 1}
-    assert status["missed"] == [{"namespace": "shop", "dynakube": DK, "pods": 1}]
-    assert status["pending"] == [
-        {
-            "dynakube": DK,
-            "namespace": "shop",
-            "pod": "b-5d4f8-0",
-            "causes": ["NotSeenByWebhook"],
-            "owner": "Deployment/b",
-            "state": "queued",
-            "detail": "",
-        }
-    ]
 
 
 # --- the verdict: should this workload be restarted, and was it already -----------------------------------

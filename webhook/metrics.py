@@ -133,6 +133,12 @@ class Metrics:
             ["action", "secret"],
             registry=r,
         )
+        self.leader = Gauge(
+            p + "leader",
+            "1 when this replica holds the Lease that gates the writing controllers (reinjection, init "
+            "Secrets, relabeling), else 0.",
+            registry=r,
+        )
         self.init_secrets_leader = Gauge(
             p + "init_secrets_leader", "1 when this replica holds the initsecrets Lease, else 0.", registry=r
         )

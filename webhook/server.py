@@ -12,6 +12,7 @@ import contextlib
 import gc
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
@@ -33,6 +34,7 @@ from webhook.config import Settings
 from webhook.controllers import events
 from webhook.controllers.initsecrets import ACTIONS
 from webhook.explain import explain
+from webhook.manager import LEASE_NAME, Manager
 from webhook.metrics import Metrics
 from webhook.mutation import pod as pods
 from webhook.mutation.initsecrets import INIT_SECRETS
@@ -94,6 +96,7 @@ class Webhook:
         self.discovery: Any = (
             None  # webhook.state.discovery.Discovery with the Kubernetes API as state source
         )
+        self.manager: Manager | None = None  # cluster mode: every background Runnable and the one Lease
 
     # --- readiness and metrics ---
     def readiness(self) -> dict[str, bool]:
@@ -123,6 +126,7 @@ class Webhook:
                 m.missed_pods.labels(namespace, dynakube).set(count)
         if self.init_secrets is not None:
             m.init_secrets_leader.set(1 if self.init_secrets.leader else 0)
+        m.leader.set(1 if self.manager is not None and self.manager.leader else 0)
         m.cache_objects.labels("init-secrets").set(self.store.init_secret_cache.count())
         for resource in owner_cache.RESOURCES:
             m.cache_objects.labels(resource).set(self.store.owners.count(resource))
@@ -234,82 +238,86 @@ class Webhook:
 
     # --- lifecycle ---
     def kube_api(self) -> Any:
-        """One API client for the cache, certificates, reinjection and relabeling (created on first use)."""
+        """One API client for the cache, certificates and controllers (created on first use)."""
         if self._api is None:
             from webhook.state.kube import KubeApi, load_api_client
 
             self._api = KubeApi(load_api_client(self.settings.kubeconfig))
         return self._api
 
-    def start_state(self) -> None:
+    def start_background(self) -> None:
+        """The state file (local mode), or the Manager and every Runnable (``webhook.manager``)."""
         s = self.settings
         if s.state_file is not None:
             self.local = LocalState(s.state_file, self.store)
             ok = self.local.load()
             self.metrics.state_reloads.labels("success" if ok else "failure").inc()
-            if s.relabel_namespaces:
-                log.warning("--relabel-namespaces needs the Kubernetes API; ignored with --state-file")
+            for flag, on in (("--relabel-namespaces", s.relabel_namespaces), ("--reinject", s.reinject)):
+                if on:
+                    log.warning("%s needs the Kubernetes API; ignored with --state-file", flag)
             return
+        self.manager = self.build_manager()
+        self.manager.start()
+
+    def build_manager(self) -> Manager:
+        """Every background part of cluster mode, in start order; the writers behind the one Lease."""
+        from webhook.controllers.leader import LeaderElector
+        from webhook.state.discovery import Discovery
         from webhook.state.kube import KubeState
 
+        s, api = self.settings, self.kube_api()
+        manager = Manager(LeaderElector(api, s.namespace, LEASE_NAME, clock=time.time))
         self.watching = True
-
+        self.discovery = Discovery(api, self.store)
+        manager.add(self.discovery)
+        self._kube = KubeState(
+            self.store,
+            api,
+            dynakube_api_version=s.dynakube_api_version,
+            on_event=self._watch_event,
+            slices=True,
+            inputs=s.init_secrets,
+        )
+        manager.add(self._kube)
+        if s.cert_mode == "self-managed":
+            manager.add(self.cert_manager_of(api))
+        if s.events:
+            manager.add(self.events_recorder(api))
+        if s.init_secrets:
+            manager.add(self.init_secrets_controller(api, manager.leading), leader=True)
+        if s.reinject:
+            manager.add(self.reinjection(api, manager.leading), leader=True)
         if s.relabel_namespaces:
             from webhook.controllers.relabel import Relabeler
 
-            self.relabeler = Relabeler(self.kube_api(), self.store, interval=s.relabel_interval)
-        from webhook.state.discovery import Discovery
+            self.relabeler = Relabeler(api, self.store, interval=s.relabel_interval)
+            manager.add(self.relabeler, leader=True)
+        return manager
 
-        self.discovery = Discovery(self.kube_api(), self.store)
-        self.discovery.start()
-        self._kube = KubeState(
-            self.store,
-            self.kube_api(),
-            dynakube_api_version=s.dynakube_api_version,
-            on_event=self._watch_event,
-        )
-        self._kube.start()
-        from webhook.state import slices
-
-        slices.start(
-            self.kube_api(),
-            self.store,
-            stop=self._kube.stop,
-            inputs=s.init_secrets,
-            on_event=self._watch_event,
-        )
-        if self.relabeler is not None:
-            self.relabeler.start()
-
-    def start_init_secrets(self) -> None:
-        """The initsecrets controller (on by default): a background thread, only with the Kubernetes API."""
-        s = self.settings
-        if not s.init_secrets or self._kube is None:
-            return
+    def init_secrets_controller(self, api: Any, leading: Callable[[], bool]) -> Any:
+        """The initsecrets controller (leader only) and the admissions' first need, sharing one flight registry."""
         from webhook.controllers.initsecrets import Config, InitSecrets
-
-        for action in ACTIONS:
-            for name in INIT_SECRETS:
-                self.metrics.init_secrets.labels(action, name)
         from webhook.provision.flights import Flights
-
-        flights = Flights()  # one create per namespace and Secret in this process, admissions or controller
-        self.init_secrets = InitSecrets(
-            self.kube_api(),
-            self.store,
-            Config(operator_version=s.version, csi_mode=s.modules.csi_driver, resync=s.init_secrets_resync),
-            recorder=self.events,
-            on_count=lambda action, name: self.metrics.init_secrets.labels(action, name).inc(),
-            flights=flights,
-        )
-        self.init_secrets.start()
         from webhook.provision.initsecrets import RESULTS, FirstNeed
         from webhook.provision.initsecrets import Config as FirstNeedConfig
         from webhook.state.kube import KubeApi, load_api_client
 
-        for result in RESULTS:
-            for name in INIT_SECRETS:
+        s = self.settings
+        for name in INIT_SECRETS:
+            for action in ACTIONS:
+                self.metrics.init_secrets.labels(action, name)
+            for result in RESULTS:
                 self.metrics.init_secret_first_need.labels(result, name)
+        flights = Flights()  # one create per namespace and Secret in this process, admissions or controller
+        self.init_secrets = InitSecrets(
+            api,
+            self.store,
+            Config(operator_version=s.version, csi_mode=s.modules.csi_driver, resync=s.init_secrets_resync),
+            leading=leading,
+            recorder=self.events,
+            on_count=lambda action, name: self.metrics.init_secrets.labels(action, name).inc(),
+            flights=flights,
+        )
         # a client of its own: the admission path's one write never waits behind the watches' connections
         self.first_need = FirstNeed(
             KubeApi(load_api_client(s.kubeconfig), request_timeout=5.0),
@@ -320,20 +328,16 @@ class Webhook:
             flights,
             on_result=lambda result, name: self.metrics.init_secret_first_need.labels(result, name).inc(),
         )
+        return self.init_secrets
 
-    def start_reinjector(self) -> None:
-        """Automatic reinjection (opt-in): a background thread, only with the Kubernetes API as state source."""
-        s = self.settings
-        if not s.reinject:
-            return
-        if self._kube is None:
-            log.warning("--reinject needs the Kubernetes API as state source; it stays off with --state-file")
-            return
+    def reinjection(self, api: Any, leading: Callable[[], bool]) -> Any:
+        """Automatic reinjection (leader only)."""
         from webhook.controllers.reinject import Reinjector
         from webhook.controllers.workloads import Config
 
+        s = self.settings
         self.reinjector = Reinjector(
-            self.kube_api(),
+            api,
             self.store,
             Config(
                 enabled=True,
@@ -341,30 +345,28 @@ class Webhook:
                 rate_per_minute=s.reinject_rate,
                 resync=s.reinject_resync,
             ),
+            leading=leading,
             on_count=lambda outcome, reason: self.metrics.reinjections.labels(outcome, reason).inc(),
             ready=lambda: all(self.readiness().values()),
         )
-        self.reinjector.start()
+        return self.reinjector
 
-    def start_events(self) -> None:
-        """Events for skipped injections (on by default): a background thread, only with the Kubernetes API."""
-        if not self.settings.events or self._kube is None:
-            return
+    def events_recorder(self, api: Any) -> Any:
+        """Events for skipped injections (on by default)."""
         for result in events.RESULTS:
             self.metrics.events.labels(result)
-        self.events = events.Recorder(
-            self.kube_api(), on_count=lambda result: self.metrics.events.labels(result).inc()
-        )
-        self.events.start()
+        self.events = events.Recorder(api, on_count=lambda result: self.metrics.events.labels(result).inc())
+        return self.events
 
-    def start_cert_manager(self) -> None:
-        """Self-managed certificates: a background thread keeps the Secret, caBundles and certs dir in step."""
+    def cert_manager_of(self, api: Any) -> Any:
+        """Self-managed certificates: the Secret, caBundles and certs dir kept in step."""
         from webhook.tls.manager import from_settings
 
-        self.cert_manager = from_settings(
-            self.settings, self.kube_api(), self.metrics, on_installed=self.watcher.poll
-        )
-        self.cert_manager.start()
+        self.cert_manager = from_settings(self.settings, api, self.metrics, on_installed=self.watcher.poll)
+        return self.cert_manager
+
+    def start_cert_manager(self) -> None:
+        self.cert_manager_of(self.kube_api()).start()
 
     async def _poll(self, interval: float, action: Callable[[], Any]) -> None:
         while not self._stopping.is_set():
@@ -402,12 +404,7 @@ class Webhook:
             ca = ensure_dev_certificates(s.certs_dir, s.dev_names)
             log.info("development certificate for %s; CA at %s", ", ".join(s.dev_names), ca)
         log.info("validation: %s of the operator installation", describe_modules(s.modules))
-        self.start_state()
-        if s.cert_mode == "self-managed":
-            self.start_cert_manager()
-        self.start_reinjector()
-        self.start_events()
-        self.start_init_secrets()
+        self.start_background()
         self.watcher.poll()
         tasks = [asyncio.create_task(self._poll(s.cert_poll_interval, self.watcher.poll))]
         if self.local is not None:
@@ -454,22 +451,10 @@ class Webhook:
         self._stopping.set()
         for task in tasks:
             task.cancel()
-        if self.reinjector is not None:
-            await asyncio.to_thread(self.reinjector.stop)  # joins the thread and releases the Lease
-        if self.init_secrets is not None:
-            await asyncio.to_thread(self.init_secrets.stop)  # joins the thread and releases the Lease
         if self.first_need is not None:
             self.first_need.close()
-        if self._kube is not None:
-            self._kube.close()
-        if self.discovery is not None:
-            self.discovery.stop()
-        if self.cert_manager is not None:
-            self.cert_manager.stop()
-        if self.relabeler is not None:
-            self.relabeler.stop()
-        if self.events is not None:
-            await asyncio.to_thread(self.events.stop)  # writes what is queued, within the rate limit
+        if self.manager is not None:  # the writers, then the Lease, then the rest in reverse (Events last)
+            await asyncio.to_thread(self.manager.stop)
         failed = [r for r in results if isinstance(r, BaseException)]
         for err in failed:
             log.error("listener failed: %s", err)

@@ -20,9 +20,11 @@ names it decides one step:
   a Warning Event on the DynaKube, retried with backoff.
 
 ``InitSecrets`` runs it on the reconcile loop (``webhook.controllers.loop``), keyed by namespace, plus one
-key for the round that renews leadership: only the leader (a Lease of its own, ``webhook.controllers.leader``)
-writes; when it becomes leader, when the watches report a change and every ``resync`` seconds, every namespace
-is queued (deduplicated by the loop). Writes are rate-limited by a token bucket (a namespace without a token
+key for a pass that queues every namespace. It is a leader-only Runnable of the Manager (``webhook.manager``):
+started when this replica wins the one Lease, stopped when it loses it, and ``leading()`` is checked before
+every namespace. A namespace's watch event (the one that maps it) and an init Secret's event queue that
+namespace at once; a pass runs when it starts, when a DynaKube or an input changes or a cache (re)lists, and
+every ``resync`` seconds. Writes are rate-limited by a token bucket (a namespace without a token
 is requeued for when one is due); an API error backs that namespace off exponentially with jitter. Missing
 inputs are not retried blindly: the change that brings them (a watch event) queues the namespaces again.
 """
@@ -31,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -39,7 +40,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from webhook import dynakube as dk
-from webhook.controllers.leader import LeaderElector
 from webhook.controllers.loop import Backoff, Loop, Result, TokenBucket
 from webhook.kubeapi import Api, ApiError
 from webhook.mutation import initsecrets as gen
@@ -50,7 +50,6 @@ from webhook.tolerant import as_map, as_str
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LEASE_NAME = "dynatrace-webhook-initsecrets"
 EVENT_FAILED = "InitSecretFailed"
 
 CREATE, UPDATE, DELETE, FAILED, FOREIGN, KEEP = (
@@ -74,11 +73,6 @@ class Config:
     burst: int = 20
     backoff_initial: float = 2.0  # an API error backs the namespace off: 2 s, 4 s, ... (+-20 %)
     backoff_cap: float = 300.0
-    tick: float = 1.0  # leadership and change detection
-    lease_name: str = DEFAULT_LEASE_NAME
-    lease_duration: float = 15.0
-    renew_deadline: float = 10.0
-    retry_period: float = 2.0
 
 
 class Step(NamedTuple):
@@ -201,7 +195,7 @@ class _Exists(Exception):
     """A create answered 409: the Secret is there."""
 
 
-_ROUND = ""  # the loop key of the leadership round (no namespace has an empty name)
+_PASS = ""  # the loop key of a pass over every namespace (no namespace has an empty name)
 
 
 class InitSecrets:
@@ -212,7 +206,7 @@ class InitSecrets:
         config: Config,
         *,
         clock: Callable[[], float] = time.time,
-        elector: LeaderElector | None = None,
+        leading: Callable[[], bool] = lambda: True,
         recorder: Any = None,
         on_count: Callable[[str, str], None] | None = None,
         is_synced: Callable[[], bool] | None = None,
@@ -226,23 +220,13 @@ class InitSecrets:
         self.recorder = recorder  # webhook.controllers.events.Recorder, or None
         self.on_count = on_count
         self.is_synced = is_synced or (lambda: store.synced and all(store.inputs.synced.values()))
-        self.elector = elector or LeaderElector(
-            api,
-            store.namespace,
-            config.lease_name,
-            lease_duration=config.lease_duration,
-            renew_deadline=config.renew_deadline,
-            retry_period=config.retry_period,
-            clock=clock,
-        )
+        self.leading = leading  # the Manager's: this replica holds the Lease
         self.planner = Planner(store, config)
         # creates in flight in this process, shared with the admissions that create on first need
         self.flights = flights or flight.Flights()
         self.bucket = TokenBucket(config.writes_per_second * 60.0, clock, burst=float(config.burst))
         self.counts: Counter[tuple[str, str]] = Counter()
-        self.leader = False
-        self._next_pass = 0.0
-        self._dirty = threading.Event()
+        self.running = False
         self._reported: dict[tuple[str, str], str] = {}  # (DynaKube, Secret) -> the last input error logged
         self.loop: Loop[str] = Loop(
             "initsecrets",
@@ -250,7 +234,6 @@ class InitSecrets:
             clock=clock,
             backoff=Backoff(base=config.backoff_initial, cap=config.backoff_cap),
             rand=rand,
-            on_stop=self.elector.release,
         )
 
     # --- signals (any thread) ---
@@ -258,39 +241,35 @@ class InitSecrets:
         """A watch-event callback. A namespace's event (the one that maps it, above all) queues that namespace
         at once, and an init Secret's event its namespace; any other change to what the Secrets depend on
         (a DynaKube, an input Secret or ConfigMap, a relist) queues a pass over every namespace."""
+        if not self.running:
+            return
         if obj is not None and resource in (NAMESPACES, *INIT_RESOURCES):
             meta = as_map(obj.get("metadata"))
             namespace = as_str(meta.get("name") if resource == NAMESPACES else meta.get("namespace"))
-            if namespace and self.leader and self.is_synced():
+            if namespace and self.is_synced():
                 self.loop.add(namespace)
             return
         self.planner.forget()
-        self._dirty.set()
+        self.loop.add(_PASS)
 
     # --- the loop ---
     def _reconcile(self, key: str) -> Result | None:
-        if key == _ROUND:
-            self.round()
-            return Result(requeue_after=self.config.tick)
-        if not self.elector.is_leader():
-            self.leader = False
-            return None  # the next leader's first round queues every namespace again
+        if not self.leading():
+            return None  # the Manager stops this controller; the next leader's pass queues everything again
+        if key == _PASS:
+            return self.full_pass()
         return self.reconcile(key)
 
-    def round(self) -> None:
-        """Renew leadership; queue every namespace on becoming leader, after a change, and every ``resync``."""
-        was_leader = self.leader
-        self.leader = self.elector.step()
-        if not self.leader or not self.is_synced():
-            return
-        now = self.clock()
-        if not was_leader or self._dirty.is_set() or now >= self._next_pass:
-            self._dirty.clear()
-            self._next_pass = now + self.config.resync
-            backing_off = self.loop.failures
-            for namespace in sorted(self.planner.keys()):
-                if namespace not in backing_off:  # queued already, for when its backoff ends
-                    self.loop.add(namespace)
+    def full_pass(self) -> Result | None:
+        """Queue every namespace; again every ``resync``. Before the caches are synced, nothing: their list
+        is an event that queues the pass again."""
+        if not self.is_synced():
+            return None
+        backing_off = self.loop.failures
+        for namespace in sorted(self.planner.keys()):
+            if namespace not in backing_off:  # queued already, for when its backoff ends
+                self.loop.add(namespace)
+        return Result(requeue_after=self.config.resync)
 
     def process(self) -> int:
         """Run what is due now (tests drive the loop by hand with a fake clock)."""
@@ -346,8 +325,7 @@ class InitSecrets:
                 raise _Exists() from None
             if step.action == DELETE and err.status == 404:
                 return
-            if err.status == 409:  # stale resourceVersion: the watch brings the newer copy and a new pass
-                self._dirty.set()
+            if err.status == 409:  # stale resourceVersion: the watch brings the newer copy and its event
                 return
             self._failed(namespace, step, str(err))
             raise WriteFailed(f"{step.name} {step.action}: {err}") from None
@@ -383,23 +361,24 @@ class InitSecrets:
             self.on_count(action, name)
 
     # --- lifecycle ---
-    def start(self) -> None:
-        if not self.config.enabled or self.loop.thread is not None:
+    name = "initsecrets"
+
+    def start(self, thread: bool = True) -> None:
+        """Begin (this replica leads): a pass over every namespace, then events (``thread``: run the loop)."""
+        if not self.config.enabled or self.running:
             return
-        log.info(
-            "init Secrets controller on: lease %s/%s as %s, at most %g writes/s",
-            self.elector.namespace,
-            self.elector.name,
-            self.elector.identity,
-            self.config.writes_per_second,
-        )
-        self.loop.add(_ROUND)
-        self.loop.start()
+        log.info("init Secrets controller on: at most %g writes/s", self.config.writes_per_second)
+        self.running = True
+        self.planner.forget()
+        self.loop.add(_PASS)
+        if thread:
+            self.loop.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the loop and release the Lease."""
+        """Stop the loop (leadership lost, or the process stops); a running reconcile finishes first."""
+        self.running = False
         self.loop.stop(timeout)
-        self.leader = False
 
-    def pending(self) -> list[str]:
-        return [key for key in self.loop.queued() if key != _ROUND]
+    @property
+    def leader(self) -> bool:
+        return self.running and self.leading()

@@ -14,7 +14,7 @@ Modelled on client-go's ``workqueue`` and controller-runtime's ``Reconcile(key) 
 - An optional ``TokenBucket`` limits reconciles overall: a due key waits for a token.
 - The clock is injectable: tests call ``process()`` and move a fake clock instead of sleeping. ``start()``
   runs the same ``process()`` in a daemon thread that sleeps until the next due key (or an ``add``), and
-  ``stop()`` wakes it, lets a running reconcile finish and joins it.
+  ``stop()`` wakes it, lets a running reconcile finish and joins it; ``start()`` may run it again later.
 """
 
 from __future__ import annotations
@@ -256,6 +256,9 @@ class Loop(Generic[K]):
             thread = self._thread
         if thread is not None:
             thread.join(timeout)
+            with self._cond:
+                if self._thread is thread and not thread.is_alive():
+                    self._thread = None  # start() may run it again (a leader that lost and won the Lease)
         elif self.on_stop is not None:
             self.on_stop()
 

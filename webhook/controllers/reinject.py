@@ -5,12 +5,13 @@ The controller compares the pods it finds with what the webhook would decide now
 a webhook restarted after a DynaKube's connection info became complete still restarts the workloads it had
 skipped, and a pod admitted while no webhook answered (``failurePolicy: Ignore``) is found.
 
-It runs on a reconcile loop (``webhook.controllers.loop``) with these keys:
+It is a leader-only Runnable of the Manager (``webhook.manager``): started when this replica wins the one
+Lease, stopped when it loses it (what it found is then the new leader's to report); ``leading()`` is checked
+between pages and before every restart. It runs on a reconcile loop (``webhook.controllers.loop``) with these
+keys:
 
-- ``lead``: one leader-election step (``webhook.controllers.leader``) every ``interval``; only the Lease
-  holder scans and writes. Winning the Lease queues ``resync``.
-- ``resync``: every mapped namespace is due for a scan; runs on start (once leader) and every ``resync``
-  seconds (``--reinject-resync``, 10 min).
+- ``resync``: every mapped namespace is due for a scan; runs on start and every ``resync`` seconds
+  (``--reinject-resync``, 10 min).
 - ``sync``: queued by every watch event of a trigger resource (DynaKubes, namespaces, the init Secrets when
   the Store has them): the namespaces whose *view* changed (their labels, their DynaKube's connection info,
   opt-in, mode and selector, their init Secrets) are due for a scan; namespaces no longer mapped are forgotten.
@@ -34,7 +35,7 @@ from collections.abc import Callable, Collection, Hashable
 from typing import Any
 
 from webhook import dynakube as dk
-from webhook.controllers.leader import LeaderElector
+from webhook.controllers.leader import default_identity
 from webhook.controllers.loop import Backoff, Loop, Result, TokenBucket
 from webhook.controllers.reinject_findings import Findings, WorkKey
 from webhook.controllers.reinject_scan import NamespaceScan, scan_namespace, would_inject_now
@@ -86,7 +87,7 @@ from webhook.tolerant import as_str as _str
 
 log = logging.getLogger(__name__)
 
-LEAD, RESYNC, SYNC = "lead", "resync", "sync"
+RESYNC, SYNC = "resync", "sync"
 
 
 def default_triggers(store: Store) -> frozenset[str]:
@@ -104,13 +105,13 @@ class Reinjector(Findings):
         config: Config,
         *,
         clock: Callable[[], float] = time.time,
-        elector: LeaderElector | None = None,
+        leading: Callable[[], bool] = lambda: True,
         identity: str = "",
         on_count: Callable[[str, str], None] | None = None,
         triggers: Collection[str] | None = None,
         ready: Callable[[], bool] | None = None,
     ) -> None:
-        """``elector`` defaults to a Lease named ``config.lease_name`` in the Store's namespace (the webhook's).
+        """``leading()``: this replica holds the Lease (the Manager's); ``identity`` reports the Events.
         ``triggers``: the Store resources whose watch events start a ``sync`` (default: ``default_triggers``).
         ``ready``: whether this webhook serves admissions; nothing is scanned or restarted before it has for
         ``config.startup_grace`` seconds, so that the new pods of a restart reach a webhook."""
@@ -120,19 +121,10 @@ class Reinjector(Findings):
         self.clock = clock
         self.triggers = frozenset(triggers) if triggers is not None else default_triggers(store)
         self.secrets: Callable[[str], Collection[str] | None] = store.init_secrets
-        self.elector = elector or LeaderElector(
-            api,
-            store.namespace,
-            config.lease_name,
-            identity=identity,
-            lease_duration=config.lease_duration,
-            renew_deadline=config.renew_deadline,
-            retry_period=config.retry_period,
-            clock=clock,
-        )
+        self.leading = leading
+        self.identity = identity or default_identity()
         self.bucket = TokenBucket(config.rate_per_minute, clock)
         Findings.__init__(self, on_count)
-        self.leader = False
         self.ready = ready
         self._ready_since: float | None = None
         self.scans = 0  # namespace scans made
@@ -144,34 +136,37 @@ class Reinjector(Findings):
             self._reconcile,
             clock=clock,
             backoff=Backoff(base=config.interval, cap=max(config.interval, config.retry_delay)),
-            on_stop=lambda: self.elector.release(),
         )
 
     # --- lifecycle ---
+    name = "reinject"
+
     def start(self, thread: bool = True) -> None:
-        """Queue the first leader-election step (and run the loop in a thread unless ``thread`` is False)."""
+        """Begin (this replica leads): a full scan, then watch events (``thread``: run the loop in a thread)."""
         if not self.config.enabled or self._started:
             return
         self._started = True
         mode = " (dry run)" if self.config.dry_run else ""
         log.info(
-            "automatic reinjection enabled%s: at most %g workloads a minute, full scan every %.0fs, lease %s/%s "
-            "as %s",
+            "automatic reinjection on%s: at most %g workloads a minute, full scan every %.0fs",
             mode,
             self.config.rate_per_minute,
             self.config.resync,
-            self.elector.namespace,
-            self.elector.name,
-            self.elector.identity,
         )
-        self.loop.add(LEAD)
+        self.loop.add(RESYNC)
         if thread:
             self.loop.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the loop and release the Lease (also when the loop was driven by hand)."""
+        """Stop the loop (leadership lost, or the process stops); what was found is the next leader's."""
+        self._started = False
         self.loop.stop(timeout)
-        self.leader = False
+        for namespace in list(self._views):
+            self._forget(namespace)
+
+    @property
+    def leader(self) -> bool:
+        return self._started and self.leading()
 
     def tick(self) -> int:
         """Run every key that is due now (tests drive the loop with this and a fake clock)."""
@@ -186,20 +181,11 @@ class Reinjector(Findings):
 
     # --- the keys ---
     def _reconcile(self, key: Hashable) -> Result | None:
-        if key == LEAD:
-            was = self.leader
-            self.leader = self.elector.step()
-            if self.leader and not was:
-                self.loop.add(RESYNC)
-            elif was and not self.leader:  # the new leader reports; a follower's figures would be stale
-                for namespace in list(self._views):
-                    self._forget(namespace)
-            return Result(requeue_after=self.config.interval)
         if key == RESYNC:
             if self._ready():
                 self._sync(everything=True)
                 return Result(requeue_after=self.config.resync)
-            return Result(requeue_after=self.config.interval) if self.leader else None
+            return Result(requeue_after=self.config.interval) if self._leading() else None
         if key == SYNC:
             if self._ready():
                 self._sync(everything=False)
@@ -211,9 +197,8 @@ class Reinjector(Findings):
         return None
 
     def _leading(self) -> bool:
-        """Renew the Lease when a retry period has passed (a long run of scans must not let it lapse)."""
-        self.leader = self.elector.step()
-        return self.leader
+        """Started, and the Manager still holds the Lease (renewed beside this loop, never in it)."""
+        return self._started and self.leading()
 
     def _serving(self) -> bool:
         """This webhook has served admissions for the start-up grace (always, without a ``ready`` check)."""
@@ -468,31 +453,10 @@ class Reinjector(Findings):
         return None
 
     def _event(self, work: Work, event_type: str, reason: str, message: str) -> None:
-        body = event_body(work, event_type, reason, message, self.elector.identity, self.clock())
+        body = event_body(work, event_type, reason, message, self.identity, self.clock())
         try:
             self.api.create(f"/api/v1/namespaces/{work.namespace}/events", body)
         except ApiError as err:
             log.warning(
                 "event %s on %s %s/%s not recorded: %s", reason, work.kind, work.namespace, work.name, err
             )
-
-    # --- introspection (safe from any thread, no API calls) ---
-    def status(self) -> dict[str, Any]:
-        """For a debug endpoint: configuration, leadership, counts, pending pods and missed pods."""
-        return {
-            "enabled": self.config.enabled,
-            "dry_run": self.config.dry_run,
-            "rate_per_minute": self.config.rate_per_minute,
-            "resync_seconds": self.config.resync,
-            "identity": self.elector.identity,
-            "leader": self.leader,
-            "lease_holder": self.elector.holder,
-            "namespaces_mapped": len(self._views),
-            "scans": self.scans,
-            "queued": len(self.loop),
-            "counts": {f"{o}/{r}": n for (o, r), n in sorted(self.counts.items())},
-            "missed": [
-                {"namespace": ns, "dynakube": d, "pods": n} for (ns, d), n in sorted(self.missed().items())
-            ],
-            "pending": self.pending(),
-        }

@@ -42,7 +42,6 @@ FEATURE_AUTOMATIC_REINJECTION = "feature.dynatrace.com/automatic-reinjection"
 ANNOTATION_OPT_OUT = "dynatrace.com/reinject"
 ANNOTATION_RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 ANNOTATION_RESTARTS = "reinjection.dynatrace.com/restarts"  # on the workload: {"<cause>": "<RFC 3339>"}
-DEFAULT_LEASE_NAME = "dynatrace-webhook-reinject"
 COMPONENT = "dynatrace-webhook"
 
 # Why a pod waits for a restart. The admission reasons whose cause can go away: extend this one tuple.
@@ -101,15 +100,11 @@ class Config:
     enabled: bool = False
     dry_run: bool = False
     rate_per_minute: float = 10.0
-    interval: float = 1.0  # seconds between leader-election steps
+    interval: float = 1.0  # seconds between checks while waiting to serve
     startup_grace: float = 10.0  # seconds the webhook serves before the first scan (endpoints catch up)
     resync: float = 600.0  # seconds between full scans of every mapped namespace
     cooldown: float = 600.0  # seconds at least between two restarts of one workload for one cause
     page_size: int = 500  # pods per metadata-only list page
-    lease_name: str = DEFAULT_LEASE_NAME
-    lease_duration: float = 15.0
-    renew_deadline: float = 10.0
-    retry_period: float = 2.0
     max_attempts: int = 3  # restarts of one workload before giving up
     retry_delay: float = 30.0  # seconds before retrying a failed list or restart
 

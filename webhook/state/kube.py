@@ -238,8 +238,11 @@ def dynakube_version(api: KubeApi, preferred: str) -> str:
 
 
 class KubeState:
-    """One reflector per kind the Store caches (by default DynaKubes and Secrets in the webhook namespace, all
-    namespaces), each in its own daemon thread."""
+    """The cache, as one Runnable: one reflector per kind the Store caches (by default DynaKubes and Secrets in
+    the webhook namespace, all namespaces) and, with ``slices``, the init-Secret, owner and input caches
+    (``webhook.state.slices``), each in its own daemon thread."""
+
+    name = "cache"
 
     def __init__(
         self,
@@ -249,18 +252,26 @@ class KubeState:
         dynakube_api_version: str = "",
         on_event: Callable[[str, str, Mapping[str, Any] | None], None] | None = None,
         page_size: int = PAGE_SIZE,
+        slices: bool = False,
+        inputs: bool = False,
     ) -> None:
         self.store = store
+        self.slices = slices  # the init-Secret and owner caches too
+        self.inputs = inputs  # and the DynaKubes' inputs (for the init Secrets)
         self.api = api
         self.version = dynakube_api_version
         self.on_event = on_event
         self.page_size = page_size
-        self.stop = threading.Event()
+        self.stopping = threading.Event()
         self.reflectors: list[Reflector] = []
         store.source = "kubernetes"
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="state", daemon=True).start()
+        if self.slices:
+            from webhook.state import slices
+
+            slices.start(self.api, self.store, stop=self.stopping, inputs=self.inputs, on_event=self.on_event)
 
     def _run(self) -> None:
         kinds = self.store.kinds()
@@ -270,12 +281,12 @@ class KubeState:
         # namespaces listed after them need no second list (a later rule change relists them)
         kinds.sort(key=lambda kind: kind.resource != DYNAKUBES)
         for kind in kinds:
-            if self.stop.is_set():
+            if self.stopping.is_set():
                 return
             if kind.resource == NAMESPACES and DYNAKUBES in self.store.resources:
                 deadline = time.monotonic() + DYNAKUBES_FIRST_WAIT
                 while not self.store.is_synced(DYNAKUBES) and time.monotonic() < deadline:
-                    if self.stop.wait(0.02):
+                    if self.stopping.wait(0.02):
                         return
             reflector = Reflector(
                 self.api,
@@ -283,21 +294,21 @@ class KubeState:
                 kind.concrete(namespace=self.store.namespace, dynakube_version=self.version),
                 page_size=self.page_size,
                 on_event=self.on_event,
-                stop=self.stop,
+                stop=self.stopping,
             )
             self.reflectors.append(reflector)
             threading.Thread(target=reflector.run, name=f"watch-{kind.resource}", daemon=True).start()
 
     def _discover_version(self) -> None:
         delay = 1.0
-        while not self.stop.is_set():
+        while not self.stopping.is_set():
             try:
                 self.version = dynakube_version(self.api, self.version)
                 return
             except Exception as err:
                 log.warning("DynaKube API version not discovered (%s); retrying in %.0fs", err, delay)
-                self.stop.wait(delay)
+                self.stopping.wait(delay)
                 delay = min(delay * 2, 30.0)
 
-    def close(self) -> None:
-        self.stop.set()
+    def stop(self) -> None:
+        self.stopping.set()

@@ -191,6 +191,9 @@ class Reflector:
             self.resource_version = listing.resource_version
             self.relists += 1
             self.healthy = True
+            self.on_event(
+                self.resource, "listed", None
+            )  # the cache holds a whole list (client-go: HasSynced)
             log.info(
                 "%s: listed %d object(s) in %d page(s) at resourceVersion %s",
                 self.resource,
