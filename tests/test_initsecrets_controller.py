@@ -279,3 +279,14 @@ def test_terminating_namespaces_get_nothing(terminating: dict[str, str]) -> None
     w.sync()
     w.round()
     assert w.writes() == []
+
+
+def test_a_namespace_that_is_gone_ends_its_key() -> None:
+    """A namespace deleted after the cache saw it (or a store that went back in time): 404 is no failure to
+    retry with backoff; the key is done, and the namespace's watch event removes it from the cache."""
+    w = World()
+    w.api.script("POST", "/api/v1/namespaces/app0/secrets", ApiError(404, 'namespaces "app0" not found'))
+    w.round()
+    assert w.secret("app0") is None
+    assert w.controller.loop.failures == {} and "app0" not in w.controller.loop.queued()
+    assert w.controller.counts[("failed", CONFIG)] == 0

@@ -91,6 +91,42 @@ def test_gone_as_error_event_relists(api):
     assert [c[0] for c in api.calls].count("LIST") == 2
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # as an HTTP error of the watch request
+        ApiError(504, "Too large resource version: 9000, current: 42"),
+        # as an ERROR event in the stream, the cause in the details
+        [
+            {
+                "type": "ERROR",
+                "object": {
+                    "kind": "Status",
+                    "code": 504,
+                    "reason": "Timeout",
+                    "message": "Timeout: Too large resource version: 9000, current: 42",
+                    "details": {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large"}]},
+                },
+            }
+        ],
+    ],
+)
+def test_a_store_that_went_back_in_time_is_relisted_at_once(api, answer):
+    """An etcd restored from a backup (or a rebuilt control plane): the watch's resourceVersion is ahead of the
+    store. Relist from scratch at once, so that what the cluster no longer has leaves the cache."""
+    store = Store("dynatrace")
+    events: list[str] = []
+    r = reflector(api, store, events)
+    r.run(max_cycles=1)
+    assert store.namespace_object("payments") is not None
+    api.delete(f"{NS}/payments")  # gone in the restored store
+    api.script("WATCH", NS, answer)
+    r.run(max_cycles=2)
+    assert events.count("relist") == 1 and "reconnect" not in events
+    assert store.namespace_object("payments") is None
+    assert [c[0] for c in api.calls].count("LIST") == 2
+
+
 def test_stream_cut_mid_event_reconnects_and_keeps_state(api):
     store = Store("dynatrace")
     events: list[str] = []

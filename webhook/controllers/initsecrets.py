@@ -31,6 +31,7 @@ inputs are not retried blindly: the change that brings them (a watch event) queu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -195,6 +196,10 @@ class _Exists(Exception):
     """A create answered 409: the Secret is there."""
 
 
+class _Gone(Exception):
+    """A write answered 404: the namespace (or the copy to update) no longer exists."""
+
+
 _PASS = ""  # the loop key of a pass over every namespace (no namespace has an empty name)
 
 
@@ -303,10 +308,13 @@ class InitSecrets:
                 result = flight.CREATED
             except _Exists:
                 result = flight.EXISTS
+            except _Gone:
+                pass  # the namespace is gone: the key ends, no backoff
             finally:
                 self.flights.finish(key, future, result)
             return
-        self._send(namespace, step)
+        with contextlib.suppress(_Gone):  # the copy or its namespace is gone: the key ends, no backoff
+            self._send(namespace, step)
 
     def _send(self, namespace: str, step: Step) -> None:
         collection = f"/api/v1/namespaces/{namespace}/secrets"
@@ -323,8 +331,11 @@ class InitSecrets:
             if step.action == CREATE and err.status == 409:
                 log.info("init Secret %s/%s: created by someone else meanwhile", namespace, step.name)
                 raise _Exists() from None
-            if step.action == DELETE and err.status == 404:
-                return
+            if err.status == 404:  # the namespace (or the copy) is gone: nothing left to reconcile there
+                if step.action == DELETE:
+                    return
+                log.info("init Secret %s/%s not %s: %s", namespace, step.name, step.action, err)
+                raise _Gone() from None
             if err.status == 409:  # stale resourceVersion: the watch brings the newer copy and its event
                 return
             self._failed(namespace, step, str(err))

@@ -155,8 +155,8 @@ class FirstNeed:
         result = create(self.api, key[0], body)
         if result == CREATED:
             log.info("init Secret %s/%s created on first need", *key)
+        self._count(result, key[1])  # counted before anyone waiting on it wakes
         self.flights.finish(key, future, result)
-        self._count(result, key[1])
 
     def _count(self, result: str, name: str) -> None:
         self.results[(result, name)] += 1

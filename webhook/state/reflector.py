@@ -82,6 +82,16 @@ class Gone(Exception):
     pass
 
 
+TOO_LARGE = "Too large resource version"  # kube-apiserver's words (cause ResourceVersionTooLarge)
+
+
+def store_went_back(status: int, message: str) -> bool:
+    """The API server's store is behind the resourceVersion we asked for (an etcd restored from a backup, a
+    rebuilt control plane behind the same address): no watch from it will ever start. client-go's
+    ``isTooLargeResourceVersionError``: relist from scratch, at once."""
+    return TOO_LARGE.lower() in message.lower() or (status == 504 and "ResourceVersionTooLarge" in message)
+
+
 class ListRestarts(Exception):
     """The continue token of a paginated list expired more often than ``list_restarts`` allows in a row."""
 
@@ -147,6 +157,16 @@ class Reflector:
                 self.on_event(self.resource, "relist", None)
             except ApiError as err:
                 if err.status == 410 and self.resource_version:  # the watch's resourceVersion is too old
+                    self.resource_version = ""
+                    self.on_event(self.resource, "relist", None)
+                    continue
+                if self.resource_version and store_went_back(err.status, str(err)):
+                    log.warning(
+                        "%s: the API server's store is behind resourceVersion %s (%s); relisting",
+                        self.resource,
+                        self.resource_version,
+                        err,
+                    )
                     self.resource_version = ""
                     self.on_event(self.resource, "relist", None)
                     continue
@@ -295,7 +315,13 @@ class Reflector:
             if kind_ == "ERROR":
                 if obj.get("code") == 410:
                     raise Gone()
-                raise ApiError(int(obj.get("code") or 500), str(obj.get("message", "")))
+                causes = (
+                    (obj.get("details") or {}).get("causes")
+                    if isinstance(obj.get("details"), Mapping)
+                    else None
+                )
+                reasons = " ".join(str(c.get("reason")) for c in causes or () if isinstance(c, Mapping))
+                raise ApiError(int(obj.get("code") or 500), f"{obj.get('message', '')} {reasons}".strip())
             rv = _resource_version(obj)
             if kind_ in ("ADDED", "MODIFIED"):
                 self.store.upsert(self.resource, obj)
