@@ -184,6 +184,7 @@ class PagedFile:
         label_selector: str = "",
         field_selector: str = "",
         metadata_only: bool = False,
+        resource_version: str = "",
     ) -> tuple[list[dict[str, Any]], str, str]:
         pages = self.index[f"{path}?{field_selector}"]
         number = int(continue_token or 0)

@@ -194,6 +194,7 @@ class FakeApi:
         field_selector: str = "",
         metadata_only: bool = False,
         copy_items: bool = True,
+        resource_version: str = "",
     ) -> tuple[Items, str, str]:
         """One page: (items, resourceVersion of the snapshot, continue token or ""). ``copy_items=False``
         hands out the stored objects themselves (for a caller that only serialises them)."""
@@ -209,6 +210,11 @@ class FakeApi:
                 }
             )
             self._record("LIST", path)
+            if resource_version.isdigit() and int(resource_version) > self.resource_version:
+                raise ApiError(
+                    504,
+                    f"Timeout: Too large resource version: {resource_version}, current: {self.resource_version}",
+                )
             if continue_token:
                 snapshot_rv, _, after = continue_token.partition("|")
                 rv = int(snapshot_rv) if snapshot_rv.isdigit() else -1

@@ -127,17 +127,50 @@ def test_a_store_that_went_back_in_time_is_relisted_at_once(api, answer):
     assert [c[0] for c in api.calls].count("LIST") == 2
 
 
+def test_after_a_lost_connection_a_store_behind_us_is_relisted(api):
+    """A control plane rebuilt behind the same address: the connection drops, and the new store has not reached
+    our resourceVersion. A watch from there would wait silently; the probe before resuming sees it."""
+    store = Store("dynatrace")
+    events: list[str] = []
+    r = reflector(api, store, events)
+    for i in range(5):
+        api.seed(NS, ns(f"old-{i}"))
+    r.run(max_cycles=1)
+    assert store.namespace_object("old-4") is not None
+    rebuilt = FakeApi()  # its resourceVersions start over, below ours
+    rebuilt.seed(NS, ns("fresh"))
+    rebuilt.script("WATCH", NS, ConnectionRefusedError("connection refused"))
+    r.client = rebuilt
+    r.run(max_cycles=3)
+    assert "reconnect" in events and "relist" in events
+    assert [n["metadata"]["name"] for n in store.namespaces()] == ["fresh"]
+
+
+def test_after_a_lost_connection_a_store_that_kept_up_is_resumed(api):
+    store = Store("dynatrace")
+    events: list[str] = []
+    r = reflector(api, store, events)
+    r.run(max_cycles=1)
+    api.script("WATCH", NS, ConnectionRefusedError("connection refused"))
+    api.seed(NS, ns("late"))
+    r.run(max_cycles=3)
+    assert "reconnect" in events and "relist" not in events
+    assert store.namespace_object("late") is not None
+    assert [c[0] for c in api.calls].count("LIST") == 2  # the first list and the one-item probe
+
+
 def test_stream_cut_mid_event_reconnects_and_keeps_state(api):
     store = Store("dynatrace")
     events: list[str] = []
     r = reflector(api, store, events)
+    current = str(api.resource_version)  # what the store has reached
     api.script(
         "WATCH",
         NS,
         [
             {
                 "type": "ADDED",
-                "object": {**ns("streamed"), "metadata": {"name": "streamed", "resourceVersion": "500"}},
+                "object": {**ns("streamed"), "metadata": {"name": "streamed", "resourceVersion": current}},
             },
             ProtocolError("Connection broken: IncompleteRead"),
         ],
@@ -146,9 +179,10 @@ def test_stream_cut_mid_event_reconnects_and_keeps_state(api):
     assert store.namespace_object("streamed") is not None
     assert store.namespace_object("shop") is not None
     assert events.count("reconnect") == 1
-    assert r.resource_version == "500"
-    # the reconnect resumed the watch, it did not relist
-    assert [c[0] for c in api.calls].count("LIST") == 1
+    assert r.resource_version == current
+    # the reconnect resumed the watch after a one-item probe (the store is not behind us), it did not relist
+    assert "relist" not in events
+    assert [c[0] for c in api.calls].count("LIST") == 2
 
 
 def test_unreachable_api_backs_off_and_serves_last_state(api):

@@ -40,9 +40,12 @@ class Api(Protocol):
         label_selector: str = "",
         field_selector: str = "",
         metadata_only: bool = False,
+        resource_version: str = "",
     ) -> tuple[Items, str, str]:
         """One page of a paginated list: (items, resourceVersion, continue token, "" on the last page).
-        A continue token the server no longer holds is 410 Gone. ``metadata_only``: PartialObjectMetadata."""
+        A continue token the server no longer holds is 410 Gone. ``metadata_only``: PartialObjectMetadata.
+        ``resource_version``: a state not older than it (``resourceVersionMatch=NotOlderThan``); a store that
+        has not reached it answers "Too large resource version"."""
         ...
 
     def watch(

@@ -128,10 +128,13 @@ class KubeApi:
         label_selector: str = "",
         field_selector: str = "",
         metadata_only: bool = False,
+        resource_version: str = "",
     ) -> tuple[Items, str, str]:
         """One page of a paginated list, parsed on its own: (items, resourceVersion, continue token; "" on
         the last page). ``limit=0`` asks for the whole list at once."""
         query = _selectors(label_selector, field_selector)
+        if resource_version:
+            query += [("resourceVersion", resource_version), ("resourceVersionMatch", "NotOlderThan")]
         if limit:
             query.append(("limit", str(limit)))
         if continue_token:

@@ -41,8 +41,10 @@ class Client(Protocol):
         label_selector: str = "",
         field_selector: str = "",
         metadata_only: bool = False,
+        resource_version: str = "",
     ) -> tuple[Items, str, str]:
-        """One page of a list: (items, resourceVersion of the list, continue token; "" on the last page)."""
+        """One page of a list: (items, resourceVersion of the list, continue token; "" on the last page).
+        ``resource_version``: served from a state not older than it (the API server says when it is too large)."""
         ...
 
     def watch(
@@ -138,6 +140,7 @@ class Reflector:
         self._generation = 0
         self.reconnects = 0
         self.healthy = False
+        self._verify = False  # after a failure: is the API server's store still at least where we were?
 
     def run(self, max_cycles: int | None = None) -> None:
         """Loop until ``stop`` is set (or ``max_cycles`` list/watch attempts, for tests)."""
@@ -147,6 +150,8 @@ class Reflector:
             try:
                 if self.store.take_relist(self.resource):
                     self.resource_version = ""
+                if self.resource_version and self._verify:
+                    self._probe()
                 if not self.resource_version and not self._list():
                     continue  # stopped while listing
                 self._watch()
@@ -174,8 +179,36 @@ class Reflector:
             except Exception as err:  # the connection or anything below it: retry, never die
                 self._fail(err, None)
 
+    def _probe(self) -> None:
+        """After a failure, before resuming the watch: a one-item list not older than our resourceVersion. A
+        watch from a resourceVersion the store has not reached waits silently, so a store that went back in
+        time is seen here (the API server answers "Too large resource version"), and we relist."""
+        kind = self.kind
+        try:
+            self.client.list_page(
+                self.path,
+                limit=1,
+                label_selector=kind.label_selector,
+                field_selector=kind.field_selector,
+                metadata_only=kind.metadata_only,
+                resource_version=self.resource_version,
+            )
+        except ApiError as err:
+            if not store_went_back(err.status, str(err)):
+                raise
+            log.warning(
+                "%s: the API server's store is behind resourceVersion %s (%s); relisting",
+                self.resource,
+                self.resource_version,
+                err,
+            )
+            self.resource_version = ""
+            self.on_event(self.resource, "relist", None)
+        self._verify = False
+
     def _fail(self, err: Exception, retry_after: float | None) -> None:
         self.healthy = False
+        self._verify = True
         self.reconnects += 1
         self.on_event(self.resource, "reconnect", None)
         delay = self.backoff.next(retry_after)
