@@ -44,7 +44,13 @@ def test_state_from_the_api_and_status_changes_reach_the_next_admission(cluster,
             )
             running.wait(lambda: any(op["path"] == "/spec/initContainers" for op in inject(client, review)))
         metrics = running.get(running.metrics, "/metrics").text
-        assert "dynatrace_webhook_cache_synced 1.0" in metrics
+        for resource in ("namespaces", "dynakubes", "init-config-secrets", "replicasets"):
+            running.wait(
+                lambda r=resource: (
+                    f'dynatrace_webhook_cache_synced{{resource="{r}"}} 1.0'
+                    in running.get(running.metrics, "/metrics").text
+                )
+            )
         assert 'dynatrace_webhook_cache_objects{resource="namespaces"} 2.0' in metrics
     finally:
         assert running.stop() == 0
@@ -181,20 +187,15 @@ def test_the_admission_path_makes_no_api_request(tmp_path):
     )
     try:
         running.wait_ready()
-        # readiness does not wait for the owner caches: wait until each has listed and is watching, so that
-        # their first lists are not taken for the admission path's requests
-        owner_watches = (
-            "/apis/apps/v1/replicasets?",
-            "/apis/batch/v1/jobs?",
-            "/api/v1/replicationcontrollers?",
-        )
-        deadline = time.monotonic() + 30
-        while not all(
-            any(p.startswith(w) and "watch=true" in p for _, _, p in list(server.times))
-            for w in owner_watches
-        ):
-            assert time.monotonic() < deadline, "the owner caches never started watching"
-            time.sleep(0.02)
+        # readiness does not wait for the owner caches: wait until each holds its first list (their
+        # HasSynced, as the webhook reports it), so that those lists are not taken for the admission path's
+        for resource in ("replicasets", "jobs", "replicationcontrollers"):
+            running.wait(
+                lambda r=resource: (
+                    f'dynatrace_webhook_cache_synced{{resource="{r}"}} 1.0'
+                    in running.get(running.metrics, "/metrics").text
+                )
+            )
         pod = make_pod()
         pod["metadata"]["labels"]["pod-template-hash"] = "785cb95b9f"
         pod["metadata"]["ownerReferences"] = [

@@ -52,7 +52,12 @@ class Metrics:
             p + "admissions", "Admission answers by webhook and outcome.", ["webhook", "outcome"], registry=r
         )
         self.cache_synced = Gauge(
-            p + "cache_synced", "1 when the state cache has synced, else 0.", registry=r
+            p + "cache_synced",
+            "1 when a cache holds a whole list of its resource (client-go's HasSynced), else 0: every kind, and "
+            "in cluster mode the init-Secret, owner and input caches (readiness waits for the kinds and the init "
+            "Secrets only).",
+            ["resource"],
+            registry=r,
         )
         self.cache_objects = Gauge(
             p + "cache_objects", "Objects in the state cache by resource.", ["resource"], registry=r

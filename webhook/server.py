@@ -108,7 +108,8 @@ class Webhook:
 
     def refresh_metrics(self) -> None:
         m = self.metrics
-        m.cache_synced.set(1 if self.store.synced else 0)
+        for resource, synced in self.store.synced_resources().items():
+            m.cache_synced.labels(resource).set(1 if synced else 0)
         for resource in self.store.resources:
             m.cache_objects.labels(resource).set(self.store.count(resource))
             m.cache_last_event.labels(resource).set(self.store.last_event[resource])

@@ -88,6 +88,9 @@ class InitSecretCache:
     def synced(self) -> bool:
         return not self.tracked or all(self._listed.values())
 
+    def listed(self, resource: str) -> bool:
+        return self._listed.get(resource, False)
+
     # --- readers ---
     def names(self, namespace: str) -> frozenset[str]:
         if not self.tracked:

@@ -96,6 +96,7 @@ def start(
         ]
     reflectors = []
     for resource, path, selector, metadata_only in specs:
+        store.attach(resource)
         reflectors.append(
             SliceReflector(
                 api,

@@ -79,6 +79,7 @@ class Store:
         # cached without them are listed again (``generation`` tells the reflector not to reuse them)
         self._rule_annotations: frozenset[str] = frozenset()
         self.generation: dict[str, int] = {}
+        self._attached: set[str] = set()  # parts a watch feeds (their sync is reported)
         self._relist: set[str] = set()
         for kind in kinds:
             self.add_kind(kind)
@@ -161,6 +162,22 @@ class Store:
 
     def is_synced(self, resource: str) -> bool:
         return self._synced[resource]
+
+    def attach(self, resource: str) -> None:
+        """A watch feeds this cache of its own shape (``parts()``): its sync is reported from now on."""
+        self._attached.add(resource)
+
+    def synced_resources(self) -> dict[str, bool]:
+        """Each cache's client-go ``HasSynced``: it holds a whole list. Every kind, and every cache of its own
+        shape a watch feeds (the init Secrets, owners and inputs in cluster mode)."""
+        out = dict(self._synced)
+        parts = {
+            **{r: self.owners.synced[r] for r in owner_cache.RESOURCES},
+            **{r: self.init_secret_cache.listed(r) for r in secret_cache.INIT_RESOURCES},
+            **self.inputs.synced,
+        }
+        out.update({r: ok for r, ok in parts.items() if r in self._attached})
+        return out
 
     def take_relist(self, resource: str) -> bool:
         """True once after what the cache keeps of ``resource`` widened: the reflector lists it again."""
