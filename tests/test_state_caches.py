@@ -12,7 +12,8 @@ from tests.fakeapi import FakeApi
 from webhook.kubeapi import ApiError
 from webhook.state import owners
 from webhook.state import secrets as secret_cache
-from webhook.state.slices import SliceReflector, start
+from webhook.state.kube import KubeState
+from webhook.state.slices import SliceReflector
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 
 
@@ -231,38 +232,35 @@ def test_a_failure_mid_list_keeps_the_previous_state_and_an_expired_continue_lis
     assert store.owner_meta("ns", "Job", "old") is None and store.owner_meta("ns", "Job", "j3") is not None
 
 
-def test_start_attaches_every_watch() -> None:
+def test_the_cache_lists_owners_and_inputs_once_the_store_is_synced() -> None:
+    """KubeState starts the init-Secret caches with the kinds, and the owner and input caches on the "listed"
+    event that makes the Store synced (no poll); every cache reports its sync."""
     api = FakeApi()
     api.seed(
         "/api/v1/namespaces/dynatrace/configmaps", {"metadata": {"name": "cas"}, "data": {"certs": "PEM"}}
     )
     store = Store("dynatrace")
-    stop = threading.Event()
-    reflectors = start(api, store, stop=stop, inputs=True)
+    later = {*owners.RESOURCES, secret_cache.INPUT_SECRETS, secret_cache.INPUT_CONFIGMAPS}
+    synced_when_listed: dict[str, bool] = {}
+    done = threading.Event()
+
+    def on_event(resource: str, kind: str, obj: object) -> None:
+        if kind == "listed" and resource in later and resource not in synced_when_listed:
+            synced_when_listed[resource] = store.synced
+            if set(synced_when_listed) == later:
+                done.set()
+
+    kube = KubeState(store, api, dynakube_api_version="v1beta3", slices=True, inputs=True, on_event=on_event)
+    kube.start()
     try:
-        assert {r.resource for r in reflectors} == {
-            *secret_cache.INIT_RESOURCES,
-            *owners.RESOURCES,
-            secret_cache.INPUT_SECRETS,
-            secret_cache.INPUT_CONFIGMAPS,
-        }
-        first = [r for r in reflectors if r.resource in secret_cache.INIT_RESOURCES]
-        for _ in range(500):
-            if all(r.relists for r in first):
-                break
-            threading.Event().wait(0.01)
-        assert store.init_secret_cache.synced
-        # owners and inputs wait for the Store to be ready (readiness does not wait for them)
-        assert not any(r.relists for r in reflectors if r not in first)
-        store.replace(DYNAKUBES, [])
-        store.replace(NAMESPACES, [])
-        for _ in range(500):
-            if all(r.relists for r in reflectors):
-                break
-            threading.Event().wait(0.01)
+        assert done.wait(10), synced_when_listed
+        assert synced_when_listed == dict.fromkeys(later, True)
         assert store.inputs.config_maps == {"cas": {"certs": "PEM"}}
+        reported = store.synced_resources()
+        assert set(reported) >= {*later, *secret_cache.INIT_RESOURCES, DYNAKUBES, NAMESPACES}
+        assert all(reported.values()), reported
     finally:
-        stop.set()
+        kube.stop()
 
 
 STATE = """

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -240,6 +239,10 @@ def dynakube_version(api: KubeApi, preferred: str) -> str:
     return str(group["preferredVersion"]["version"])
 
 
+def _spawn(reflector: Reflector) -> None:
+    threading.Thread(target=reflector.run, name=f"watch-{reflector.resource}", daemon=True).start()
+
+
 class KubeState:
     """The cache, as one Runnable: one reflector per kind the Store caches (by default DynaKubes and Secrets in
     the webhook namespace, all namespaces) and, with ``slices``, the init-Secret, owner and input caches
@@ -267,6 +270,9 @@ class KubeState:
         self.page_size = page_size
         self.stopping = threading.Event()
         self.reflectors: list[Reflector] = []
+        self._dynakubes_listed = threading.Event()
+        self._later: Sequence[Reflector] = ()  # started once the Store is synced (a "listed" event says when)
+        self._lock = threading.Lock()
         store.source = "kubernetes"
 
     def start(self) -> None:
@@ -274,7 +280,29 @@ class KubeState:
         if self.slices:
             from webhook.state import slices
 
-            slices.start(self.api, self.store, stop=self.stopping, inputs=self.inputs, on_event=self.on_event)
+            first, later = slices.reflectors(
+                self.api, self.store, stop=self.stopping, inputs=self.inputs, on_event=self._event
+            )
+            with self._lock:
+                self._later = later
+            for reflector in first:
+                _spawn(reflector)
+
+    def _event(self, resource: str, kind: str, obj: Mapping[str, Any] | None) -> None:
+        """Every reflector's events: a whole list of DynaKubes lets the namespaces be listed; the Store synced
+        lets the caches readiness does not wait for (owners, inputs) be listed; then the caller's handler."""
+        if kind == "listed":
+            if resource == DYNAKUBES:
+                self._dynakubes_listed.set()
+            if self.store.synced:
+                with self._lock:
+                    later, self._later = self._later, ()
+                for (
+                    reflector
+                ) in later:  # listing 50 000 ReplicaSets beside the namespaces would delay readiness
+                    _spawn(reflector)
+        if self.on_event is not None:
+            self.on_event(resource, kind, obj)
 
     def _run(self) -> None:
         kinds = self.store.kinds()
@@ -287,20 +315,19 @@ class KubeState:
             if self.stopping.is_set():
                 return
             if kind.resource == NAMESPACES and DYNAKUBES in self.store.resources:
-                deadline = time.monotonic() + DYNAKUBES_FIRST_WAIT
-                while not self.store.is_synced(DYNAKUBES) and time.monotonic() < deadline:
-                    if self.stopping.wait(0.02):
-                        return
+                self._dynakubes_listed.wait(DYNAKUBES_FIRST_WAIT)  # the DynaKube list's event, or stop()
+                if self.stopping.is_set():
+                    return
             reflector = Reflector(
                 self.api,
                 self.store,
                 kind.concrete(namespace=self.store.namespace, dynakube_version=self.version),
                 page_size=self.page_size,
-                on_event=self.on_event,
+                on_event=self._event,
                 stop=self.stopping,
             )
             self.reflectors.append(reflector)
-            threading.Thread(target=reflector.run, name=f"watch-{kind.resource}", daemon=True).start()
+            _spawn(reflector)
 
     def _discover_version(self) -> None:
         delay = 1.0
@@ -315,3 +342,4 @@ class KubeState:
 
     def stop(self) -> None:
         self.stopping.set()
+        self._dynakubes_listed.set()  # wakes a start that still waits for the DynaKube list

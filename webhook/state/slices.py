@@ -72,7 +72,7 @@ class SliceReflector(Reflector):
         super().__init__(api, store, spec, page_size=page_size, **kw)
 
 
-def start(
+def reflectors(
     api: Client,
     store: Store,
     *,
@@ -80,8 +80,9 @@ def start(
     inputs: bool = False,
     on_event: Callable[[str, str, Mapping[str, Any] | None], None] | None = None,
     page_size: int = PAGE_SIZE,
-) -> list[SliceReflector]:
-    """Attach the cache watches to ``store`` and start them; see the module docstring for which."""
+) -> tuple[list[SliceReflector], list[SliceReflector]]:
+    """Attach the cache watches to ``store`` (see the module docstring for which): (the init-Secret reflectors,
+    to run now: readiness waits for them; the owner and input reflectors, to run once the Store is ready)."""
     store.init_secret_cache.track()
     specs: list[tuple[str, str, str, bool]] = [
         (resource, "/api/v1/secrets", f"metadata.name={name}", False)
@@ -94,10 +95,10 @@ def start(
             (secret_cache.INPUT_SECRETS, f"{base}/secrets", "", False),
             (secret_cache.INPUT_CONFIGMAPS, f"{base}/configmaps", "", False),
         ]
-    reflectors = []
+    made = []
     for resource, path, selector, metadata_only in specs:
         store.attach(resource)
-        reflectors.append(
+        made.append(
             SliceReflector(
                 api,
                 store,
@@ -110,26 +111,11 @@ def start(
                 stop=stop,
             )
         )
-    # the init Secrets now (readiness waits for them); the owner and input lists, which readiness does not wait
-    # for, once the Store is ready: listing 50 000 ReplicaSets beside the namespaces would delay readiness
-    # (enrichment meanwhile infers a Deployment from the pod-template-hash, as for a ReplicaSet not yet seen)
-    first = [r for r in reflectors if r.resource in secret_cache.INIT_RESOURCES]
-    later = [r for r in reflectors if r.resource not in secret_cache.INIT_RESOURCES]
-    for reflector in first:
-        threading.Thread(target=reflector.run, name=f"watch-{reflector.resource}", daemon=True).start()
-
-    def start_later() -> None:
-        while not store.synced:
-            if stop.wait(0.05):
-                return
-        for reflector in later:
-            threading.Thread(target=reflector.run, name=f"watch-{reflector.resource}", daemon=True).start()
-
-    threading.Thread(target=start_later, name="watch-after-ready", daemon=True).start()
     log.info(
         "watching init Secrets %s in all namespaces, owners (%s) metadata-only%s",
         ", ".join(gen.INIT_SECRETS),
         ", ".join(sorted(owners.CACHED_KINDS)),
         f", Secrets and ConfigMaps in {store.namespace}" if inputs else "",
     )
-    return reflectors
+    first = [r for r in made if r.resource in secret_cache.INIT_RESOURCES]
+    return first, [r for r in made if r.resource not in secret_cache.INIT_RESOURCES]
