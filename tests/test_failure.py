@@ -326,10 +326,8 @@ def test_sigterm_under_load_loses_no_accepted_request(tmp_path):
     )
 
 
-# A restart re-reads the state file and the certificates on disk: no API, no network. On this 2-core machine
-# it takes ~1 s (interpreter, imports, first state load); 2 s is the behaviour bound from the brief. Other
-# jobs on the machine can add seconds of CPU wait that say nothing about the webhook, so when the load average
-# shows contention the bound widens to 5 s; the measured figure is printed either way.
+# A restart re-reads the state file and the certificates on disk: no API, no network (~1 s on a quiet 2-core
+# machine: interpreter, imports, first state load).
 
 
 def test_sigkill_and_restart_is_ready_again_on_the_same_ports_and_files(tmp_path):
