@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help", "--version"):
         argv.insert(0, "serve")
     if argv[0] == "certs":
-        from certs.cli import main as certs_main
+        from webhook.tls.tool import main as certs_main
 
-        return certs_main(argv[1:], prog="dynatrace-webhook certs")
+        return certs_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "serve":
