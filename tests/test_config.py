@@ -22,7 +22,7 @@ def test_every_settings_default_behind_an_option_is_the_declared_one():
 def test_fields_without_an_option_are_not_configuration():
     behind_options = {opt.settings_field for opt in options.OPTIONS}
     rest = {f.name for f in dataclasses.fields(Settings)} - behind_options
-    assert rest == {"dev_names", "cert_poll_interval", "state_poll_interval", "version", "extra"}
+    assert rest == {"dev_names", "cert_poll_interval", "state_poll_interval", "version"}
 
 
 def test_settings_are_immutable_and_name_their_files(tmp_path):

@@ -919,30 +919,6 @@ def test_failed_event_does_not_stop_the_restart(h):
     assert h.reinjector.restarted == 1
 
 
-def test_status_for_a_debug_endpoint():
-    h = Harness(rate_per_minute=1)
-    seed_deployment(h.api, "shop", "a", pods=1)
-    seed_deployment(h.api, "shop", "b", pods=1, pod_kw={"injected": None})
-    h.dynakube(complete=True)
-    h.tick()
-    status = h.reinjector.status()
-    assert status["enabled"] and status["leader"] and not status["dry_run"]
-    assert status["namespaces_mapped"] == 1 and status["scans"] == 1
-    assert status["counts"] == {"restarted/RolloutRestart": 1}
-    assert status["missed"] == [{"namespace": "shop", "dynakube": DK, "pods": 1}]
-    assert status["pending"] == [
-        {
-            "dynakube": DK,
-            "namespace": "shop",
-            "pod": "b-5d4f8-0",
-            "causes": ["NotSeenByWebhook"],
-            "owner": "Deployment/b",
-            "state": "queued",
-            "detail": "",
-        }
-    ]
-
-
 # --- the verdict: should this workload be restarted, and was it already -----------------------------------
 
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z

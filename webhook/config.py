@@ -7,7 +7,7 @@ configurable.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from webhook import __version__
@@ -74,7 +74,6 @@ class Settings:
     log_format: str = default("log_format")
     debug_endpoints: bool = default("debug_endpoints")
     version: str = __version__
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def cert_file(self) -> Path:

@@ -400,6 +400,3 @@ class InitSecrets:
         """Stop the loop and release the Lease."""
         self.loop.stop(timeout)
         self.leader = False
-
-    def pending(self) -> list[str]:
-        return [key for key in self.loop.queued() if key != _ROUND]

@@ -475,24 +475,3 @@ class Reinjector(Findings):
             log.warning(
                 "event %s on %s %s/%s not recorded: %s", reason, work.kind, work.namespace, work.name, err
             )
-
-    # --- introspection (safe from any thread, no API calls) ---
-    def status(self) -> dict[str, Any]:
-        """For a debug endpoint: configuration, leadership, counts, pending pods and missed pods."""
-        return {
-            "enabled": self.config.enabled,
-            "dry_run": self.config.dry_run,
-            "rate_per_minute": self.config.rate_per_minute,
-            "resync_seconds": self.config.resync,
-            "identity": self.elector.identity,
-            "leader": self.leader,
-            "lease_holder": self.elector.holder,
-            "namespaces_mapped": len(self._views),
-            "scans": self.scans,
-            "queued": len(self.loop),
-            "counts": {f"{o}/{r}": n for (o, r), n in sorted(self.counts.items())},
-            "missed": [
-                {"namespace": ns, "dynakube": d, "pods": n} for (ns, d), n in sorted(self.missed().items())
-            ],
-            "pending": self.pending(),
-        }

@@ -93,7 +93,6 @@ class OwnerCache:
 
     def __init__(self) -> None:
         self._by_kind: dict[str, dict[str, dict[str, Owner]]] = {kind: {} for kind in CACHED_KINDS}
-        self.synced: dict[str, bool] = dict.fromkeys(RESOURCES, False)
 
     # --- reader (admission path) ---
     def owner_meta(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
@@ -115,7 +114,6 @@ class OwnerCache:
             if namespace and name:
                 fresh.setdefault(sys.intern(namespace), {})[name] = compact(kind, name, meta)
         self._by_kind[kind] = fresh
-        self.synced[resource] = True
 
     def upsert(self, resource: str, obj: Mapping[str, Any]) -> None:
         kind = RESOURCES[resource][0]
