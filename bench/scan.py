@@ -149,6 +149,7 @@ def measure(pods: int, namespaces: int, page_size: int, port: int) -> dict[str, 
 
     from webhook.controllers.reinject import Reinjector
     from webhook.controllers.workloads import Config
+    from webhook.kubeapi import list_items
     from webhook.state.kube import KubeApi, api_client
     from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 
@@ -156,7 +157,7 @@ def measure(pods: int, namespaces: int, page_size: int, port: int) -> dict[str, 
     config.host = f"http://127.0.0.1:{port}"
     api = KubeApi(api_client(config), request_timeout=60)
     store = Store(WEBHOOK_NS)
-    store.replace(NAMESPACES, api.list("/api/v1/namespaces")[0])
+    store.replace(NAMESPACES, list_items(api, "/api/v1/namespaces"))
     dynakube = {
         "apiVersion": "dynatrace.com/v1beta2",
         "kind": "DynaKube",

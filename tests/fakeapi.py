@@ -174,16 +174,6 @@ class FakeApi:
                 raise ApiError(404, f"{path} not found")
             return copy.deepcopy(self.objects[path])
 
-    def list(self, path: str, label_selector: str = "") -> tuple[list[dict[str, Any]], str]:
-        with self.lock:
-            self._record("LIST", path)
-            items = [
-                copy.deepcopy(o)
-                for p, o in sorted(self.objects.items())
-                if _split(p)[0] == path and _labels_match(o, label_selector)
-            ]
-            return items, str(self.resource_version)
-
     def list_page(
         self,
         path: str,

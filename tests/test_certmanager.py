@@ -360,9 +360,6 @@ class Interleaved:
         self._maybe("PATCH", path)
         return self.api.patch(path, body, patch_type)
 
-    def list(self, path: str, label_selector: str = "") -> Any:
-        return self.api.list(path, label_selector)
-
     def watch(self, path: str, resource_version: str, timeout_seconds: int) -> Any:
         return self.api.watch(path, resource_version, timeout_seconds)
 

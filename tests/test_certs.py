@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import importlib.metadata
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
-from certs.cli import main as certs_main
 from webhook.cli import main as webhook_main
 from webhook.tls import certs
+from webhook.tls.tool import main as certs_main
 
 NOW = dt.datetime.now(dt.UTC)
 HOST = "dynatrace-webhook.dynatrace.svc"
@@ -281,3 +287,45 @@ def test_webhook_command_delegates_to_the_certs_tool(tmp_path, capsys):
     with pytest.raises(SystemExit):
         webhook_main(["certs", "--help"])
     assert "usage: dynatrace-webhook certs" in capsys.readouterr().out
+
+
+# --- packaging: the tool lives in webhook.tls; no top-level package "certs" ---
+def test_the_distribution_installs_no_top_level_certs_package(tmp_path):
+    dist = importlib.metadata.distribution("dynatrace-webhook")
+    top_level = (dist.read_text("top_level.txt") or "").split()
+    assert top_level == ["webhook"], "reinstall (pip install -e .) after changing the packages"
+    assert not [f for f in dist.files or () if str(f).startswith("certs/")]
+    # from another folder than the checkout (whose certs/ folder the current directory would expose)
+    probe = (
+        "import importlib.util as u; print(u.find_spec('certs'), u.find_spec('webhook.tls.tool') is not None)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["None", "True"]
+
+
+def test_the_secret_mode_script_makes_a_secret_and_chart_values(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "certs" / "secret-mode.sh"
+    env = {**os.environ, "DYNATRACE_WEBHOOK_CERTS": f"{sys.executable} -m webhook.tls.tool"}
+    out = tmp_path / "out"
+    argv = ["bash", str(script), "--service", "hook", "--namespace", "ns", "--out", str(out)]
+    run = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    secret = yaml.safe_load((out / "secret.yaml").read_text())
+    assert (secret["type"], secret["metadata"]) == (
+        "kubernetes.io/tls",
+        {"name": "hook-tls", "namespace": "ns"},
+    )
+    assert base64.b64decode(secret["data"]["tls.crt"]) == (out / "tls.crt").read_bytes()
+    assert base64.b64decode(secret["data"]["tls.key"]) == (out / "tls.key").read_bytes()
+    values = yaml.safe_load((out / "values.yaml").read_text())["certificates"]
+    assert values["mode"] == "secret" and values["secret"]["name"] == "hook-tls"
+    bundle = base64.b64decode(values["secret"]["caBundle"])
+    assert bundle == (out / "ca.crt").read_bytes()
+    assert not certs.trust_problems(bundle, (out / "tls.crt").read_bytes(), "hook.ns.svc")
+    leaf = certs.load_certificates((out / "tls.crt").read_bytes())[0]
+    assert certs.remaining(leaf) > dt.timedelta(days=360)
+    # again without --force: the tool refuses to replace the files
+    again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert again.returncode == 2 and "--force" in again.stderr

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from kubernetes import client
 
-from webhook.kubeapi import ApiError
+from webhook.kubeapi import ApiError, list_items
 from webhook.state.kube import KubeApi, api_client, dynakube_version
 
 NAMESPACES = {
@@ -51,7 +51,7 @@ class Handler(BaseHTTPRequestHandler):
             for part in (stream[:10], stream[10:70], stream[70:]):
                 self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
             self.wfile.write(b"0\r\n\r\n")
-        elif self.path == "/api/v1/namespaces":
+        elif self.path.partition("?")[0] == "/api/v1/namespaces":
             self._json(200, NAMESPACES)
         elif self.path == "/apis/dynatrace.com":
             self._json(
@@ -86,9 +86,10 @@ def api():
 
 
 def test_list_returns_raw_items_and_resource_version(api):
-    items, rv = api.list("/api/v1/namespaces")
-    assert items == NAMESPACES["items"] and rv == "41"
-    assert Handler.seen[0] == ("/api/v1/namespaces", "Bearer secret-token")
+    items, rv, token = api.list_page("/api/v1/namespaces", limit=500)
+    assert items == NAMESPACES["items"] and rv == "41" and token == ""
+    assert Handler.seen[0] == ("/api/v1/namespaces?limit=500", "Bearer secret-token")
+    assert list_items(api, "/api/v1/namespaces") == NAMESPACES["items"]
 
 
 def test_watch_yields_events_split_across_chunks(api):

@@ -10,7 +10,7 @@ import pytest
 from tests.fakeapi import FakeApi
 from webhook import dynakube as dk
 from webhook.controllers.relabel import NAMESPACES_PATH, Change, Relabeler, make_plan, patch_body, plan
-from webhook.kubeapi import ApiError
+from webhook.kubeapi import ApiError, list_items
 from webhook.mutation import namespace as mapping
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 
@@ -149,7 +149,7 @@ def cluster(dynakubes, namespaces) -> tuple[FakeApi, Store]:
     store = Store(WEBHOOK_NS)
     for namespace in namespaces:
         api.seed(NAMESPACES_PATH, namespace)
-    items, _ = api.list(NAMESPACES_PATH)
+    items = list_items(api, NAMESPACES_PATH)
     store.replace(NAMESPACES, items)
     store.replace(DYNAKUBES, dynakubes)
     return api, store
@@ -222,7 +222,7 @@ def test_nothing_before_the_cache_has_synced():
     api = FakeApi()
     api.seed(NAMESPACES_PATH, labelled("shop", "a"))
     store = Store(WEBHOOK_NS)  # DynaKubes never listed: an empty list must not mean "delete every label"
-    store.replace(NAMESPACES, api.list(NAMESPACES_PATH)[0])
+    store.replace(NAMESPACES, list_items(api, NAMESPACES_PATH))
     report = Relabeler(api, store).reconcile_once()
     assert report.skipped == "cache not synced"
     assert [c for c in api.calls if c[0] == "PATCH"] == []
@@ -254,7 +254,7 @@ def test_thread_runs_after_sync_and_on_notify():
     try:
         time.sleep(0.05)
         assert relabeler.runs == 0  # waits for the cache
-        store.replace(NAMESPACES, api.list(NAMESPACES_PATH)[0])
+        store.replace(NAMESPACES, list_items(api, NAMESPACES_PATH))
         store.replace(DYNAKUBES, [])
         wait_for(lambda: relabeler.runs == 1)
         assert labels_in(api, "shop") == {}

@@ -3,11 +3,15 @@
 ``KubeApi`` (in ``webhook.state.kube``) implements it with the official client; the tests implement it in
 memory (``tests/fakeapi.py``), following the API server's documented semantics: resourceVersion on every
 object, 409 Conflict on a stale update, 404 on a missing object, 410 Gone on an expired watch.
+
+``pages`` reads a paginated list (``limit``/``continue``) for every caller, with one answer to an expired
+continue token; ``list_items`` reads a whole collection with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 Items = list[dict[str, Any]]  # the items of a list
@@ -25,10 +29,6 @@ class ApiError(Exception):
 class Api(Protocol):
     def get(self, path: str) -> dict[str, Any]:
         """GET one object (or a discovery document)."""
-        ...
-
-    def list(self, path: str, label_selector: str = "") -> tuple[list[dict[str, Any]], str]:
-        """Return (items, resourceVersion of the list)."""
         ...
 
     def list_page(
@@ -81,3 +81,79 @@ class Api(Protocol):
         """One page of a metadata-only list (PartialObjectMetadata): (items, continue token, "" on the last
         page). A continue token the server no longer holds is 410 Gone."""
         ...
+
+
+# --- paginated lists ---
+@dataclass(frozen=True)
+class Page:
+    items: Items
+    resource_version: str  # of the list, as this page's response said ("" when the call does not say)
+    last: bool
+    restarted: bool  # the first page of the list read again after its continue token expired
+
+
+class ContinueExpired(ApiError):
+    """410 Gone on a continue request (the snapshot the pages come from was compacted), more often than the
+    caller allows the list to start again."""
+
+
+class Stopped(Exception):
+    """``proceed()`` said no before the next page."""
+
+
+PageFetch = Callable[[str], tuple[Items, str, str]]  # continue token -> (items, resourceVersion, next token)
+
+
+def pages(
+    fetch: PageFetch, *, restarts: int = 0, proceed: Callable[[], bool] | None = None
+) -> Iterator[Page]:
+    """The pages of one paginated list, in order, each fetched when the caller asks for it.
+
+    ``fetch(token)`` reads one page ("" for the first). A 410 Gone on a continue request starts the list
+    again from the first page, at most ``restarts`` times; that page comes ``restarted`` and the
+    caller drops what it kept of the earlier pages, so a list never mixes two snapshots. One more 410 raises
+    ``ContinueExpired``; any other error raises out as it is. ``proceed()`` is asked before each continue
+    request; False raises ``Stopped``.
+    """
+    token, restarted, expired = "", False, 0
+    while True:
+        if token and proceed is not None and not proceed():
+            raise Stopped()
+        try:
+            items, resource_version, following = fetch(token)
+        except ApiError as err:
+            if err.status != 410 or not token:
+                raise
+            if expired >= restarts:
+                raise ContinueExpired(
+                    410, f"the list's continue token expired {expired + 1} time(s)"
+                ) from err
+            expired += 1
+            token, restarted = "", True
+            continue
+        yield Page(items, resource_version, not following, restarted)
+        if not following:
+            return
+        token, restarted = following, False
+
+
+def list_items(
+    api: Api, path: str, *, label_selector: str = "", field_selector: str = "", limit: int = 500
+) -> Items:
+    """Every item of a collection, read in pages of ``limit`` (a 410 mid-list starts it again, twice)."""
+    out: Items = []
+
+    def fetch(token: str) -> tuple[Items, str, str]:
+        return api.list_page(
+            path,
+            limit=limit,
+            continue_token=token,
+            label_selector=label_selector,
+            field_selector=field_selector,
+        )
+
+    for page in pages(fetch, restarts=2):
+        if page.restarted:
+            out.clear()
+        out.extend(page.items)
+    return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -77,48 +76,3 @@ def matches_valid(selector: Any, labels: Mapping[str, Any] | None) -> bool:
         if operator == "DoesNotExist" and present:
             return False
     return True
-
-
-_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-def label_key_error(key: str) -> str:
-    """Why ``key`` is not a valid label key (Kubernetes qualified name), or ""."""
-    prefix, slash, name = key.rpartition("/")
-    if slash and (not prefix or len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
-        return f"label key {key!r} has an invalid prefix: it must be a DNS subdomain such as example.com"
-    if not name or len(name) > 63 or not _NAME.match(name):
-        return (
-            f"label key {key!r} is invalid: the name part must be 1-63 characters of letters, digits, "
-            "'-', '_' or '.', starting and ending with a letter or digit"
-        )
-    return ""
-
-
-def label_value_error(value: str) -> str:
-    """Why ``value`` is not a valid label value, or "" (the empty value is valid)."""
-    if value and (len(value) > 63 or not _NAME.match(value)):
-        return (
-            f"label value {value!r} is invalid: it must be at most 63 characters of letters, digits, "
-            "'-', '_' or '.', starting and ending with a letter or digit"
-        )
-    return ""
-
-
-def syntax_errors(selector: Any) -> list[str]:
-    """Everything Kubernetes would reject in ``selector``: its structure (``validate``) and the syntax of its
-    label keys and values. Empty when the selector is valid."""
-    try:
-        validate(selector)
-    except InvalidSelector as err:
-        return [str(err)]
-    if not selector:
-        return []
-    errors = []
-    for key, value in (selector.get("matchLabels") or {}).items():
-        errors += [e for e in (label_key_error(key), label_value_error(value)) if e]
-    for expr in selector.get("matchExpressions") or []:
-        errors += [e for e in [label_key_error(expr["key"])] if e]
-        errors += [e for e in (label_value_error(v) for v in expr.get("values") or []) if e]
-    return errors

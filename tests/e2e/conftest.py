@@ -58,7 +58,7 @@ from tests.e2e.helpers import (
     short_id,
     wait,
 )
-from webhook.kubeapi import ApiError
+from webhook.kubeapi import ApiError, list_items
 from webhook.tls.certs import KeyPair, generate_ca, generate_serving
 
 HERE = Path(__file__).parent
@@ -188,7 +188,7 @@ def dynakube_crd(kube, session_run) -> Iterator[None]:
     if not created:
         return
     try:
-        items, _ = kube.list(f"/apis/dynatrace.com/{DYNAKUBE_VERSION}/dynakubes")
+        items = list_items(kube, f"/apis/dynatrace.com/{DYNAKUBE_VERSION}/dynakubes")
     except ApiError as err:
         log.warning("DynaKube CRD kept: listing DynaKubes failed (%s)", err)
         return

@@ -36,7 +36,7 @@ from tests.e2e.helpers import (
     pod_hook,
     wait,
 )
-from webhook.kubeapi import ApiError
+from webhook.kubeapi import ApiError, list_items
 
 PODS_PER_NAMESPACE = 10
 REPLICAS = 5
@@ -145,7 +145,7 @@ def test_admissions_make_no_api_calls(
         assert validate_denies(f"invalid-{i}-{run_id}")
 
     def workload_pods(key: str) -> list[dict]:
-        items, _ = kube.list(pods(key), f"{WORKLOAD}={workloads[key]}")
+        items = list_items(kube, pods(key), label_selector=f"{WORKLOAD}={workloads[key]}")
         return items if len(items) >= REPLICAS else []
 
     by_controller = {
@@ -169,7 +169,7 @@ def test_admissions_make_no_api_calls(
     # the skips were reported off the admission path, as Events the API server accepted: on the ReplicaSet
     # for the Deployment's pods, on the DynaKube (in the webhook's namespace) for bare pods
     def skip_events(namespace: str, kind: str, name: str = "") -> list[dict]:
-        items, _ = kube.list(f"{NAMESPACES}/{namespace}/events")
+        items = list_items(kube, f"{NAMESPACES}/{namespace}/events")
         return [
             e
             for e in items

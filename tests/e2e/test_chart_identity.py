@@ -32,6 +32,7 @@ from tests.e2e.helpers import (
     pod_body,
     wait,
 )
+from webhook.kubeapi import list_items
 
 ADMISSION_GROUP = "admissionregistration.k8s.io"
 
@@ -168,7 +169,7 @@ def test_webhook_runs_with_the_chart_rbac_alone(
     kube.create(pods, pod_body("skipped", run_id))
 
     def skip_event() -> list[dict]:
-        items, _ = kube.list(f"{NAMESPACES}/{ns}/events")
+        items = list_items(kube, f"{NAMESPACES}/{ns}/events")
         return [
             e
             for e in items

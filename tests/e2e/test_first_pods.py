@@ -34,7 +34,7 @@ from tests.e2e.helpers import (
     wait,
 )
 from tests.e2e.tokens import dynakube_with_tokens
-from webhook.kubeapi import ApiError
+from webhook.kubeapi import ApiError, list_items
 
 CONFIG = "dynatrace-dynakube-config"
 WORKLOAD = "e2e.dynatrace.com/workload"
@@ -73,7 +73,7 @@ def create_pod(kube, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def workload_pods(kube, namespace: str, name: str) -> list[dict[str, Any]]:
-    items, _ = kube.list(f"{NAMESPACES}/{namespace}/pods", label_selector=f"{WORKLOAD}={name}")
+    items = list_items(kube, f"{NAMESPACES}/{namespace}/pods", label_selector=f"{WORKLOAD}={name}")
     return items
 
 

@@ -35,6 +35,7 @@ from tests.e2e.helpers import (
     wait,
 )
 from tests.e2e.tokens import create_tokens
+from webhook.kubeapi import list_items
 
 WORKLOAD = "e2e.dynatrace.com/workload"
 RESTARTS = "reinjection.dynatrace.com/restarts"
@@ -74,12 +75,14 @@ class App:
         self.deployments = f"/apis/apps/v1/namespaces/{self.ns}/deployments"
 
     def pods(self) -> list[dict]:
-        items, _ = self.kube.list(self.pods_path, f"{WORKLOAD}={self.name}")
+        items = list_items(self.kube, self.pods_path, label_selector=f"{WORKLOAD}={self.name}")
         return items
 
     def replica_sets(self) -> list[dict]:
-        items, _ = self.kube.list(
-            f"/apis/apps/v1/namespaces/{self.ns}/replicasets", f"{WORKLOAD}={self.name}"
+        items = list_items(
+            self.kube,
+            f"/apis/apps/v1/namespaces/{self.ns}/replicasets",
+            label_selector=f"{WORKLOAD}={self.name}",
         )
         return items
 
@@ -90,7 +93,7 @@ class App:
         return json.loads(annotations_of(self.workload()).get(RESTARTS) or "{}")
 
     def events(self) -> list[dict]:
-        items, _ = self.kube.list(f"/api/v1/namespaces/{self.ns}/events")
+        items = list_items(self.kube, f"/api/v1/namespaces/{self.ns}/events")
         return [e for e in items if (e.get("source") or {}).get("component") == "dynatrace-webhook"]
 
 

@@ -27,6 +27,7 @@ from tests.e2e.helpers import (
     wait,
 )
 from tests.e2e.tokens import create_tokens
+from webhook.kubeapi import list_items
 
 WORKLOAD = "e2e.dynatrace.com/workload"
 LEASE = "dynatrace-webhook-reinject"
@@ -70,7 +71,7 @@ def test_deployment_is_restarted_into_injection(
     cleanup.create(deployments, deployment_body(workload, run_id, label=WORKLOAD))
 
     def workload_pods() -> list[dict]:
-        items, _ = kube.list(pods, f"{WORKLOAD}={workload}")
+        items = list_items(kube, pods, label_selector=f"{WORKLOAD}={workload}")
         return items
 
     skipped = wait(
@@ -97,7 +98,7 @@ def test_deployment_is_restarted_into_injection(
 
     template = kube.get(f"{deployments}/{workload}")["spec"]["template"]
     assert "kubectl.kubernetes.io/restartedAt" in annotations_of(template)
-    events, _ = kube.list(f"/api/v1/namespaces/{app}/events")
+    events = list_items(kube, f"/api/v1/namespaces/{app}/events")
     assert any(
         e.get("reason") == "OneAgentReinjection" and (e.get("involvedObject") or {}).get("name") == workload
         for e in events

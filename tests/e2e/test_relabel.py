@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.helpers import INSTANCE_LABEL, NAMESPACES, RUN_LABEL, dynakubes_path, labels_of, wait
+from webhook.kubeapi import list_items
 
 APP = "e2e.dynatrace.com/app"
 
@@ -18,7 +19,7 @@ APP = "e2e.dynatrace.com/app"
 def test_existing_namespaces_follow_the_dynakube_selector(
     kube, session_run, run_id, webhook_namespace, namespace, dynakube, start_webhook
 ):
-    labelled, _ = kube.list(NAMESPACES, INSTANCE_LABEL)
+    labelled = list_items(kube, NAMESPACES, label_selector=INSTANCE_LABEL)
     others = [
         n["metadata"]["name"] for n in labelled if not labels_of(n).get(RUN_LABEL, "").startswith(session_run)
     ]

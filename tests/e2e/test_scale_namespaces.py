@@ -27,7 +27,7 @@ from tests.e2e.helpers import (
     pod_hook,
     wait,
 )
-from webhook.kubeapi import ApiError
+from webhook.kubeapi import ApiError, list_items
 
 COUNT = int(os.environ.get("E2E_SCALE_NAMESPACES", "3000"))
 
@@ -41,7 +41,7 @@ def test_webhook_lists_thousands_of_namespaces_and_answers_for_the_last(
     started = time.monotonic()
     cleanup.create_many(NAMESPACES, [namespace_body(n, run_id, **{INSTANCE_LABEL: ready}) for n in names])
     created_in = time.monotonic() - started
-    items, _ = kube.list(NAMESPACES, f"{RUN_LABEL}={run_id}")
+    items = list_items(kube, NAMESPACES, label_selector=f"{RUN_LABEL}={run_id}")
     assert len([n for n in items if n["metadata"]["name"].startswith(f"scale-{run_id}-")]) == COUNT
 
     started = time.monotonic()

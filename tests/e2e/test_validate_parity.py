@@ -32,7 +32,7 @@ from tests.e2e.helpers import (
     rule,
     wait,
 )
-from webhook.kubeapi import ApiError
+from webhook.kubeapi import ApiError, list_items
 
 HERE = Path(__file__).parent
 EDGECONNECT_CRD = "edgeconnects.dynatrace.com"
@@ -89,7 +89,7 @@ def edgeconnect_crd(kube) -> Iterator[None]:
         )
     yield
     if created:
-        items, _ = kube.list("/apis/dynatrace.com/v1alpha2/edgeconnects")
+        items = list_items(kube, "/apis/dynatrace.com/v1alpha2/edgeconnects")
         if not items:
             delete_quietly(kube, path)
 

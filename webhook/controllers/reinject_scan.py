@@ -46,7 +46,7 @@ from webhook.controllers.workloads import (
     may_restart,
     waiting_reasons,
 )
-from webhook.kubeapi import Api, ApiError
+from webhook.kubeapi import Api, ApiError, Items, Stopped, pages
 from webhook.mutation.missed import never_seen
 from webhook.mutation.pod import CONFIG_SECRET
 from webhook.tolerant import as_map as _map
@@ -159,27 +159,27 @@ def scan_namespace(
     ready = would_inject_now(dynakube, secrets(name))
     owners = _Owners(api, name)
     path = f"/api/v1/namespaces/{name}/pods"
-    token = ""
-    while True:
-        if token and not between_pages():
-            return None
-        try:
-            items, token = api.list_metadata_page(
-                path, limit=page_size, continue_token=token, field_selector=ACTIVE_PODS
-            )
-        except ApiError as err:
-            if err.status == 410 and token and scan.restarts < _RESTARTS_ON_GONE:
+
+    def fetch(token: str) -> tuple[Items, str, str]:
+        items, following = api.list_metadata_page(
+            path, limit=page_size, continue_token=token, field_selector=ACTIVE_PODS
+        )
+        return items, "", following
+
+    try:
+        for page in pages(fetch, restarts=_RESTARTS_ON_GONE, proceed=between_pages):
+            if page.restarted:
                 scan.restarts += 1
                 scan.reset()
-                token = ""
-                continue
-            raise _ScanError(FAIL_LIST, err) from None
-        scan.pages += 1
-        for item in items:
-            scan.pods += 1
-            _classify(scan, owners, _map(item.get("metadata")), ns_labels, dynakube, ready)
-        if not token:
-            return scan
+            scan.pages += 1
+            for item in page.items:
+                scan.pods += 1
+                _classify(scan, owners, _map(item.get("metadata")), ns_labels, dynakube, ready)
+    except Stopped:
+        return None
+    except ApiError as err:  # ContinueExpired too
+        raise _ScanError(FAIL_LIST, err) from None
+    return scan
 
 
 def _classify(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import orjson
 
 from webhook import dynakube as dk
+from webhook.gojson import go_json
 from webhook.mutation.podspec import CONFIG_SECRET
 from webhook.mutation.podspec import ENRICHMENT_SECRET as ENDPOINT_SECRET
 from webhook.tolerant import as_list, as_map, as_str
@@ -209,23 +209,6 @@ def startup_config(inputs: Inputs) -> dict[str, Any]:
     }
 
 
-def go_json(value: Any) -> str:
-    """Compact JSON as Go's ``encoding/json`` writes it: map keys sorted, ``<``, ``>``, ``&``, U+2028 and
-    U+2029 escaped, control characters other than ``\\n``, ``\\r``, ``\\t`` as ``\\u00XX``, UTF-8 kept."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    for raw, escaped in (
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("&", "\\u0026"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-        ("\\b", "\\u0008"),
-        ("\\f", "\\u000c"),
-    ):
-        text = text.replace(raw, escaped)
-    return text
-
-
 def config_data(inputs: Inputs) -> dict[str, str]:
     """The four data keys of ``dynatrace-dynakube-config``, decoded (always all four, empty when unused)."""
     dynakube = inputs.dynakube
@@ -244,7 +227,7 @@ def config_data(inputs: Inputs) -> dict[str, str]:
             )
         trustedcas = config_map.get(TRUSTED_CAS_KEY, "")
     return {
-        "config": go_json(config),
+        "config": go_json(config, sort_keys=False),  # a Go struct: fields in order
         "proxy": config["proxy"],
         "agcerts": agcerts,
         "trustedcas": trustedcas,
@@ -309,7 +292,7 @@ def template_hash(secret: Mapping[str, Any]) -> str:
     }
     if secret.get("type"):
         doc["type"] = secret["type"]
-    return str(fnv32(go_json(doc).encode()))
+    return str(fnv32(go_json(doc, sort_keys=False).encode()))  # structs; maps sorted above
 
 
 def labels(dynakube: Mapping[str, Any], component: str, version: str) -> dict[str, str]:

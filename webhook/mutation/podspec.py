@@ -8,8 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
+from webhook.gojson import go_json as go_json  # the mutators' JSON, as Go writes it
 from webhook.tolerant import as_list as _list
 from webhook.tolerant import as_map as _map
 
@@ -167,16 +166,6 @@ def value_env(name: str, value: str) -> dict[str, Any]:
 
 def field_env(name: str, field_path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": field_path}}}
-
-
-_HTML = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"}
-
-
-def go_json(value: Any, *, sort_keys: bool = True) -> str:
-    """What Go's ``json.Marshal`` writes: compact, ``<``, ``>``, ``&``, U+2028/9 escaped; map keys sorted (struct
-    fields keep their declared order: pass dicts in that order with ``sort_keys=False``)."""
-    option = orjson.OPT_SORT_KEYS if sort_keys else 0
-    return orjson.dumps(value, option=option).decode().translate(_HTML)
 
 
 _DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")

@@ -111,13 +111,6 @@ class KubeApi:
     def get(self, path: str) -> dict[str, Any]:
         return self._json("GET", path)
 
-    def list(self, path: str, label_selector: str = "") -> tuple[list[dict[str, Any]], str]:
-        query = [("labelSelector", label_selector)] if label_selector else []
-        document = self._json("GET", path, query)
-        return list(document.get("items") or []), str(
-            (document.get("metadata") or {}).get("resourceVersion", "")
-        )
-
     def list_page(
         self,
         path: str,

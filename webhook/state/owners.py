@@ -93,7 +93,7 @@ class OwnerCache:
 
     def __init__(self) -> None:
         self._by_kind: dict[str, dict[str, dict[str, Owner]]] = {kind: {} for kind in CACHED_KINDS}
-        self.synced: dict[str, bool] = dict.fromkeys(RESOURCES, False)
+        self.synced: dict[str, bool] = dict.fromkeys(RESOURCES, False)  # a whole list arrived (HasSynced)
 
     # --- reader (admission path) ---
     def owner_meta(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from webhook.kubeapi import ApiError, Items
+from webhook.kubeapi import ApiError, ContinueExpired, Items, Stopped, pages
 from webhook.state.kinds import Kind, Obj
 from webhook.state.store import Store
 
@@ -267,30 +267,30 @@ class Reflector:
         """The pages of one list in order; raises ``_ContinueExpired`` on a 410 of a continue request and
         ``_Stopped`` when ``stop`` is set between two pages."""
         kind = self.kind
-        token = ""
-        while True:
-            if self.stop.is_set():
-                raise _Stopped()
-            try:
-                items, page_rv, token = self.client.list_page(
-                    self.path,
-                    limit=self.page_size,
-                    continue_token=token,
-                    label_selector=kind.label_selector,
-                    field_selector=kind.field_selector,
-                    metadata_only=kind.metadata_only,
-                )
-            except ApiError as err:
-                if err.status == 410 and listing.pages:
-                    raise _ContinueExpired() from None
-                raise
-            listing.pages += 1
-            self.pages += 1
-            listing.resource_version = listing.resource_version or page_rv
-            listing.count += len(items)
-            yield items
-            if not token:
-                return
+        if self.stop.is_set():
+            raise _Stopped()
+
+        def fetch(token: str) -> tuple[Items, str, str]:
+            return self.client.list_page(
+                self.path,
+                limit=self.page_size,
+                continue_token=token,
+                label_selector=kind.label_selector,
+                field_selector=kind.field_selector,
+                metadata_only=kind.metadata_only,
+            )
+
+        try:
+            for page in pages(fetch, proceed=lambda: not self.stop.is_set()):
+                listing.pages += 1
+                self.pages += 1
+                listing.resource_version = listing.resource_version or page.resource_version
+                listing.count += len(page.items)
+                yield page.items
+        except ContinueExpired:
+            raise _ContinueExpired() from None
+        except Stopped:
+            raise _Stopped() from None
 
     def _list_part(self, listing: _Listing) -> None:
         """A resource the Store reduces in a cache of its own shape (owners, init Secrets, inputs): the items

@@ -1,4 +1,4 @@
-"""``python -m certs`` / ``dynatrace-webhook certs``: generate, show and verify webhook certificates.
+"""``dynatrace-webhook certs`` (``python -m webhook.tls.tool``): generate, show and verify certificates.
 
 - ``generate --out DIR [--service S] [--namespace N] [--extra-san NAME ...]``: a CA (``ca.crt``, ``ca.key``)
   and a serving certificate signed by it (``tls.crt``, ``tls.key``) for the Service's names.
@@ -126,7 +126,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=prog or "python -m certs",
+        prog=prog or "dynatrace-webhook certs",
         description="Generate, inspect and check the webhook's TLS certificates.",
         epilog="Exit codes: 0 ok/trusted, 1 not trusted, 2 bad usage or input.",
     )
@@ -168,3 +168,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

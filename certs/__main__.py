@@ -1,5 +1,0 @@
-import sys
-
-from certs.cli import main
-
-sys.exit(main())
