@@ -186,8 +186,9 @@ def test_another_method_is_the_routers_405_saying_what_is_allowed(client, path):
     assert response.json() == {"error": "method GET not allowed; allowed: POST", "code": 405}
 
 
-def test_unknown_path_is_404(client):
-    response = client.post("/nope", content=b"{}")
+@pytest.mark.parametrize("path", ["/nope", "/inject/", "/inject/x"])
+def test_unknown_path_is_404(client, path):
+    response = client.post(path, content=b"{}", follow_redirects=False)
     assert response.status_code == 404
     assert response.json() == {"error": "Not Found", "code": 404}
 

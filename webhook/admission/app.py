@@ -62,7 +62,10 @@ def admission_app(
     the process drains; every answer then tells the client to reconnect (``Connection: close``).
     """
     closing = closing or (lambda: False)
-    app = FastAPI(title="dynatrace-webhook", docs_url=None, redoc_url=None, openapi_url=None)
+    # no redirect of /inject/ to /inject: an admission path is exact, anything else is 404
+    app = FastAPI(
+        title="dynatrace-webhook", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False
+    )
     endpoints: dict[Route, Endpoint] = {}  # one per webhook: the upstream paths share /validate's
     for path, route in routes.items():
         endpoint = endpoints.get(route)
