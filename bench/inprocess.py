@@ -20,6 +20,8 @@ import json
 import time
 from typing import Any
 
+from starlette.types import Message
+
 from bench import reviews
 from webhook.admission import handlers
 from webhook.admission.app import Route, admission_app
@@ -85,12 +87,12 @@ def measure_app(case: str, state: Store, batches: int, per_batch: int) -> float:
     )
     base = scope(body)
     statuses = []
-    request = {"type": "http.request", "body": body, "more_body": False}
+    request: Message = {"type": "http.request", "body": body, "more_body": False}
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return request
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
 
