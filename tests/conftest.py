@@ -9,7 +9,7 @@ import yaml
 from starlette.testclient import TestClient
 
 from webhook.admission import handlers
-from webhook.admission.app import VALIDATE_ALIASES, AdmissionApp, Route, admission_fallback
+from webhook.admission.app import VALIDATE_ALIASES, Route, admission_app
 from webhook.metrics import Metrics
 from webhook.mutation import pod as pods
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
@@ -172,7 +172,7 @@ def client(metrics) -> TestClient:
         "/validate": validate,
         **dict.fromkeys(VALIDATE_ALIASES, validate),
     }
-    return TestClient(AdmissionApp(routes, metrics, admission_fallback()))
+    return TestClient(admission_app(routes, metrics))
 
 
 DK_PATH = "/apis/dynatrace.com/v1beta2/namespaces/dynatrace/dynakubes"

@@ -153,3 +153,12 @@ def test_inprocess_bench_measures_every_case(capsys):
     figures = json.loads(capsys.readouterr().out)
     assert set(figures) == set(inprocess.CASES)
     assert all(value > 0 for value in figures.values())
+
+
+def test_inprocess_bench_through_the_admission_app(capsys):
+    from bench import inprocess
+
+    assert inprocess.main(["--app", "--batches", "1", "--per-batch", "1", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert set(figures) == set(inprocess.CASES)
+    assert all(value > 0 for value in figures.values())

@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 
 from tests.conftest import SETTINGS
 from webhook import __version__
-from webhook.admission.app import health_app
 from webhook.explain import explain
+from webhook.observe import health_app
 from webhook.state.local import LocalState
 from webhook.state.store import Store
 

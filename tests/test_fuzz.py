@@ -228,8 +228,8 @@ def reviews(draw, path: str) -> tuple[bytes, str | None, str | None]:
     return json.dumps(document).encode(), (uid if usable else None), api_version
 
 
-def check(client, path: str, body: bytes, uid: str | None, api_version: str | None) -> None:
-    failed_before = failures(client)
+def check(client, metrics, path: str, body: bytes, uid: str | None, api_version: str | None) -> None:
+    failed_before = failures(metrics)
     response = client.post(path, content=body, headers={"Content-Type": "application/json"})
     if uid is None:
         assert response.status_code == 400, response.text
@@ -251,13 +251,13 @@ def check(client, path: str, body: bytes, uid: str | None, api_version: str | No
         jsonpatch.apply_patch(copy.deepcopy(original), ops)  # raises when a path or test does not hold
     # a decision that raised inside is caught and answered allowed and unchanged; the designed refusal is the
     # patch builder's ValueError for a shape it cannot patch (metadata: []): any other exception is a bug
-    assert failures(client) == failed_before
+    assert failures(metrics) == failed_before
 
 
-def failures(client) -> float:
+def failures(metrics) -> float:
     """Caught handler exceptions other than the patch builder's ValueError, from the app's metrics."""
     total = 0.0
-    for family in client.app.metrics.injections.collect():
+    for family in metrics.injections.collect():
         for sample in family.samples:
             labels = sample.labels
             if (
@@ -276,8 +276,8 @@ def failures(client) -> float:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
-def test_generated_reviews_get_a_well_formed_answer(client, path, data):
-    check(client, path, *data.draw(reviews(path)))
+def test_generated_reviews_get_a_well_formed_answer(client, metrics, path, data):
+    check(client, metrics, path, *data.draw(reviews(path)))
 
 
 # shapes the generator found; kept as fixed cases so they are checked on every run
@@ -300,7 +300,7 @@ FOUND = [
 
 
 @pytest.mark.parametrize("pod", FOUND)
-def test_found_shapes(client, pod):
+def test_found_shapes(client, metrics, pod):
     body = {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -312,4 +312,4 @@ def test_found_shapes(client, pod):
             "object": pod,
         },
     }
-    check(client, "/inject", json.dumps(body).encode(), "u", "admission.k8s.io/v1")
+    check(client, metrics, "/inject", json.dumps(body).encode(), "u", "admission.k8s.io/v1")

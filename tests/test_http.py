@@ -9,8 +9,9 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import make_pod, make_review
-from webhook.admission.app import AdmissionApp, Route, admission_fallback, health_app, metrics_app
+from tests.conftest import SETTINGS, make_dynakube, make_namespace, make_pod, make_review, make_store
+from webhook.admission import handlers
+from webhook.admission.app import Route, admission_app
 from webhook.admission.review import MAX_BODY_BYTES
 from webhook.metrics import Metrics
 
@@ -160,7 +161,7 @@ def test_chunked_body_over_the_limit_is_413_without_reading_it_all():
     async def send(message):
         sent.append(message)
 
-    app = AdmissionApp({"/inject": Route("inject", lambda r: None)}, Metrics(), admission_fallback())  # type: ignore[arg-type]
+    app = admission_app({"/inject": Route("inject", lambda r: None)}, Metrics())  # type: ignore[arg-type]
     scope = {
         "type": "http",
         "method": "POST",
@@ -174,13 +175,87 @@ def test_chunked_body_over_the_limit_is_413_without_reading_it_all():
     assert len(calls) == 8  # stopped right after crossing 7 MiB
 
 
-def test_get_is_405(client):
-    response = client.get("/inject")
+@pytest.mark.parametrize(
+    "path", ["/inject", "/label-ns", "/validate", "/validate-dynatrace-com-v1beta6-dynakube"]
+)
+def test_another_method_is_the_routers_405_saying_what_is_allowed(client, path):
+    response = client.get(path)
     assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"error": "method GET not allowed; allowed: POST", "code": 405}
 
 
-def test_unknown_path_is_404(client):
-    assert client.post("/nope", content=b"{}").status_code == 404
+@pytest.mark.parametrize("path", ["/nope", "/inject/", "/inject/x"])
+def test_unknown_path_is_404(client, path):
+    response = client.post(path, content=b"{}", follow_redirects=False)
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not Found", "code": 404}
+
+
+def test_admission_paths_are_routes_of_the_app():
+    """The routes of the FastAPI app's router: what instrumentation and route-aware middleware look at."""
+    app = admission_app({"/inject": Route("inject", lambda r: None)}, Metrics())  # type: ignore[arg-type]
+    paths = {getattr(route, "path", None): route for route in app.router.routes}
+    assert paths["/inject"].methods == {"POST"}  # type: ignore[attr-defined]
+
+
+def test_middleware_of_the_app_sees_admissions(metrics):
+    """A middleware added to the app (as OpenTelemetry's FastAPI instrumentation adds one) wraps /inject."""
+    seen = []
+
+    async def handler(review):
+        return handlers.inject(review, make_store([make_dynakube()], [make_namespace()]), SETTINGS)
+
+    app = admission_app({"/inject": Route("inject", handler)}, metrics)
+
+    @app.middleware("http")
+    async def observe(request, call_next):
+        response = await call_next(request)
+        seen.append((request.method, request.url.path, response.status_code))
+        return response
+
+    client = TestClient(app)
+    assert post(client, "/inject", make_review(make_pod())).status_code == 200
+    assert client.get("/inject").status_code == 405
+    assert seen == [("POST", "/inject", 200), ("GET", "/inject", 405)]
+
+
+def test_a_handler_that_raises_is_500_without_a_traceback(metrics, caplog):
+    def boom(review):
+        raise RuntimeError("kaboom")
+
+    client = TestClient(admission_app({"/inject": Route("inject", boom)}, metrics))
+    response = post(client, "/inject", make_review(make_pod()))
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error", "code": 500}
+    assert "kaboom" in caplog.text  # logged with its traceback, not answered with it
+    r = metrics.registry
+    assert r.get_sample_value("dynatrace_webhook_requests_total", {"path": "inject", "code": "500"}) == 1
+
+
+def test_a_failure_outside_the_handlers_is_500_without_a_traceback(metrics):
+    client = TestClient(admission_app({}, metrics), raise_server_exceptions=False)
+
+    @client.app.get("/fails")  # type: ignore[attr-defined]
+    def fails() -> None:
+        raise RuntimeError("kaboom")
+
+    response = client.get("/fails")
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error", "code": 500}
+
+
+def test_draining_answers_close_the_connection(metrics):
+    client = TestClient(
+        admission_app(
+            {"/inject": Route("inject", lambda r: handlers.inject(r, make_store(), SETTINGS))},
+            metrics,
+            closing=lambda: True,
+        )
+    )
+    assert post(client, "/inject", make_review(make_pod())).headers["connection"] == "close"
+    assert client.get("/inject").headers["connection"] == "close"
 
 
 @pytest.mark.parametrize("path", ["/label-ns", "/validate", "/validate-dynatrace-com-v1beta3-dynakube"])
@@ -240,24 +315,3 @@ def test_metrics_count_requests_and_outcomes(client, metrics):
     )
     assert r.get_sample_value("dynatrace_webhook_request_duration_seconds_count", {"path": "inject"}) == 3
     assert r.get_sample_value("dynatrace_webhook_requests_in_flight") == 0
-
-
-def test_health_and_readiness():
-    state = {"cache_synced": False, "certificate_valid": True}
-    client = TestClient(health_app(lambda: dict(state)))
-    assert client.get("/healthz").status_code == 200
-    assert client.get("/livez").status_code == 200
-    response = client.get("/readyz")
-    assert response.status_code == 503 and response.json()["checks"]["cache_synced"] is False
-    state["cache_synced"] = True
-    assert client.get("/readyz").status_code == 200
-
-
-def test_metrics_exposition_is_prometheus_text(metrics):
-    refreshed = []
-    client = TestClient(metrics_app(metrics, lambda: refreshed.append(1)))
-    response = client.get("/metrics")
-    assert response.status_code == 200 and refreshed == [1]
-    assert response.headers["content-type"].startswith("text/plain; version=")
-    assert "# TYPE dynatrace_webhook_requests_total counter" in response.text
-    assert "process_resident_memory_bytes" in response.text

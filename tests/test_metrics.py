@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from tests.conftest import SETTINGS, make_dynakube, make_namespace, make_pod, make_review, make_store
 from webhook.admission import handlers
-from webhook.admission.app import AdmissionApp, Route, admission_fallback
+from webhook.admission.app import Route, admission_app
 from webhook.admission.review import decode
 from webhook.metrics import Metrics
 
@@ -63,7 +63,7 @@ def app() -> tuple[TestClient, Metrics]:
         "/label-ns": Route("label-ns", lambda r: handlers.label_namespace(r, store)),
         "/validate": Route("validate", lambda r: handlers.validate_dynakube(r, store)),
     }
-    return TestClient(AdmissionApp(routes, metrics, admission_fallback())), metrics
+    return TestClient(admission_app(routes, metrics)), metrics
 
 
 def pod_in(namespace: str, **kw: Any) -> dict[str, Any]:

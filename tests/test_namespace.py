@@ -473,15 +473,13 @@ def test_handler_survives_a_bug(monkeypatch):
 def test_over_http(api_version):
     from starlette.testclient import TestClient
 
-    from webhook.admission.app import AdmissionApp, Route, admission_fallback
+    from webhook.admission.app import Route, admission_app
     from webhook.metrics import Metrics
 
     store = fixture_store()
     metrics = Metrics()
-    app = AdmissionApp(
-        {"/label-ns": Route("label-ns", lambda r: handlers.label_namespace(r, store))},
-        metrics,
-        admission_fallback(),
+    app = admission_app(
+        {"/label-ns": Route("label-ns", lambda r: handlers.label_namespace(r, store))}, metrics
     )
     client = TestClient(app)
     for case, outcome in (("create-selected", ns.LABELED), ("create-conflict", ns.DENIED)):

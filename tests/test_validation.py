@@ -338,13 +338,13 @@ def test_every_api_version(version):
 def test_over_http_on_the_upstream_paths():
     from starlette.testclient import TestClient
 
-    from webhook.admission.app import VALIDATE_ALIASES, AdmissionApp, Route, admission_fallback
+    from webhook.admission.app import VALIDATE_ALIASES, Route, admission_app
     from webhook.metrics import Metrics
 
     store = synced_store()
     metrics = Metrics()
     route = Route("validate", lambda r: handlers.validate(r, store))
-    app = AdmissionApp(dict.fromkeys(VALIDATE_ALIASES, route), metrics, admission_fallback())
+    app = admission_app(dict.fromkeys(VALIDATE_ALIASES, route), metrics)
     client = TestClient(app)
     cases = [
         (

@@ -21,14 +21,7 @@ import uvicorn
 from webhook import dynakube as dk
 from webhook import logs
 from webhook.admission import guard, handlers, skipevents
-from webhook.admission.app import (
-    VALIDATE_ALIASES,
-    AdmissionApp,
-    Route,
-    admission_fallback,
-    health_app,
-    metrics_app,
-)
+from webhook.admission.app import VALIDATE_ALIASES, Route, admission_app
 from webhook.admission.review import Answer, Review
 from webhook.config import Settings
 from webhook.controllers import events
@@ -39,6 +32,7 @@ from webhook.metrics import Metrics
 from webhook.mutation import pod as pods
 from webhook.mutation.initsecrets import INIT_SECRETS
 from webhook.mutation.pod import REASON_MISSING_INIT_SECRET, connection_info_reasons
+from webhook.observe import health_app, metrics_app
 from webhook.state import owners as owner_cache
 from webhook.state.local import LocalState
 from webhook.state.store import NAMESPACES, Store
@@ -413,10 +407,9 @@ class Webhook:
         admission = _Server(
             self._config(
                 "admission",
-                AdmissionApp(
+                admission_app(
                     self.routes(),
                     self.metrics,
-                    admission_fallback(),
                     read_timeout=s.read_timeout,
                     closing=lambda: self.draining,
                 ),

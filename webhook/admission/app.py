@@ -1,9 +1,12 @@
-"""The three HTTP surfaces.
+"""The admission listener's app (TLS): a FastAPI app whose router serves the admission paths.
 
-- Admission (TLS): a raw ASGI callable in front of a FastAPI app. The admission paths are answered right
-  here, with one body read, one JSON parse and one JSON dump; every other path falls through to FastAPI.
-  The request path does no framework validation and no API call.
-- Health (kubelet) and metrics (Prometheus): small FastAPI apps.
+Each admission path (``/inject``, ``/label-ns``, ``/validate`` and upstream's ``/validate-…`` paths) is a route
+of the app's router, ``POST`` only, whose endpoint is a raw ASGI callable (``Endpoint``): one body read, one
+JSON parse, one JSON dump, no framework validation, no API call. Being routes of the app, they pass through
+its middleware and exception handlers, and instrumentation of the app (OpenTelemetry's FastAPI
+instrumentation, FastAPI's own telemetry) sees them with their route. Another method on an admission path is
+the router's 405 with ``Allow: POST``, an unknown path its 404; every error of this listener has a JSON
+``{"error", "code"}`` body.
 """
 
 from __future__ import annotations
@@ -11,28 +14,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
+from starlette import routing
+from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
 from webhook.admission.review import MAX_BODY_BYTES, Answer, Review, ReviewError, decode, encode
-from webhook.metrics import CONTENT_TYPE, Metrics
+from webhook.metrics import Metrics
 
 log = logging.getLogger("webhook.admission.review")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 # the body was not (fully) read: the connection cannot carry another request
 CLOSE_HEADERS = [*JSON_HEADERS, (b"connection", b"close")]
+INTERNAL_ERROR = orjson.dumps({"error": "internal error", "code": 500})
 VALIDATE_ALIASES = (
     *(f"/validate-dynatrace-com-v1beta{v}-dynakube" for v in range(1, 7)),
     "/validate-dynatrace-com-v1alpha1-edgeconnect",
@@ -47,24 +48,91 @@ class Route:
     handler: Callable[[Review], Answer | Awaitable[Answer]]
 
 
-class AdmissionApp:
+def admission_app(
+    routes: Mapping[str, Route],
+    metrics: Metrics,
+    *,
+    max_body: int = MAX_BODY_BYTES,
+    read_timeout: float | None = None,
+    closing: Callable[[], bool] | None = None,
+) -> FastAPI:
+    """The app of the admission listener: ``routes`` (path -> webhook) as POST routes of its router.
+
+    ``read_timeout``: seconds for a whole request body (None: no bound, for tests). ``closing``: True while
+    the process drains; every answer then tells the client to reconnect (``Connection: close``).
+    """
+    closing = closing or (lambda: False)
+    # no redirect of /inject/ to /inject: an admission path is exact, anything else is 404
+    app = FastAPI(
+        title="dynatrace-webhook", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False
+    )
+    endpoints: dict[Route, Endpoint] = {}  # one per webhook: the upstream paths share /validate's
+    for path, route in routes.items():
+        endpoint = endpoints.get(route)
+        if endpoint is None:
+            endpoint = endpoints[route] = Endpoint(
+                route, metrics, max_body=max_body, read_timeout=read_timeout, closing=closing
+            )
+        app.router.routes.append(
+            routing.Route(path, endpoint, methods=["POST"], name=route.webhook, include_in_schema=False)
+        )
+
+    @app.get("/")
+    def index() -> dict[str, Any]:
+        return {"service": "dynatrace-webhook", "webhooks": ["/inject", "/label-ns", "/validate"]}
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """The router's answers (404, 405 with ``Allow``) in this listener's error shape; a 405 on an
+        admission path is counted and logged as that webhook's."""
+        start = time.perf_counter()
+        assert isinstance(exc, HTTPException)
+        headers = dict(exc.headers or {})
+        allow = headers.get("Allow")
+        reason = (
+            f"method {request.method} not allowed; allowed: {allow}"
+            if exc.status_code == 405 and allow
+            else str(exc.detail)
+        )
+        if closing():
+            headers["Connection"] = "close"
+        response = Response(
+            orjson.dumps({"error": reason, "code": exc.status_code}),
+            status_code=exc.status_code,
+            headers=headers,
+            media_type="application/json",
+        )
+        endpoint = request.scope.get("endpoint")
+        if isinstance(endpoint, Endpoint):
+            endpoint.refused(request.scope, exc.status_code, reason, time.perf_counter() - start)
+        return response
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        """A failure outside the admission handlers (which answer their own): no traceback in the body."""
+        return Response(INTERNAL_ERROR, status_code=500, media_type="application/json")
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, internal_error)
+    return app
+
+
+class Endpoint:
+    """One webhook's ASGI endpoint: reads a POSTed AdmissionReview, answers it, counts it, logs it."""
+
     def __init__(
         self,
-        routes: dict[str, Route],
+        route: Route,
         metrics: Metrics,
-        fallback: ASGIApp,
         *,
-        max_body: int = MAX_BODY_BYTES,
-        read_timeout: float | None = None,
-        closing: Callable[[], bool] | None = None,
+        max_body: int,
+        read_timeout: float | None,
+        closing: Callable[[], bool],
     ) -> None:
-        self.routes = routes
+        self.route = route
         self.metrics = metrics
-        self.fallback = fallback
         self.max_body = max_body
-        self.read_timeout = read_timeout  # seconds for the whole body; None: no bound (tests)
-        self.closing = closing or (lambda: False)  # True while draining: answers tell clients to reconnect
-        self._latency = {r.webhook: metrics.latency.labels(r.webhook) for r in routes.values()}
+        self.read_timeout = read_timeout
+        self.closing = closing
+        self._latency = metrics.latency.labels(route.webhook)
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
@@ -76,46 +144,44 @@ class AdmissionApp:
         return child
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
-        if route is None:
-            await self.fallback(scope, receive, send)
-            return
         start = time.perf_counter()
         self.metrics.in_flight.inc()
         status = 500
         try:
-            status, body, review, answer = await self._handle(scope, receive, route)
+            status, body, review, answer = await self._handle(scope, receive)
             headers = CLOSE_HEADERS if status in (408, 413) or self.closing() else JSON_HEADERS
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         finally:
             elapsed = time.perf_counter() - start
             self.metrics.in_flight.dec()
-            self._latency[route.webhook].observe(elapsed)
-            self._child(self.metrics.requests, route.webhook, str(status)).inc()
-        self._record(route, scope, status, review, answer, elapsed)
+            self._latency.observe(elapsed)
+            self._child(self.metrics.requests, self.route.webhook, str(status)).inc()
+        self._record(scope, status, review, answer, elapsed)
+
+    def refused(self, scope: Scope, status: int, reason: str, elapsed: float) -> None:
+        """An answer the router gave on this webhook's path (405: another method than POST)."""
+        self._latency.observe(elapsed)
+        self._child(self.metrics.requests, self.route.webhook, str(status)).inc()
+        self._record(scope, status, None, Answer(outcome="error", reasons=(reason,)), elapsed)
 
     async def _handle(
-        self, scope: Scope, receive: Receive, route: Route
+        self, scope: Scope, receive: Receive
     ) -> tuple[int, bytes, Review | None, Answer | None]:
         try:
-            if scope.get("method") != "POST":
-                raise ReviewError(
-                    405, f"method {scope.get('method')} not allowed; admission reviews are POSTed"
-                )
             body = await self._read_body(scope, receive)
             review = decode(body)
         except ReviewError as err:
             return err.status, err.body(), None, Answer(outcome="error", reasons=(err.reason,))
         try:
-            answer = route.handler(review)
+            answer = self.route.handler(review)
             if not isinstance(answer, Answer):
                 answer = await answer
             return 200, encode(review, answer), review, answer
         except Exception:
             # handlers are total; this is a bug, answered without a traceback and logged with one
-            log.exception("handler for %s failed", route.webhook)
-            return 500, orjson.dumps({"error": "internal error", "code": 500}), review, None
+            log.exception("handler for %s failed", self.route.webhook)
+            return 500, INTERNAL_ERROR, review, None
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         content_type = b""
@@ -159,17 +225,17 @@ class AdmissionApp:
 
     def _record(
         self,
-        route: Route,
         scope: Scope,
         status: int,
         review: Review | None,
         answer: Answer | None,
         elapsed: float,
     ) -> None:
+        webhook = self.route.webhook
         outcome = answer.outcome if answer else "error"
         reasons = tuple(answer.reasons) if answer else ()
-        self._child(self.metrics.admissions, route.webhook, outcome).inc()
-        if route.webhook == "inject" and review is not None:
+        self._child(self.metrics.admissions, webhook, outcome).inc()
+        if webhook == "inject" and review is not None:
             self._child(self.metrics.injections, outcome, ", ".join(reasons) if reasons else "").inc()
         if log.isEnabledFor(logging.INFO):
             obj = review.object if review else None
@@ -195,60 +261,3 @@ class AdmissionApp:
                     "duration_ms": round(elapsed * 1000, 3),
                 },
             )
-
-
-def admission_fallback() -> FastAPI:
-    app = FastAPI(title="dynatrace-webhook", docs_url=None, redoc_url=None, openapi_url=None)
-
-    @app.get("/")
-    def index() -> dict[str, Any]:
-        return {"service": "dynatrace-webhook", "webhooks": ["/inject", "/label-ns", "/validate"]}
-
-    return app
-
-
-def health_app(
-    checks: Callable[[], dict[str, bool]], debug: Callable[[Any, str], dict[str, Any]] | None = None
-) -> FastAPI:
-    """``/healthz`` and ``/livez``: the process serves. ``/readyz``: every check in ``checks()`` passes.
-
-    With ``debug`` (off by default): ``POST /debug/decision[?namespace=ns]`` with a pod manifest (JSON or
-    YAML) answers ``debug(pod, namespace)``: the decision explained from the live cache.
-    """
-    app = FastAPI(title="dynatrace-webhook health", docs_url=None, redoc_url=None, openapi_url=None)
-
-    if debug is not None:
-
-        @app.post("/debug/decision")
-        async def decision(request: Request, namespace: str = "") -> JSONResponse:
-            from webhook.explain import load_manifest
-
-            try:
-                pod = load_manifest((await request.body()).decode("utf-8", "replace"))
-            except Exception as err:
-                return JSONResponse({"error": f"not a pod manifest: {err}", "code": 400}, status_code=400)
-            return JSONResponse(debug(pod, namespace))
-
-    @app.get("/healthz")
-    @app.get("/livez")
-    def live() -> Response:
-        return Response("ok\n", media_type="text/plain")
-
-    @app.get("/readyz")
-    def ready() -> JSONResponse:
-        results = checks()
-        ok = all(results.values())
-        return JSONResponse({"ready": ok, "checks": results}, status_code=200 if ok else 503)
-
-    return app
-
-
-def metrics_app(metrics: Metrics, refresh: Callable[[], None]) -> FastAPI:
-    app = FastAPI(title="dynatrace-webhook metrics", docs_url=None, redoc_url=None, openapi_url=None)
-
-    @app.get("/metrics")
-    def scrape() -> Response:
-        refresh()
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
-
-    return app

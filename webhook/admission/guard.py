@@ -1,23 +1,31 @@
 """Connection-level bounds on slow clients, which uvicorn does not have.
 
-What uvicorn (httptools protocol) bounds on its own, read from its code:
+What uvicorn (httptools protocol) bounds on its own, read from its code (0.55):
 
-- ``timeout_keep_alive`` is armed only when a response completes (``on_response_complete``) and cancelled by
-  any byte received. It bounds idle time *between* requests, nothing else: a connection that never sends a
-  first request, or sends a request's headers one byte every few seconds, stays open forever.
-- the TLS handshake: asyncio's and uvloop's ``ssl_handshake_timeout`` (60 s by default); uvicorn does not
-  pass one.
+- ``timeout_keep_alive`` is armed only when a response completes and cancelled by any byte received. It
+  bounds idle time *between* requests, nothing else: a connection that never sends a first request, or sends
+  a request's headers one byte every few seconds, stays open forever.
+- the TLS handshake: asyncio's and uvloop's ``ssl_handshake_timeout`` (60 s by default); uvicorn passes none
+  and has no setting for it.
 - header size: httptools (llhttp) has no header size limit of its own; uvicorn adds none.
 
 So a handful of clients that connect and trickle bytes (slowloris) hold file descriptors and, with
-``--limit-concurrency``, the connection budget, indefinitely. This module adds the missing bound:
+``--limit-concurrency``, the connection budget, indefinitely. This module adds the missing bounds:
 
 - ``guarded_protocol(header_timeout)``: an ``HttpToolsProtocol`` whose connections must complete a request's
   headers within ``header_timeout`` seconds of the connection being made (after TLS) and of each request's
   first byte; otherwise the connection is closed. Idle time between requests stays governed by keep-alive.
-- ``handshake_timeout(loop, seconds)``: a TLS handshake bound for servers created while it is in effect.
+  It goes in through uvicorn's supported extension point, ``uvicorn.Config(http=<protocol class>)``, and
+  overrides only the asyncio protocol methods (``connection_made``, ``connection_lost``) and two httptools
+  parser callbacks (``on_message_begin``, ``on_headers_complete``), each calling its parent first or last.
+- ``handshake_timeout(loop, seconds)``: a TLS handshake bound for servers created while it is in effect. This
+  is the one part without a supported hook: the bound exists only as ``loop.create_server``'s
+  ``ssl_handshake_timeout`` argument, uvicorn creates the server without it, and the application protocol
+  is only told of a connection once its handshake has completed. So, for the duration of one server's
+  start-up, the running loop's ``create_server`` is shadowed on the loop instance to add that argument;
+  nothing of uvicorn is patched.
 
-The request *body* is bounded by the admission app (``AdmissionApp(read_timeout=...)``, answered 408).
+The request *body* is bounded by the admission endpoints (``admission_app(read_timeout=...)``, answered 408).
 """
 
 from __future__ import annotations
@@ -40,10 +48,12 @@ def guarded_protocol(
     notify = on_timeout or (lambda: None)
 
     class GuardedProtocol(HttpToolsProtocol):
+        _guarded: asyncio.Transport | None = None
         _header_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            self._guarded = transport
             self._arm_header_timer()
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -60,7 +70,8 @@ def guarded_protocol(
             super().on_headers_complete()
 
         def _arm_header_timer(self) -> None:
-            self._header_timer = self.loop.call_later(header_timeout, self._header_timeout)
+            loop = asyncio.get_running_loop()
+            self._header_timer = loop.call_later(header_timeout, self._header_timeout)
 
         def _cancel_header_timer(self) -> None:
             if self._header_timer is not None:
@@ -69,14 +80,16 @@ def guarded_protocol(
 
         def _header_timeout(self) -> None:
             self._header_timer = None
-            if self.transport.is_closing():
+            transport = self._guarded
+            if transport is None or transport.is_closing():
                 return
-            client = f"{self.client[0]}:{self.client[1]}" if self.client else "client"
+            peer = transport.get_extra_info("peername")
+            client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "client"
             log.info(
                 "closing connection from %s: no complete request headers within %.0fs", client, header_timeout
             )
             notify()
-            self.transport.abort()  # a slow peer gets no graceful TLS close to stall on either
+            transport.abort()  # a slow peer gets no graceful TLS close to stall on either
 
     return GuardedProtocol
 
@@ -86,8 +99,8 @@ def handshake_timeout(loop: asyncio.AbstractEventLoop, seconds: float) -> Iterat
     """While in effect, TLS servers created on ``loop`` get ``ssl_handshake_timeout=seconds``.
 
     uvicorn calls ``loop.create_server(..., ssl=...)`` without a handshake timeout and has no setting for
-    it; this shadows the loop's method for the duration of a server's start-up (plain-HTTP servers created
-    meanwhile are untouched: the argument is only valid with ``ssl``).
+    it; this shadows the loop's method on the instance for the duration of a server's start-up (plain-HTTP
+    servers created meanwhile are untouched: the argument is only valid with ``ssl``).
     """
     create = loop.create_server
 
