@@ -551,4 +551,4 @@ def test_webhook_in_self_managed_mode_runs_the_manager_in_the_background(api, tm
             'dynatrace_webhook_ca_bundle_patches_total{kind="validating",result="patched"} 1.0' in exposition
         )
     finally:
-        webhook.cert_manager.stop()
+        webhook.background.cert_manager.stop()

@@ -100,8 +100,8 @@ class World:
             self.flights,
             on_result=lambda result, name: self.counted.append((result, name)),
         )
-        self.webhook.first_need = self.first_need
-        self.webhook.watching = True  # the cache is fed by watches: a namespace it lacks is on its way
+        self.webhook.admissions.first_need = self.first_need
+        self.webhook.admissions.watching = True  # the cache is fed by watches: a namespace it lacks is on its way
 
     def controller(self) -> InitSecrets:
         """This replica's initsecrets controller, sharing the admissions' flights."""
@@ -118,7 +118,7 @@ class World:
         self.webhook._watch_event(NAMESPACES, "ADDED", obj)
 
     async def admit(self, pod: dict[str, Any] | None = None, **review: Any) -> Answer:
-        answer = self.webhook._inject(review_of(pod or make_pod(), **review))
+        answer = self.webhook.admissions.inject(review_of(pod or make_pod(), **review))
         return answer if isinstance(answer, Answer) else await answer
 
     def secret_arrives(self, name: str = CONFIG, namespace: str = "shop") -> None:
@@ -257,7 +257,7 @@ async def test_a_pod_whose_secret_is_cached_is_answered_without_waiting(tmp_path
     world.store.upsert(
         secret_cache.INIT_CONFIG, {"metadata": {"name": CONFIG, "namespace": "shop", "resourceVersion": "1"}}
     )
-    answer = world.webhook._inject(review_of(make_pod()))
+    answer = world.webhook.admissions.inject(review_of(make_pod()))
     assert isinstance(answer, Answer) and injected(answer)  # synchronous: no await, no create
     assert world.api.creates() == 0
 
@@ -317,7 +317,7 @@ def test_the_namespace_event_queues_that_namespace_at_once(tmp_path):
 @run
 async def test_a_pod_arriving_before_its_namespaces_watch_event_waits_for_it(tmp_path):
     world = World(tmp_path)
-    world.webhook._loop = asyncio.get_running_loop()
+    world.webhook.admissions.loop = asyncio.get_running_loop()
     pod = make_pod(namespace="fresh")
     admission = asyncio.ensure_future(world.admit(pod, namespace="fresh"))
     await asyncio.sleep(0)
@@ -331,15 +331,15 @@ async def test_a_pod_arriving_before_its_namespaces_watch_event_waits_for_it(tmp
 @run
 async def test_a_namespace_that_never_arrives_is_answered_within_the_budget(tmp_path):
     world = World(tmp_path, budget=0.05)
-    world.webhook._loop = asyncio.get_running_loop()
-    world.webhook.settings = Settings(certs_dir=tmp_path, init_secret_timeout=0.05)
+    world.webhook.admissions.loop = asyncio.get_running_loop()
+    world.webhook.admissions.settings = Settings(certs_dir=tmp_path, init_secret_timeout=0.05)
     answer = await world.admit(make_pod(namespace="nowhere"), namespace="nowhere")
     assert answer.reasons == (pods.SKIP_NAMESPACE_UNKNOWN,)
-    assert world.webhook._namespace_waiters == {}
+    assert world.webhook.admissions.waiters == {}
 
 
 def test_with_a_state_file_an_unknown_namespace_is_answered_at_once(tmp_path):
     world = World(tmp_path)
-    world.webhook.watching = False
-    answer = world.webhook._inject(review_of(make_pod(namespace="nowhere"), namespace="nowhere"))
+    world.webhook.admissions.watching = False
+    answer = world.webhook.admissions.inject(review_of(make_pod(namespace="nowhere"), namespace="nowhere"))
     assert isinstance(answer, Answer) and answer.reasons == (pods.SKIP_NAMESPACE_UNKNOWN,)

@@ -108,7 +108,8 @@ def test_server_forwards_watch_events_and_exposes_the_missed_pods_gauge(tmp_path
 
     webhook = Webhook(Settings(certs_dir=tmp_path))
     h = Harness(store=webhook.store)
-    webhook.reinjector = h.reinjector
+    webhook.background = webhook.background_of(h.api)
+    webhook.background.reinjector = h.reinjector
     seed_deployment(h.api, "shop", "web", pods=3, pod_kw={"injected": None})
     h.store.replace(DYNAKUBES, [dynakube(complete=True, opted_in=False)])
     h.tick()

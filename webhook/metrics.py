@@ -21,6 +21,12 @@ class Metrics:
         PlatformCollector(registry=r)
         GCCollector(registry=r)
         p = "dynatrace_webhook_"
+        self._admission(r, p)
+        self._cache(r, p)
+        self._certificates(r, p)
+        self._controllers(r, p)
+
+    def _admission(self, r: CollectorRegistry, p: str) -> None:
         self.requests = Counter(
             p + "requests",
             "Admission requests by webhook path and HTTP status code.",
@@ -51,6 +57,8 @@ class Metrics:
         self.admissions = Counter(
             p + "admissions", "Admission answers by webhook and outcome.", ["webhook", "outcome"], registry=r
         )
+
+    def _cache(self, r: CollectorRegistry, p: str) -> None:
         self.cache_synced = Gauge(
             p + "cache_synced",
             "1 when a cache holds a whole list of its resource (client-go's HasSynced), else 0: every kind, and "
@@ -80,6 +88,8 @@ class Metrics:
             ["dynakube", "network_zone"],
             registry=r,
         )
+
+    def _certificates(self, r: CollectorRegistry, p: str) -> None:
         self.cert_not_after = Gauge(
             p + "certificate_not_after_timestamp_seconds",
             "Expiry (Unix time) of the served certificate (certificate=serving) and, with self-managed "
@@ -110,6 +120,8 @@ class Metrics:
         self.state_reloads = Counter(
             p + "state_file_reloads", "Local state file loads by result.", ["result"], registry=r
         )
+
+    def _controllers(self, r: CollectorRegistry, p: str) -> None:
         self.reinjections = Counter(
             p + "reinjections",
             "Automatic reinjection: workloads by outcome (restarted, skipped, failed, reported) and reason.",
