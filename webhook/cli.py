@@ -36,6 +36,12 @@ def _flag(name: str) -> bool:
     return (env(name, "false") or "false").strip().lower() in ("1", "true", "yes")
 
 
+def _optional_flag(name: str) -> bool | None:
+    """A boolean environment variable, or None when it is unset or empty (the program's default applies)."""
+    value = env(name)
+    return None if value is None else value.strip().lower() in ("1", "true", "yes")
+
+
 def _modules(value: str) -> Modules:
     """Upstream's reading of modules.json: unset, empty or not an object of booleans means every module."""
     return Modules.parse(value)
@@ -159,11 +165,13 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("automatic reinjection")
     g.add_argument(
         "--reinject",
-        action="store_true",
-        default=_flag("REINJECT"),
-        help="find pods that would get OneAgent now but did not (admitted while connection info was incomplete, "
-        "or never seen by the webhook) and restart their workloads, once per cause, for DynaKubes annotated "
-        "feature.dynatrace.com/automatic-reinjection=true; report pods never seen by the webhook (env REINJECT)",
+        action=argparse.BooleanOptionalAction,
+        default=None,  # None: env REINJECT, else on (settings_from tells the default from an explicit request)
+        help="find pods that would get OneAgent now but did not and restart their workloads, once per cause: "
+        "pods admitted while their namespace's init Secret was missing (a cause of the webhook's own) always; "
+        "pods admitted while connection info was incomplete, or never seen by the webhook, for DynaKubes "
+        "annotated feature.dynatrace.com/automatic-reinjection=true; report pods never seen by the webhook "
+        "(needs RBAC on pods and workloads; not with --state-file; env REINJECT, default on)",
     )
     g.add_argument(
         "--reinject-dry-run",
@@ -299,6 +307,9 @@ def _check_cert_arguments(parser: argparse.ArgumentParser, args: argparse.Namesp
 
 def settings_from(args: argparse.Namespace) -> Settings:
     state_file = Path(args.state_file) if args.state_file else None
+    # --reinject/--no-reinject, else env REINJECT, else on; "asked" is None when only the default says so
+    asked = args.reinject if args.reinject is not None else _optional_flag("REINJECT")
+    reinject = True if asked is None else asked
     return Settings(
         namespace=args.namespace,
         webhook_host=args.webhook_host,
@@ -328,7 +339,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         events=args.events,
         init_secrets=args.init_secrets,
         init_secrets_resync=args.init_secrets_resync,
-        reinject=args.reinject or args.reinject_dry_run,
+        reinject=reinject or args.reinject_dry_run,
+        reinject_explicit=bool(asked) or args.reinject_dry_run,
         reinject_dry_run=args.reinject_dry_run,
         reinject_rate=args.reinject_rate,
         reinject_resync=args.reinject_resync,

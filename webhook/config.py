@@ -85,7 +85,8 @@ class Settings:
         True  # create the init Secrets in mapped namespaces (webhook/controllers/initsecrets.py)
     )
     init_secrets_resync: float = 300.0
-    reinject: bool = False  # restart workloads admitted without OneAgent once connection info is complete
+    reinject: bool = True  # restart workloads admitted without OneAgent once the cause is gone (reinject.py)
+    reinject_explicit: bool = False  # --reinject or REINJECT=true given, not only the default
     reinject_dry_run: bool = False  # only report what would be restarted
     reinject_rate: float = 10.0  # workloads restarted per minute at most
     reinject_resync: float = 600.0  # seconds between full scans of the mapped namespaces

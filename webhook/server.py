@@ -237,12 +237,16 @@ class Webhook:
         self.init_secrets.start()
 
     def start_reinjector(self) -> None:
-        """Automatic reinjection (opt-in): a background thread, only with the Kubernetes API as state source."""
+        """Automatic reinjection (on by default): a background thread, only with the Kubernetes API as state
+        source; with --state-file it stays off, with a warning only when --reinject was asked for."""
         s = self.settings
         if not s.reinject:
             return
         if self._kube is None:
-            log.warning("--reinject needs the Kubernetes API as state source; it stays off with --state-file")
+            if s.reinject_explicit:
+                log.warning(
+                    "--reinject needs the Kubernetes API as state source; it stays off with --state-file"
+                )
             return
         from webhook.controllers.reinject import Reinjector
         from webhook.controllers.workloads import Config

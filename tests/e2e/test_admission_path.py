@@ -61,8 +61,9 @@ def test_admissions_make_no_api_calls(
 
     before_start = audit_log.offset()
     create_operator_init_secrets(cleanup, spaces["ready"], run_id)  # as a Dynatrace Operator beside it does
-    # no initsecrets controller: its writes would blur what the window counts (the admission path's requests)
-    webhook = start_webhook("--no-init-secrets")  # ready: its cache holds the DynaKubes, namespaces, Secrets
+    # no initsecrets controller and no reinjection scans (both on by default): their reads and writes would blur
+    # what the window counts (the admission path's requests)
+    webhook = start_webhook("--no-init-secrets", "--no-reinject")  # ready: its cache holds the DynaKubes, ...
     register_webhook(
         "MutatingWebhookConfiguration",
         "dynatrace-webhook-e2e-audit",
