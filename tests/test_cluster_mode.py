@@ -185,6 +185,14 @@ def test_the_admission_path_makes_no_api_request(tmp_path):
     )
     try:
         running.wait_ready()
+        # the owner caches list once the Store is ready (readiness does not wait for them): let those first
+        # lists happen before the window opens
+        owner_lists = (
+            "/apis/apps/v1/replicasets?",
+            "/apis/batch/v1/jobs?",
+            "/api/v1/replicationcontrollers?",
+        )
+        running.wait(lambda: all(any(p.startswith(o) for _, _, p in list(server.times)) for o in owner_lists))
         pod = make_pod()
         pod["metadata"]["labels"]["pod-template-hash"] = "785cb95b9f"
         pod["metadata"]["ownerReferences"] = [
