@@ -265,6 +265,45 @@ def test_start_attaches_every_watch() -> None:
         stop.set()
 
 
+def test_secrets_outside_the_webhook_namespace_are_read_only_by_name() -> None:
+    """The least-privilege promise the chart's RBAC relies on: every list and watch of Secrets across
+    namespaces carries ``fieldSelector=metadata.name=<init Secret>`` (the API server authorizes it against
+    ``resourceNames``); every other Secret read is in the webhook's own namespace."""
+    api = FakeApi()
+    requests: list[tuple[str, str]] = []
+    list_page, watch = api.list_page, api.watch
+
+    def listing(path: str, **kw: Any) -> Any:
+        requests.append((path, kw.get("field_selector", "")))
+        return list_page(path, **kw)
+
+    def watching(path: str, *args: Any, **kw: Any) -> Any:
+        requests.append((path, kw.get("field_selector", "")))
+        return watch(path, *args, **kw)
+
+    api.list_page, api.watch = listing, watching  # type: ignore[method-assign]
+    store = Store("dynatrace")
+    store.replace(DYNAKUBES, [])
+    store.replace(NAMESPACES, [])
+    stop = threading.Event()
+    reflectors = start(api, store, stop=stop, inputs=True)
+    try:
+        for _ in range(500):
+            if all(r.relists for r in reflectors) and len({p for p, _ in requests if "secrets" in p}) >= 2:
+                break
+            threading.Event().wait(0.01)
+    finally:
+        stop.set()
+    own = "/api/v1/namespaces/dynatrace/secrets"
+    # the Store's own kinds (list+watch by KubeState): Secrets of the webhook's namespace only
+    paths = [k.concrete(namespace="dynatrace", dynakube_version="v1beta3").path for k in store.kinds()]
+    assert [p for p in paths if p.endswith("/secrets")] == [own]
+    secret_reads = sorted({r for r in requests if r[0].endswith("/secrets")})
+    assert secret_reads == sorted(
+        [(own, ""), *(("/api/v1/secrets", f"metadata.name={name}") for name in secret_cache.ALL_NAMES)]
+    )
+
+
 STATE = """
 apiVersion: v1
 kind: Namespace
