@@ -70,6 +70,8 @@ CASES: dict[str, dict[str, Any]] = {
     "observability": {"dashboards": {"enabled": True}, "prometheusRule": {"enabled": True}},
     "reinject-without-events": {"features": {"reinject": True, "events": False}},
     "init-secrets-off": {"features": {"initSecrets": False}},
+    "reinject-off": {"features": {"reinject": False}},
+    "minimal": {"features": {"reinject": False, "events": False, "initSecrets": False}},
 }
 # Oldest Kubernetes in Chart.yaml's kubeVersion; preStop sleep needs 1.30.
 MIN_KUBE = {"prestop-sleep": "1.30"}
@@ -333,8 +335,13 @@ def test_pod_never_injects_itself_whatever_the_annotations() -> None:
 
 def test_feature_flags(docs: dict[str, list[dict[str, Any]]]) -> None:
     default, features = args_of(docs["default"]), args_of(docs["features"])
-    assert "--relabel-namespaces" not in default and "--reinject" not in default
-    assert features["--relabel-namespaces"] is None and features["--reinject"] is None
+    assert "--relabel-namespaces" not in default
+    assert features["--relabel-namespaces"] is None
+    # automatic reinjection is on by default in the program and the chart; the chart only says when it is off
+    assert "--reinject" not in default and "--no-reinject" not in default
+    assert default["--reinject-resync"] == "600"
+    off = args_of(docs["reinject-off"])
+    assert off["--no-reinject"] is None and "--reinject-resync" not in off
     # Events are on by default in the program; the chart only says when they are off
     assert "--no-events" not in default and "--events" not in default
     assert args_of(docs["events-off"])["--no-events"] is None
@@ -536,6 +543,7 @@ def test_webhook_settings_are_configurable() -> None:
 
 # --- RBAC --------------------------------------------------------------------------------------------
 
+INIT_SECRET_NAMES = ("dynatrace-dynakube-config", "dynatrace-metadata-enrichment-endpoint")
 ALWAYS = {
     ("namespace", "dynatrace.com", "dynakubes", "list", "*"),
     ("namespace", "dynatrace.com", "dynakubes", "watch", "*"),
@@ -544,16 +552,23 @@ ALWAYS = {
     # /validate: spec.proxy.valueFrom names a Secret of the DynaKube's namespace
     ("namespace", "", "secrets", "list", "*"),
     ("namespace", "", "secrets", "watch", "*"),
-    # the init Secret and owner caches
-    ("cluster", "", "secrets", "list", "*"),
-    ("cluster", "", "secrets", "watch", "*"),
+    # the init Secret cache: one cluster-wide list+watch per name (fieldSelector metadata.name=<name>), which
+    # the API server authorizes against resourceNames; no other Secret outside the release namespace
+    *{("cluster", "", "secrets", v, name) for v in ("list", "watch") for name in INIT_SECRET_NAMES},
+    # the owner caches
     *{
         (("cluster", g, r, v, "*"))
         for g, r in (("apps", "replicasets"), ("batch", "jobs"), ("", "replicationcontrollers"))
         for v in ("list", "watch")
     },
 }
-# features.initSecrets (default on): writes the init Secrets, reads trustedCAs, holds its own Lease
+# the one Lease of the writing controllers (reinjection, init Secrets, relabeling)
+LEASE = {
+    ("namespace", "coordination.k8s.io", "leases", "get", "dynatrace-webhook"),
+    ("namespace", "coordination.k8s.io", "leases", "update", "dynatrace-webhook"),
+    ("namespace", "coordination.k8s.io", "leases", "create", "*"),
+}
+# features.initSecrets (default on): writes the init Secrets, reads trustedCAs, behind the Lease
 INIT_SECRETS = {
     ("cluster", "", "secrets", "create", "*"),
     *{
@@ -563,9 +578,7 @@ INIT_SECRETS = {
     },
     ("namespace", "", "configmaps", "list", "*"),
     ("namespace", "", "configmaps", "watch", "*"),
-    ("namespace", "coordination.k8s.io", "leases", "get", "dynatrace-webhook-initsecrets"),
-    ("namespace", "coordination.k8s.io", "leases", "update", "dynatrace-webhook-initsecrets"),
-    ("namespace", "coordination.k8s.io", "leases", "create", "*"),
+    *LEASE,
 }
 # features.events (default on): Events on the owners of pods in any namespace; patch updates their count
 EVENTS = {("cluster", "", "events", "create", "*"), ("cluster", "", "events", "patch", "*")}
@@ -579,7 +592,7 @@ SELF_MANAGED = {
         for verb in ("get", "patch")
     },
 }
-RELABEL = {("cluster", "", "namespaces", "patch", "*")}
+RELABEL = {("cluster", "", "namespaces", "patch", "*"), *LEASE}
 REINJECT = {
     ("cluster", "", "namespaces", "get", "*"),  # when a namespace was mapped (its managedFields)
     ("cluster", "", "pods", "get", "*"),
@@ -591,28 +604,50 @@ REINJECT = {
         for v in ("get", "patch")
     },
     ("cluster", "", "events", "create", "*"),  # also without features.events
-    ("namespace", "coordination.k8s.io", "leases", "get", "dynatrace-webhook-reinject"),
-    ("namespace", "coordination.k8s.io", "leases", "update", "dynatrace-webhook-reinject"),
-    ("namespace", "coordination.k8s.io", "leases", "create", "*"),
+    *LEASE,
 }
 
 
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("default", ALWAYS | EVENTS | SELF_MANAGED | INIT_SECRETS),
-        ("cert-manager", ALWAYS | EVENTS | INIT_SECRETS),
-        ("secret", ALWAYS | EVENTS | INIT_SECRETS),
+        ("default", ALWAYS | EVENTS | SELF_MANAGED | INIT_SECRETS | REINJECT),
+        ("cert-manager", ALWAYS | EVENTS | INIT_SECRETS | REINJECT),
+        ("secret", ALWAYS | EVENTS | INIT_SECRETS | REINJECT),
         ("features", ALWAYS | EVENTS | SELF_MANAGED | RELABEL | REINJECT | INIT_SECRETS),
-        ("events-off", ALWAYS | SELF_MANAGED | INIT_SECRETS),
+        ("events-off", ALWAYS | SELF_MANAGED | INIT_SECRETS | REINJECT),
         ("reinject-without-events", ALWAYS | SELF_MANAGED | REINJECT | INIT_SECRETS),
-        ("init-secrets-off", ALWAYS | EVENTS | SELF_MANAGED),
+        ("init-secrets-off", ALWAYS | EVENTS | SELF_MANAGED | REINJECT),
+        ("reinject-off", ALWAYS | EVENTS | SELF_MANAGED | INIT_SECRETS),
+        ("minimal", ALWAYS | SELF_MANAGED),
     ],
 )
 def test_rbac_is_exactly_what_the_mode_needs(
     case: str, expected: set[tuple[str, ...]], docs: dict[str, list[dict[str, Any]]]
 ) -> None:
     assert rbac_rules(docs[case]) == expected
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cluster_role_reads_secrets_only_by_name(case: str, docs: dict[str, list[dict[str, Any]]]) -> None:
+    """Outside the release namespace the webhook may read the two init Secrets and nothing else: every
+    ClusterRole rule that lets it get, list or watch Secrets names them in resourceNames."""
+    from webhook.mutation.initsecrets import INIT_SECRETS
+
+    assert set(INIT_SECRET_NAMES) == set(INIT_SECRETS)  # the chart's names are the program's
+    for role in find(docs[case], "ClusterRole"):
+        for rule in role["rules"]:
+            reads_secrets = (
+                "" in rule["apiGroups"]
+                and {"secrets", "*"} & set(rule["resources"])
+                and {"get", "list", "watch", "*"} & set(rule["verbs"])
+            )
+            if reads_secrets:
+                assert set(rule.get("resourceNames") or ["*"]) <= set(INIT_SECRETS), rule
+    reads = {
+        r for r in rbac_rules(docs[case]) if r[:3] == ("cluster", "", "secrets") and r[3] in ("list", "watch")
+    }
+    assert reads == {("cluster", "", "secrets", v, n) for v in ("list", "watch") for n in INIT_SECRETS}
 
 
 def test_rbac_bindings_point_at_the_service_account(docs: dict[str, list[dict[str, Any]]]) -> None:
@@ -960,6 +995,7 @@ def test_dynakube_crd(docs: dict[str, list[dict[str, Any]]]) -> None:
         ({"prometheusRule": {"certificateExpiryHours": 0}}, "/prometheusRule/certificateExpiryHours"),
         ({"dashboards": {"enable": True}}, "'enable' not allowed"),
         ({"features": {"events": "yes"}}, "/features/events"),
+        ({"features": {"reinject": "yes"}}, "/features/reinject"),
     ],
 )
 def test_schema_rejects_wrong_values(values: dict[str, Any], message: str) -> None:
@@ -998,6 +1034,16 @@ def test_schema_closes_every_object() -> None:
 
     missing = set(leaves(defaults)) - keys
     assert not missing, f"values.yaml keys the schema does not describe: {sorted(missing)}"
+
+
+def test_schema_defaults_are_the_values_defaults() -> None:
+    """Where the schema states a default (the features), it is the one values.yaml holds."""
+    with helm.Chart.load(CHART) as chart:
+        schema, defaults = chart.schema, chart.values
+    assert schema is not None
+    features = schema["properties"]["features"]["properties"]
+    assert {k: v["default"] for k, v in features.items()} == defaults["features"]
+    assert defaults["features"]["reinject"] is True
 
 
 def documented_paths() -> Iterator[tuple[str, bool]]:
@@ -1076,4 +1122,6 @@ def test_the_program_accepts_the_rendered_arguments_and_env(
     expected_mode = {"cert-manager": "files", "cert-manager-issuer": "files", "secret": "files"}
     assert settings.cert_mode == expected_mode.get(case, "self-managed")
     assert settings.events is CASES[case].get("features", {}).get("events", True)
+    assert settings.reinject is CASES[case].get("features", {}).get("reinject", True)
+    assert settings.init_secrets is CASES[case].get("features", {}).get("initSecrets", True)
     assert settings.modules == Modules()  # the chart's default: every module, as upstream

@@ -21,8 +21,11 @@ def inject(client, body) -> list:
 
 def test_state_from_the_api_and_status_changes_reach_the_next_admission(cluster, tmp_path):
     api, server, kubeconfig = cluster
-    # the initsecrets controller (its Lease and Secret writes) has tests of its own
-    running = Running(tmp_path, "--cert-mode", "dev", "--no-init-secrets", kubeconfig=kubeconfig)
+    # the initsecrets controller (its Lease and Secret writes) and reinjection (its Lease, scans and restarts)
+    # have tests of their own
+    running = Running(
+        tmp_path, "--cert-mode", "dev", "--no-init-secrets", "--no-reinject", kubeconfig=kubeconfig
+    )
     try:
         running.wait_ready()
         review = make_review(make_pod())
@@ -183,6 +186,7 @@ def test_the_admission_path_makes_no_api_request(tmp_path):
         "dev",
         "--no-events",
         "--no-init-secrets",
+        "--no-reinject",
         kubeconfig=server.kubeconfig(tmp_path / "kc"),
     )
     try:

@@ -79,8 +79,15 @@ def test_skipped_pods_produce_events_on_owner_and_dynakube(cluster, tmp_path):
 
 def test_no_events_flag(cluster, tmp_path):
     api, server, kubeconfig = cluster
+    # no controller either (their Leases and writes are tested on their own): nothing but reads may remain
     running = Running(
-        tmp_path, "--cert-mode", "dev", "--no-events", "--no-init-secrets", kubeconfig=kubeconfig
+        tmp_path,
+        "--cert-mode",
+        "dev",
+        "--no-events",
+        "--no-init-secrets",
+        "--no-reinject",
+        kubeconfig=kubeconfig,
     )
     try:
         running.wait_ready()

@@ -101,7 +101,9 @@ class World:
             on_result=lambda result, name: self.counted.append((result, name)),
         )
         self.webhook.admissions.first_need = self.first_need
-        self.webhook.admissions.watching = True  # the cache is fed by watches: a namespace it lacks is on its way
+        self.webhook.admissions.watching = (
+            True  # the cache is fed by watches: a namespace it lacks is on its way
+        )
 
     def controller(self) -> InitSecrets:
         """This replica's initsecrets controller, sharing the admissions' flights."""

@@ -11,7 +11,7 @@ from webhook.controllers.leader import LeaderElector, lease_path, micro_time
 from webhook.kubeapi import ApiError
 
 NS = "dynatrace"
-NAME = "dynatrace-webhook-reinject"
+NAME = "dynatrace-webhook"
 PATH = lease_path(NS, NAME)
 
 

@@ -502,9 +502,103 @@ def test_existing_volumes_and_mount_paths_are_not_duplicated():
     # the container whose path is taken is left alone (a duplicate mount path makes the pod invalid)
     assert patched["spec"]["containers"][0] == taken
     assert env(patched["spec"]["initContainers"][0])["CONTAINER_INFO"] == '[{"name":"web","image":"w"}]'
-    # and when every container is like that, the pod is left unchanged
-    result, _ = run(make_pod(containers=[taken]), make_namespace(), make_dynakube())
-    assert (result.outcome, result.reasons, result.ops) == ("skipped", ("MountPathTaken",), [])
+    # and when every container is like that, the pod is left unchanged but for saying why
+    result, patched = run(make_pod(containers=[taken]), make_namespace(), make_dynakube())
+    assert (result.outcome, result.reasons) == ("skipped", ("MountPathTaken",))
+    assert annotations(patched) == {INJECTED: "false", REASON: "MountPathTaken"}
+    assert patched["spec"] == make_pod(containers=[taken])["spec"]
+
+
+ENRICHMENT_INJECTED = "metadata-enrichment.dynatrace.com/injected"
+ENRICHMENT_REASON = "metadata-enrichment.dynatrace.com/reason"
+# a path OneAgent mounts, and one metadata enrichment mounts, each holding something else
+TAKEN_BY_ONEAGENT = {"name": "mine", "mountPath": "/etc/ld.so.preload"}
+TAKEN_BY_ENRICHMENT = {"name": "mine", "mountPath": "/var/lib/dynatrace/enrichment/endpoint"}
+
+
+def enriching(dynakube):
+    dynakube["spec"]["metadataEnrichment"] = {"enabled": True}
+    return dynakube
+
+
+@pytest.mark.parametrize(
+    ("dynakube", "mount", "expected"),
+    [
+        (
+            make_dynakube(),
+            TAKEN_BY_ONEAGENT,
+            {INJECTED: "false", REASON: "MountPathTaken"},
+        ),
+        (
+            enriching(make_dynakube(mode="classicFullStack")),  # enrichment only
+            TAKEN_BY_ENRICHMENT,
+            {ENRICHMENT_INJECTED: "false", ENRICHMENT_REASON: "MountPathTaken"},
+        ),
+        (
+            enriching(make_dynakube()),
+            TAKEN_BY_ENRICHMENT,  # a container is injected whole or not at all
+            {
+                INJECTED: "false",
+                REASON: "MountPathTaken",
+                ENRICHMENT_INJECTED: "false",
+                ENRICHMENT_REASON: "MountPathTaken",
+            },
+        ),
+        (
+            # OneAgent waits for connection info; enrichment alone would run, but its path is taken: before,
+            # the pod said nothing at all, not even EmptyConnectionInfo
+            enriching(make_dynakube(hosts=[])),
+            TAKEN_BY_ENRICHMENT,
+            {
+                INJECTED: "false",
+                REASON: "EmptyConnectionInfo",
+                ENRICHMENT_INJECTED: "false",
+                ENRICHMENT_REASON: "MountPathTaken",
+            },
+        ),
+    ],
+    ids=["oneagent", "enrichment", "both", "oneagent-pending"],
+)
+def test_mount_path_taken_says_so_on_the_pod(dynakube, mount, expected):
+    pod = make_pod(containers=[{"name": "app", "image": "a", "volumeMounts": [mount]}])
+    result, patched = run(pod, make_namespace(), dynakube)
+    assert result.outcome == "skipped" and "MountPathTaken" in result.reasons
+    assert annotations(patched) == expected
+    assert patched["spec"] == pod["spec"]  # nothing mounted, no init container
+    assert "MountPathTaken" in result.message and result.event == ""
+    assert ("mount paths free", False, result.message) in result.checks
+    # a second pass (reinvocation) changes nothing
+    assert run(patched, make_namespace(), dynakube)[0].ops == []
+
+
+def test_a_container_added_later_is_injected_and_the_stale_reasons_go():
+    dynakube = enriching(make_dynakube())
+    app = {"name": "app", "image": "a", "volumeMounts": [TAKEN_BY_ENRICHMENT]}
+    _, skipped = run(make_pod(containers=[app]), make_namespace(), dynakube)
+    skipped["spec"]["containers"].append({"name": "web", "image": "w"})  # a later webhook adds one
+    result, patched = run(skipped, make_namespace(), dynakube)
+    assert result.outcome == "injected"
+    assert annotations(patched)[INJECTED] == annotations(patched)[ENRICHMENT_INJECTED] == "true"
+    assert REASON not in annotations(patched) and ENRICHMENT_REASON not in annotations(patched)
+    assert patched["spec"]["containers"][0] == app
+
+
+def test_containers_that_already_carry_the_injection_are_not_a_silent_skip():
+    """Every container has OneAgent's env and mounts, but the pod has no injection annotation and no init
+    container (copied from an injected pod, say): an init container would have nothing to set up."""
+    done = {
+        "name": "app",
+        "image": "a",
+        "env": [{"name": "DT_DEPLOYMENT_METADATA", "value": "x"}, {"name": "LD_PRELOAD", "value": "y"}],
+        "volumeMounts": [
+            {"name": "oneagent-bin", "mountPath": "/opt/dynatrace/oneagent-paas"},
+            {"name": "oneagent-share", "mountPath": "/etc/ld.so.preload", "subPath": "ld.so.preload"},
+        ],
+    }
+    result, patched = run(make_pod(containers=[done]), make_namespace(), make_dynakube())
+    assert (result.outcome, result.reasons) == ("skipped", ("ContainersAlreadyInjected",))
+    assert annotations(patched) == {INJECTED: "false", REASON: "ContainersAlreadyInjected"}
+    assert patched["spec"] == make_pod(containers=[done])["spec"]
 
 
 def test_ld_preload_from_a_reference_is_left_alone():

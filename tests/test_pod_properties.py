@@ -3,7 +3,10 @@
 - the decision never raises and never modifies the request;
 - the patch applies cleanly to the original pod, and equals (in effect) what a generic diff would produce;
 - a second pass over the patched pod yields no patch (reinvocationPolicy: IfNeeded is safe);
-- an injected pod is a valid pod shape: unique volume names, unique mount paths per container.
+- an injected pod is a valid pod shape: unique volume names, unique mount paths per container;
+- a pod of a mapped namespace whose DynaKube exists is injected, or left untouched for one of the reasons the
+  v1.4 contract gives (opt-out, OpenShift debug pod, every container excluded, injection disabled), or says
+  on itself why it was not (``…/injected: "false"`` with ``…/reason``): never a silent skip.
 """
 
 from __future__ import annotations
@@ -24,8 +27,16 @@ env_var = st.fixed_dictionaries(
 )
 mount = st.fixed_dictionaries(
     {
-        "name": st.sampled_from(["data", "oneagent-share", "cfg"]),
-        "mountPath": st.sampled_from(["/data", "/etc/ld.so.preload", "/opt/dynatrace/oneagent-paas", "/cfg"]),
+        "name": st.sampled_from(["data", "oneagent-share", "oneagent-bin", "metadata-enrichment", "cfg"]),
+        "mountPath": st.sampled_from(
+            [
+                "/data",
+                "/etc/ld.so.preload",
+                "/opt/dynatrace/oneagent-paas",
+                "/var/lib/dynatrace/enrichment/endpoint",
+                "/cfg",
+            ]
+        ),
     }
 )
 container = st.fixed_dictionaries(
@@ -46,6 +57,9 @@ annotation_keys = st.sampled_from(
         "oneagent.dynatrace.com/reason",
         "container.inject.dynatrace.com/a",
         "container.inject.dynatrace.com/b",
+        "metadata-enrichment.dynatrace.com/inject",
+        "debug.openshift.io/source-container",
+        "debug.openshift.io/source-resource",
         "other/x",
     ]
 )
@@ -55,8 +69,8 @@ annotation_values = st.one_of(
 
 
 @st.composite
-def pods_(draw):
-    containers = draw(st.lists(container, max_size=4, unique_by=lambda c: c["name"]))
+def pods_(draw, min_containers=0):
+    containers = draw(st.lists(container, min_size=min_containers, max_size=4, unique_by=lambda c: c["name"]))
     meta = {"generateName": draw(st.sampled_from(["web-", "web-abc-", ""])), "namespace": "shop"}
     annotations = draw(st.one_of(st.none(), st.dictionaries(annotation_keys, annotation_values, max_size=4)))
     if annotations is not None or draw(st.booleans()):
@@ -159,3 +173,77 @@ def test_skips_only_ever_touch_the_reason_annotations(pod, dynakube, enrich, sec
             "/metadata/annotations/metadata-enrichment.dynatrace.com~1injected",
             "/metadata/annotations/metadata-enrichment.dynatrace.com~1reason",
         }
+
+
+# what the v1.4 contract leaves untouched, without a word on the pod (the metric and ``explain`` say why)
+UNTOUCHED = {
+    pods.SKIP_POD_OPT_OUT,
+    pods.SKIP_OPENSHIFT_DEBUG,
+    pods.SKIP_ALL_CONTAINERS_EXCLUDED,
+    # injection disabled: no mutator applies to the pod
+    pods.SKIP_MODE,
+    pods.SKIP_NAMESPACE_SELECTOR,
+    pods.SKIP_INVALID_SELECTOR,
+    pods.SKIP_ONEAGENT_OPT_OUT,
+}
+SAID = (
+    ("oneagent.dynatrace.com/injected", "oneagent.dynatrace.com/reason"),
+    ("metadata-enrichment.dynatrace.com/injected", "metadata-enrichment.dynatrace.com/reason"),
+)
+mapped_dynakubes = st.builds(
+    make_dynakube,
+    mode=st.sampled_from(["cloudNativeFullStack", "applicationMonitoring", "classicFullStack"]),
+    selector=st.sampled_from(
+        [None, {"matchLabels": {"team": "shop"}}, {"matchLabels": {"team": "other"}}, {"matchLabels": 1}]
+    ),
+    hosts=st.sampled_from([None, [], [{"host": "h"}]]),
+    tenant=st.sampled_from(["abc", ""]),
+    version=st.sampled_from(["1.2.3", ""]),
+    annotations=st.dictionaries(
+        st.sampled_from(
+            [
+                "feature.dynatrace.com/automatic-injection",
+                "container.inject.dynatrace.com/a",
+                "container.inject.dynatrace.com/b",
+            ]
+        ),
+        st.sampled_from(["true", "false"]),
+        max_size=2,
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pod=pods_(min_containers=1).map(clean_annotations),
+    dynakube=mapped_dynakubes,
+    enrich=st.booleans(),
+    secrets=secret_sets,
+)
+def test_a_mapped_pod_is_injected_untouched_for_a_listed_reason_or_says_why(pod, dynakube, enrich, secrets):
+    dynakube = with_enrichment(dynakube, enrich)
+    namespace = make_namespace(team="shop")
+    result = pods.decide(pod, namespace, dynakube, SETTINGS, namespace_name="shop", secrets=secrets)
+    after = (jsonpatch.apply_patch(pod, result.ops) if result.ops else pod)["metadata"].get(
+        "annotations"
+    ) or {}
+    if result.outcome == "injected":
+        assert after["dynakube.dynatrace.com/injected"] == "true"
+    elif result.outcome == "reinvoked":
+        assert pods.already_injected(pod)  # the pod says so already
+    else:
+        assert result.outcome == "skipped", result
+        if result.reasons[0] in UNTOUCHED:
+            assert (result.ops, len(result.reasons)) == ([], 1), result
+        else:
+            said = [
+                after[reason]
+                for injected, reason in SAID
+                if after.get(injected) == "false" and reason in after
+            ]
+            assert said, (result.reasons, after)
+            # every reason of the answer is on the pod
+            assert set(result.reasons) <= {r.strip() for text in said for r in text.split(",")}, (
+                result,
+                after,
+            )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import load_dynakube
+from tests.conftest import SETTINGS, load_dynakube
 from tests.fakeapi import FakeApi
 from tests.test_leader import Clock
 from webhook.controllers.leader import LeaderElector, lease_path
@@ -29,6 +29,7 @@ from webhook.controllers.workloads import (
 )
 from webhook.kubeapi import ApiError
 from webhook.manager import LEASE_NAME, Manager
+from webhook.mutation import pod as pods
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 
 WEBHOOK_NS = "dynatrace"
@@ -233,6 +234,10 @@ def h() -> Harness:
         ),
         (pod("shop", "a", reason="EmptyConnectionInfo,SomethingElse"), ["EmptyConnectionInfo"]),
         (pod("shop", "a", reason="MissingInitSecret"), ["MissingInitSecret"]),
+        (
+            pod("shop", "a", reason="MountPathTaken"),
+            [],
+        ),  # a restart changes nothing: the pod spec is the cause
         (pod("shop", "a", injected=None), []),
         (pod("shop", "a", reason="SomethingElse"), []),
         (pod("shop", "a", reason=""), []),
@@ -593,6 +598,43 @@ def test_missed_pods_of_an_unselected_namespace_or_a_mode_without_injection_are_
     h.reinjector.on_event(DYNAKUBES, "MODIFIED")
     h.tick()
     assert h.reinjector.missed() == {} and h.patches() == []
+
+
+def mount_path_taken_annotations(enrichment: bool) -> dict[str, str]:
+    """What /inject writes on a pod whose every container already mounts something else at a path the
+    injection needs (the decision itself, not a copy of its output)."""
+    obj = dynakube(complete=True)
+    if enrichment:
+        obj["spec"]["metadataEnrichment"] = {"enabled": True}
+    taken = {"name": "mine", "mountPath": "/etc/ld.so.preload"}
+    spec = {"containers": [{"name": "app", "image": "a", "volumeMounts": [taken]}]}
+    result = pods.decide(
+        {"metadata": {"namespace": "shop"}, "spec": spec},
+        namespace("shop"),
+        obj,
+        SETTINGS,
+        namespace_name="shop",
+    )
+    assert result.reasons == ("MountPathTaken",)
+    (op,) = result.ops
+    return op["value"]
+
+
+@pytest.mark.parametrize("enrichment", [False, True])
+def test_pods_left_out_for_a_taken_mount_path_are_neither_missed_nor_restarted(h, enrichment):
+    """Restarting changes nothing (the pod template is the cause), and the pod says why it was left out: not
+    a pod the webhook never saw."""
+    annotations = mount_path_taken_annotations(enrichment)
+    assert annotations["oneagent.dynatrace.com/reason"] == "MountPathTaken"
+    seed_deployment(
+        h.api, "shop", "web", pods=2, pod_kw={"injected": None, "metadata": {"annotations": annotations}}
+    )
+    h.dynakube(complete=True)
+    h.tick()
+    h.tick(700)
+    assert h.patches() == []
+    assert h.reinjector.missed() == {} and h.reinjector.pending_count() == 0
+    assert h.events() == [] and h.counted == []
 
 
 @pytest.mark.parametrize(

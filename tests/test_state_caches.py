@@ -14,6 +14,7 @@ from webhook.state import owners
 from webhook.state import secrets as secret_cache
 from webhook.state.kube import KubeState
 from webhook.state.slices import SliceReflector
+from webhook.state.slices import reflectors as slice_reflectors
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 
 
@@ -261,6 +262,48 @@ def test_the_cache_lists_owners_and_inputs_once_the_store_is_synced() -> None:
         assert all(reported.values()), reported
     finally:
         kube.stop()
+
+
+def test_secrets_outside_the_webhook_namespace_are_read_only_by_name() -> None:
+    """The least-privilege promise the chart's RBAC relies on: every list and watch of Secrets across
+    namespaces carries ``fieldSelector=metadata.name=<init Secret>`` (the API server authorizes it against
+    ``resourceNames``); every other Secret read is in the webhook's own namespace."""
+    api = FakeApi()
+    requests: list[tuple[str, str]] = []
+    list_page, watch = api.list_page, api.watch
+
+    def listing(path: str, **kw: Any) -> Any:
+        requests.append((path, kw.get("field_selector", "")))
+        return list_page(path, **kw)
+
+    def watching(path: str, *args: Any, **kw: Any) -> Any:
+        requests.append((path, kw.get("field_selector", "")))
+        return watch(path, *args, **kw)
+
+    api.list_page, api.watch = listing, watching  # type: ignore[method-assign]
+    store = Store("dynatrace")
+    store.replace(DYNAKUBES, [])
+    store.replace(NAMESPACES, [])
+    stop = threading.Event()
+    first, later = slice_reflectors(api, store, stop=stop, inputs=True)
+    reflectors = [*first, *later]
+    for reflector in reflectors:
+        threading.Thread(target=reflector.run, daemon=True).start()
+    try:
+        for _ in range(500):
+            if all(r.relists for r in reflectors) and len({p for p, _ in requests if "secrets" in p}) >= 2:
+                break
+            threading.Event().wait(0.01)
+    finally:
+        stop.set()
+    own = "/api/v1/namespaces/dynatrace/secrets"
+    # the Store's own kinds (list+watch by KubeState): Secrets of the webhook's namespace only
+    paths = [k.concrete(namespace="dynatrace", dynakube_version="v1beta3").path for k in store.kinds()]
+    assert [p for p in paths if p.endswith("/secrets")] == [own]
+    secret_reads = sorted({r for r in requests if r[0].endswith("/secrets")})
+    assert secret_reads == sorted(
+        [(own, ""), *(("/api/v1/secrets", f"metadata.name={name}") for name in secret_cache.ALL_NAMES)]
+    )
 
 
 STATE = """

@@ -314,11 +314,12 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--reinject",
         "automatic reinjection",
-        "find pods that would get OneAgent now but did not (admitted while connection info was incomplete, or "
-        "never seen by the webhook) and restart their workloads, once per cause, for DynaKubes annotated "
-        "`feature.dynatrace.com/automatic-reinjection=true`; report pods never seen by the webhook",
-        False,
-        "switch",
+        "find pods that would get OneAgent now but did not and restart their workloads, once per cause: always "
+        "for the causes the webhook owns (`MissingInitSecret`), for incomplete connection info and pods never "
+        "seen by the webhook only for DynaKubes annotated `feature.dynatrace.com/automatic-reinjection=true`; "
+        "report pods never seen by the webhook (only with the Kubernetes API; off with `--state-file`)",
+        True,
+        "bool",
         see="[Automatic reinjection](#automatic-reinjection-and-pods-the-webhook-never-saw)",
     ),
     Option(

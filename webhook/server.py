@@ -157,9 +157,9 @@ class Webhook:
             self.local = LocalState(s.state_file, self.store)
             ok = self.local.load()
             self.metrics.state_reloads.labels("success" if ok else "failure").inc()
-            for flag, on in (("--relabel-namespaces", s.relabel_namespaces), ("--reinject", s.reinject)):
-                if on:
-                    log.warning("%s needs the Kubernetes API; ignored with --state-file", flag)
+            # reinjection (on by default) and relabeling only act on a cluster: nothing runs with a state file
+            if s.relabel_namespaces:
+                log.warning("--relabel-namespaces needs the Kubernetes API; ignored with --state-file")
             return
         self.background = self.background_of(self.kube_api())
         self.manager = self.background.build_manager()

@@ -77,9 +77,11 @@ def test_api_server_accepts_chart_objects_and_rbac_grants_what_the_webhook_needs
         ("get", "secrets", {"namespace": ns, "name": CERT_SECRET}),
         ("update", "secrets", {"namespace": ns, "name": CERT_SECRET}),
         ("create", "secrets", {"namespace": ns}),
-        # the init Secret cache (all namespaces) and features.initSecrets (default on), by name
-        ("list", "secrets", {"namespace": "default"}),
-        ("watch", "secrets", {}),
+        # the init Secret cache (all namespaces, a list+watch per name) and features.initSecrets (default on),
+        # by name
+        ("list", "secrets", {"name": "dynatrace-dynakube-config"}),
+        ("watch", "secrets", {"name": "dynatrace-metadata-enrichment-endpoint"}),
+        ("list", "secrets", {"namespace": "default", "name": "dynatrace-metadata-enrichment-endpoint"}),
         ("create", "secrets", {"namespace": "default"}),
         ("update", "secrets", {"namespace": "default", "name": "dynatrace-dynakube-config"}),
         ("delete", "secrets", {"namespace": "default", "name": "dynatrace-metadata-enrichment-endpoint"}),
@@ -89,17 +91,29 @@ def test_api_server_accepts_chart_objects_and_rbac_grants_what_the_webhook_needs
         ("get", "mutatingwebhookconfigurations", {"group": admission, "name": fullname}),
         ("patch", "mutatingwebhookconfigurations", {"group": admission, "name": fullname}),
         ("patch", "validatingwebhookconfigurations", {"group": admission, "name": fullname}),
+        # features.reinject (default on): pods' metadata, namespaces' managedFields, restarts
+        ("list", "pods", {"namespace": "default"}),
+        ("get", "namespaces", {}),
+        ("get", "replicasets", {"group": "apps", "namespace": "default"}),
+        ("patch", "deployments", {"group": "apps", "namespace": "default"}),
     ]
     denied: list[tuple[str, str, dict[str, str]]] = [
         ("delete", "secrets", {"namespace": ns, "name": CERT_SECRET}),
         ("get", "secrets", {"namespace": ns, "name": "another-secret"}),
+        # no Secret outside the release namespace but the init Secrets, and those by name only
+        ("list", "secrets", {}),
+        ("watch", "secrets", {}),
+        ("list", "secrets", {"namespace": "default"}),
+        ("watch", "secrets", {"namespace": "default"}),
+        ("list", "secrets", {"name": "another-secret"}),
+        ("get", "secrets", {"namespace": "default", "name": "dynatrace-dynakube-config"}),
         ("update", "secrets", {"namespace": "default", "name": "another-secret"}),
         ("delete", "secrets", {"namespace": "default", "name": "another-secret"}),
         ("list", "configmaps", {"namespace": "default"}),
         ("list", "dynakubes", {"group": "dynatrace.com", "namespace": "default"}),
         ("update", "dynakubes", {"group": "dynatrace.com", "namespace": ns}),
         ("patch", "namespaces", {}),  # only with features.relabelNamespaces
-        ("patch", "deployments", {"group": "apps", "namespace": ns}),  # only with features.reinject
+        ("create", "deployments", {"group": "apps", "namespace": ns}),
         ("patch", "mutatingwebhookconfigurations", {"group": admission, "name": "another-webhook"}),
         ("create", "pods", {"namespace": ns}),
     ]

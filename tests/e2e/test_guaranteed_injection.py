@@ -125,7 +125,7 @@ def test_webhook_restarted_after_hosts_appeared_restarts_the_skipped_deployment(
     kube.patch(f"{dynakubes_path(ns)}/{dk}/status", dynakube_status([]))  # incomplete: no hosts
     app = App(kube, cleanup, run_id, dk)
 
-    first = start_webhook()  # no --reinject: it only admits
+    first = start_webhook("--no-reinject")  # it only admits (reinjection is on by default)
     first_hook = register_webhook(
         "MutatingWebhookConfiguration", "dynatrace-webhook-e2e-gi1", [pod_hook(first, run_id)]
     )

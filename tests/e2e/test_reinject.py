@@ -30,7 +30,7 @@ from tests.e2e.tokens import create_tokens
 from webhook.kubeapi import list_items
 
 WORKLOAD = "e2e.dynatrace.com/workload"
-LEASE = "dynatrace-webhook-reinject"
+LEASE = "dynatrace-webhook"
 
 
 def test_deployment_is_restarted_into_injection(

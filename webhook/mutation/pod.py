@@ -56,11 +56,21 @@ SKIP_NAMESPACE_SELECTOR = "NamespaceNotSelected"
 SKIP_INVALID_SELECTOR = "InvalidNamespaceSelector"
 SKIP_ONEAGENT_OPT_OUT = "OneAgentOptOut"
 SKIP_ALL_CONTAINERS_EXCLUDED = "AllContainersExcluded"
-SKIP_MOUNT_PATH_TAKEN = "MountPathTaken"
 SKIP_NOTHING_NEW = "NothingNew"
-# written into oneagent.dynatrace.com/reason or metadata-enrichment.dynatrace.com/reason: the cache does not
-# hold the namespace's init secret yet, and a pod mounting it could not start
+# written into oneagent.dynatrace.com/reason or metadata-enrichment.dynatrace.com/reason (besides the
+# connection-info reasons of ``oneagent``): the cache does not hold the namespace's init secret yet, and a pod
+# mounting it could not start
 REASON_MISSING_INIT_SECRET = "MissingInitSecret"
+# every container already mounts something else at a path the injection needs (a duplicate mount path makes a
+# pod the API server rejects)
+REASON_MOUNT_PATH_TAKEN = "MountPathTaken"
+# every container already has the mounts and env the injection adds, yet the pod has neither the injection
+# annotations nor the init container: an init container would have no container to set up
+REASON_CONTAINERS_ALREADY_INJECTED = "ContainersAlreadyInjected"
+
+# (…/injected, …/reason): how a pod says that a mutator it was mapped to was left out
+ONEAGENT_ANNOTATIONS = (ps.ANNOTATION_INJECTED, ps.ANNOTATION_REASON)
+ENRICHMENT_ANNOTATIONS = (ps.ANNOTATION_METADATA_INJECTED, ps.ANNOTATION_METADATA_REASON)
 
 # Events (upstream reasons, section 8 of the contract)
 EVENT_INJECT = "Inject"
@@ -89,6 +99,14 @@ class Result:
 
 
 Check = tuple[str, bool, str]  # (check, passed, detail): the trace ``explain`` prints
+
+
+def left_out(patch: Patch, annotations: tuple[str, str], reason: str) -> None:
+    """The one way a pod is told that a mutator was left out: ``<mutator>/injected: "false"`` and
+    ``<mutator>/reason: <reason>`` (``ONEAGENT_ANNOTATIONS`` or ``ENRICHMENT_ANNOTATIONS``)."""
+    injected, reason_key = annotations
+    patch.set_in_map(("metadata", "annotations"), injected, "false")
+    patch.set_in_map(("metadata", "annotations"), reason_key, reason)
 
 
 def already_injected(pod: Mapping[str, Any]) -> bool:
@@ -225,8 +243,7 @@ def decide(
     not_injected = []
     if oa_reasons:
         joined = ", ".join(oa_reasons)
-        patch.set_in_map(("metadata", "annotations"), ps.ANNOTATION_INJECTED, "false")
-        patch.set_in_map(("metadata", "annotations"), ps.ANNOTATION_REASON, joined)
+        left_out(patch, ONEAGENT_ANNOTATIONS, joined)
         reasons += oa_reasons
         why = (
             f"DynaKube {dynakube_name!r} connection info incomplete"
@@ -237,10 +254,7 @@ def decide(
         check = "connection info complete" if oa_view.reasons else "init secret present"
         checks.append((check, False, not_injected[-1]))
     if not md_off and not with_md:
-        patch.set_in_map(("metadata", "annotations"), ps.ANNOTATION_METADATA_INJECTED, "false")
-        patch.set_in_map(
-            ("metadata", "annotations"), ps.ANNOTATION_METADATA_REASON, REASON_MISSING_INIT_SECRET
-        )
+        left_out(patch, ENRICHMENT_ANNOTATIONS, REASON_MISSING_INIT_SECRET)
         reasons.append(REASON_MISSING_INIT_SECRET)
         not_injected.append(
             f"metadata enrichment not applied: secret {ps.ENRICHMENT_SECRET} is not in namespace "
@@ -255,11 +269,27 @@ def decide(
 
     plan = cs.plan(pod, eligible, containers, oa_view if with_oa else None, with_md)
     if not (plan.oneagent or plan.enrichment):
-        return skip(
-            "mount paths free",
-            SKIP_MOUNT_PATH_TAKEN,
-            "every container already mounts something else at a path the injection needs",
-        )
+        # nothing to add to any container: the mutators that could have run are left out, and the pod says so
+        # (beside what it already says of the others); never a silent skip
+        if plan.taken:
+            reason = REASON_MOUNT_PATH_TAKEN
+            why = "every container already mounts something else at a path the injection needs"
+        else:
+            reason = REASON_CONTAINERS_ALREADY_INJECTED
+            why = (
+                "every container already has what the injection adds, but the pod has no injection annotation"
+            )
+        for wanted, keys, what in (
+            (with_oa, ONEAGENT_ANNOTATIONS, "OneAgent not injected"),
+            (with_md, ENRICHMENT_ANNOTATIONS, "metadata enrichment not applied"),
+        ):
+            if wanted:
+                left_out(patch, keys, reason)
+                not_injected.append(f"{what}: {why} ({reason})")
+        reasons.append(reason)
+        message = "; ".join(not_injected)
+        checks.append(("mount paths free" if plan.taken else "containers to set up", False, message))
+        return Result(SKIPPED, tuple(dict.fromkeys(reasons)), message, dynakube_name, patch.ops, checks)
     uid = cluster_id or oa_view.kube_system_uuid
     container = init.base(
         pod,
@@ -290,6 +320,7 @@ def decide(
         container["env"] += md.init_env(md_view, kind, name, md.workload_annotations(annotations, added))
         container["volumeMounts"] += md.init_mounts()
         patch.set_in_map(("metadata", "annotations"), ps.ANNOTATION_METADATA_INJECTED, "true")
+        patch.remove_from_map(("metadata", "annotations"), ps.ANNOTATION_METADATA_REASON)
         patch.set_in_map(("metadata", "annotations"), ps.ANNOTATION_WORKLOAD_KIND, kind.lower())
         patch.set_in_map(("metadata", "annotations"), ps.ANNOTATION_WORKLOAD_NAME, name)
         done.append(f"metadata enrichment ({kind} {name})")
