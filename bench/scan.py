@@ -147,8 +147,8 @@ def serve(pods: int, namespaces: int, port: int) -> None:
 def measure(pods: int, namespaces: int, page_size: int, port: int) -> dict[str, Any]:
     from kubernetes import client
 
-    from webhook.controllers.reinject import Reinjector
-    from webhook.controllers.workloads import Config
+    from webhook.controllers.reinject.controller import Reinjector
+    from webhook.controllers.reinject.verdict import Config
     from webhook.kubeapi import list_items
     from webhook.state.kube import KubeApi, api_client
     from webhook.state.store import DYNAKUBES, NAMESPACES, Store

@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import SETTINGS, load_dynakube, make_namespace, make_pod
 from webhook import dynakube as dk
-from webhook.controllers.workloads import complete
+from webhook.controllers.reinject.verdict import complete
 from webhook.explain import explain, render_text
 from webhook.mutation import initsecrets as gen
 from webhook.mutation import pod as pods

@@ -11,18 +11,18 @@ import pytest
 from tests.conftest import SETTINGS, load_dynakube
 from tests.fakeapi import FakeApi
 from tests.test_leader import Clock
+from webhook.controllers.events import rfc3339 as _rfc3339
 from webhook.controllers.leader import LeaderElector, lease_path
 from webhook.controllers.loop import TokenBucket
-from webhook.controllers.reinject import Reinjector
-from webhook.controllers.reinject_scan import mapped_since
-from webhook.controllers.workloads import (
+from webhook.controllers.reinject.controller import Reinjector
+from webhook.controllers.reinject.scan import mapped_since
+from webhook.controllers.reinject.verdict import (
     ANNOTATION_OPT_OUT,
     ANNOTATION_RESTARTED_AT,
     ANNOTATION_RESTARTS,
     FEATURE_AUTOMATIC_REINJECTION,
     Config,
     Work,
-    _rfc3339,
     restart_verdict,
     restarts,
     waiting_reasons,
@@ -203,6 +203,7 @@ class Harness:
         """One election round, then what is due on the reinjection loop; then the clock moves."""
         self.manager.step()
         self.reinjector.loop.process()
+        self.reinjector.recorder.process(final=True)  # the Events it recorded, written
         self.clock.advance(advance)
 
     def patches(self) -> list[str]:

@@ -21,8 +21,8 @@ from tests.test_reinject import (
     pod,
     seed_deployment,
 )
-from webhook.controllers.reinject import Reinjector
-from webhook.controllers.workloads import ANNOTATION_RESTARTED_AT, ANNOTATION_RESTARTS, Config
+from webhook.controllers.reinject.controller import Reinjector
+from webhook.controllers.reinject.verdict import ANNOTATION_RESTARTED_AT, ANNOTATION_RESTARTS, Config
 from webhook.kubeapi import ApiError
 from webhook.state.kube import KubeApi, api_client
 from webhook.state.store import DYNAKUBES

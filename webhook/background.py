@@ -48,6 +48,7 @@ class Background:
         self.init_secrets: Any = None
         self.reinjector: Any = None
         self.relabeler: Any = None
+        self.recorder: Any = None  # webhook.controllers.events.Recorder, shared
 
     def build_manager(self) -> Manager:
         """Every background part of cluster mode, in start order; the writers behind the one Lease."""
@@ -71,7 +72,7 @@ class Background:
         manager.add(self._kube)
         if s.cert_mode == "self-managed":
             manager.add(self.cert_manager_of(api))
-        if s.events:
+        if s.events or s.reinject:  # one Events recorder for everyone: skipped pods, reinjection
             manager.add(self.events_recorder(api))
         if s.init_secrets:
             manager.add(self.init_secrets_controller(api, manager.leading), leader=True)
@@ -104,7 +105,7 @@ class Background:
             self.store,
             Config(operator_version=s.version, csi_mode=s.modules.csi_driver, resync=s.init_secrets_resync),
             leading=leading,
-            recorder=self.admissions.events,
+            recorder=self.recorder,
             on_count=lambda action, name: self.metrics.init_secrets.labels(action, name).inc(),
             flights=flights,
         )
@@ -122,8 +123,8 @@ class Background:
 
     def reinjection(self, api: Any, leading: Callable[[], bool]) -> Any:
         """Automatic reinjection (leader only)."""
-        from webhook.controllers.reinject import Reinjector
-        from webhook.controllers.workloads import Config
+        from webhook.controllers.reinject.controller import Reinjector
+        from webhook.controllers.reinject.verdict import Config
 
         s = self.settings
         self.reinjector = Reinjector(
@@ -138,17 +139,19 @@ class Background:
             leading=leading,
             on_count=lambda outcome, reason: self.metrics.reinjections.labels(outcome, reason).inc(),
             ready=self.ready,
+            recorder=self.recorder,
         )
         return self.reinjector
 
     def events_recorder(self, api: Any) -> Any:
-        """Events for skipped injections (on by default)."""
+        """The Events recorder everyone shares: Warnings on the owners of skipped pods (``--events``, on by
+        default) and reinjection's Events on the workloads it restarts or reports."""
         for result in events.RESULTS:
             self.metrics.events.labels(result)
-        self.admissions.events = events.Recorder(
-            api, on_count=lambda result: self.metrics.events.labels(result).inc()
-        )
-        return self.admissions.events
+        self.recorder = events.Recorder(api, on_count=lambda result: self.metrics.events.labels(result).inc())
+        if self.settings.events:
+            self.admissions.events = self.recorder
+        return self.recorder
 
     def cert_manager_of(self, api: Any) -> Any:
         """Self-managed certificates: the Secret, caBundles and certs dir kept in step."""

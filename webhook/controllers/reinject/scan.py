@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook import dynakube as dk
-from webhook.controllers.workloads import (
-    _EPOCH,
+from webhook.controllers.reinject.verdict import (
     APPS_KINDS,
     CAUSE_MISSED,
+    EPOCH,
     FAIL_LIST,
     FAIL_OWNER,
     MANUAL,
@@ -38,17 +38,18 @@ from webhook.controllers.workloads import (
     SKIP_JOB,
     SKIP_NOT_FOUND,
     SKIP_UNSUPPORTED,
+    ScanError,
     Work,
-    _controller,
-    _parse_time,
-    _ScanError,
     complete,
+    controller_ref,
     may_restart,
+    opted_in,
+    parse_time,
     waiting_reasons,
 )
 from webhook.kubeapi import Api, ApiError, Items, Stopped, pages
 from webhook.mutation.missed import never_seen
-from webhook.mutation.pod import CONFIG_SECRET
+from webhook.mutation.pod import CONFIG_SECRET, connection_info_reasons
 from webhook.tolerant import as_map as _map
 from webhook.tolerant import as_str as _str
 
@@ -61,6 +62,26 @@ def would_inject_now(dynakube: Mapping[str, Any], secrets: Collection[str] | Non
     """A pod created now would get OneAgent: connection info complete and the init Secret present (``None``:
     the Store does not track init Secrets, so they count as present)."""
     return complete(dynakube) and (secrets is None or CONFIG_SECRET in secrets)
+
+
+def namespace_view(
+    namespace: Mapping[str, Any] | None, dynakube: Mapping[str, Any] | None, secrets: Collection[str] | None
+) -> tuple[Any, ...] | None:
+    """What a scan of a namespace depends on (its labels, its DynaKube's connection info, opt-in, mode and
+    selector, its init Secrets): a scan is due when this changes. None when the namespace is not mapped."""
+    if dynakube is None:
+        return None
+    labels = _map(_map(_map(namespace).get("metadata")).get("labels"))
+    return (
+        tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+        dk.name(dynakube),
+        tuple(connection_info_reasons(dynakube)),
+        opted_in(dynakube),
+        dk.mode(dynakube),
+        dk.automatic_injection(dynakube),
+        repr(dk.namespace_selector(dynakube)),
+        None if secrets is None else tuple(sorted(secrets)),
+    )
 
 
 def _owns_instance_label(fields: Any) -> bool:
@@ -76,12 +97,12 @@ def mapped_since(namespace: Mapping[str, Any]) -> dt.datetime | None:
     meta = _map(namespace.get("metadata"))
     entries = meta.get("managedFields")
     times = [
-        _parse_time(entry.get("time"))
+        parse_time(entry.get("time"))
         for entry in (entries if isinstance(entries, list) else [])
         if isinstance(entry, Mapping) and _owns_instance_label(entry.get("fieldsV1"))
     ]
     known = [t for t in times if t is not None]
-    return max(known) if known else _parse_time(meta.get("creationTimestamp"))
+    return max(known) if known else parse_time(meta.get("creationTimestamp"))
 
 
 @dataclass
@@ -111,7 +132,7 @@ class _Owners:
 
     def resolve(self, meta: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
         """(kind, name, apiVersion, uid, skip reason or "") of the workload to restart for a pod."""
-        ref = _controller(meta)
+        ref = controller_ref(meta)
         if ref is None:
             return ("Pod", _str(meta.get("name")), "v1", _str(meta.get("uid")), SKIP_BARE)
         kind, name = ref[0], ref[1]
@@ -126,10 +147,10 @@ class _Owners:
                 rs = self.api.get(f"/apis/apps/v1/namespaces/{self.namespace}/replicasets/{name}")
             except ApiError as err:
                 if err.status != 404:
-                    raise _ScanError(FAIL_OWNER, err) from None
+                    raise ScanError(FAIL_OWNER, err) from None
                 self._replica_sets[name] = False
             else:
-                self._replica_sets[name] = _controller(_map(rs.get("metadata")))
+                self._replica_sets[name] = controller_ref(_map(rs.get("metadata")))
         owner = self._replica_sets[name]
         if owner is False:
             return (*ref, SKIP_NOT_FOUND)
@@ -148,7 +169,7 @@ def scan_namespace(
     between_pages: Callable[[], bool] = lambda: True,
 ) -> NamespaceScan | None:
     """Read the pods of ``namespace`` (its object as read from the API, with ``managedFields``) page by page
-    and return the workloads whose pods need a restart. Raises ``_ScanError`` when the API fails; None when
+    and return the workloads whose pods need a restart. Raises ``ScanError`` when the API fails; None when
     ``between_pages()`` (the leadership check) turned False."""
     meta = _map(namespace.get("metadata"))
     name = _str(meta.get("name"))
@@ -178,7 +199,7 @@ def scan_namespace(
     except Stopped:
         return None
     except ApiError as err:  # ContinueExpired too
-        raise _ScanError(FAIL_LIST, err) from None
+        raise ScanError(FAIL_LIST, err) from None
     return scan
 
 
@@ -195,7 +216,7 @@ def _classify(
     if causes:
         if not (ready and may_restart(dynakube, causes)):
             return
-    elif never_seen(meta, ns_labels, dynakube) and (_parse_time(created) or _EPOCH) > (
+    elif never_seen(meta, ns_labels, dynakube) and (parse_time(created) or EPOCH) > (
         scan.mapped_since or dt.datetime.max.replace(tzinfo=dt.UTC)
     ):
         causes = [CAUSE_MISSED]

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from webhook.controllers.workloads import _DONE, FAILED, RESTARTED, SKIPPED, Work
+from webhook.controllers.reinject.verdict import DONE, FAILED, RESTARTED, SKIPPED, Work
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Findings:
     def set_state(self, work: Work, state: str, detail: str) -> None:
         with self._lock:
             work.state, work.detail = state, detail
-            if state == _DONE:
+            if state == DONE:
                 self._work.pop(work.key, None)
 
     def set_detail(self, work: Work, detail: str) -> None:

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from webhook import dynakube as dk
-from webhook.controllers.events import rfc3339 as _rfc3339
+from webhook.controllers.events import rfc3339
 from webhook.kubeapi import ApiError
 from webhook.mutation.pod import (
     ANNOTATION_INJECTED,
@@ -86,7 +86,7 @@ WAITING = "waiting"  # never seen by the webhook, but the DynaKube's connection 
 DRY_RUN = "dry-run"  # would be restarted without --reinject-dry-run
 MANUAL = "manual"  # left alone: needs a restart by hand
 REPORTED_ONLY = "reported"  # the DynaKube is not opted in to automatic reinjection
-_DONE = "done"
+DONE = "done"
 
 APPS_KINDS = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
 SAMPLE = 20  # pod names kept per workload (the count is exact)
@@ -121,7 +121,7 @@ class Config:
             raise ValueError(f"page_size must be at least 1, got {self.page_size}")
 
 
-def _parse_time(value: Any) -> dt.datetime | None:
+def parse_time(value: Any) -> dt.datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -168,7 +168,7 @@ def restarts(obj: Mapping[str, Any]) -> dict[str, dt.datetime]:
         return {}
     record = {}
     for cause, at in parsed.items() if isinstance(parsed, dict) else ():
-        when = _parse_time(at)
+        when = parse_time(at)
         if isinstance(cause, str) and when is not None:
             record[cause] = when
     return record
@@ -190,7 +190,7 @@ def restart_patch(
     }
 
 
-class _ScanError(Exception):
+class ScanError(Exception):
     def __init__(self, reason: str, error: ApiError) -> None:
         super().__init__(str(error))
         self.reason = reason
@@ -232,8 +232,8 @@ class Work:
         if len(self.pods) < SAMPLE:
             self.pods[name] = list(causes)
         for cause in causes:
-            if cause not in self.newest or (_parse_time(created) or _EPOCH) > (
-                _parse_time(self.newest[cause]) or _EPOCH
+            if cause not in self.newest or (parse_time(created) or EPOCH) > (
+                parse_time(self.newest[cause]) or EPOCH
             ):
                 self.newest[cause] = created
 
@@ -251,10 +251,10 @@ class Work:
         return text
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def _controller(meta: Mapping[str, Any]) -> tuple[str, str, str, str] | None:
+def controller_ref(meta: Mapping[str, Any]) -> tuple[str, str, str, str] | None:
     """(kind, name, apiVersion, uid) of the controlling ownerReference, or None."""
     refs = meta.get("ownerReferences")
     for ref in refs if isinstance(refs, list) else ():
@@ -305,7 +305,7 @@ def event_body(
     work: Work, event_type: str, reason: str, message: str, instance: str, at: float
 ) -> dict[str, Any]:
     """An Event on the workload, written the way client-go writes one."""
-    now = _rfc3339(at)
+    now = rfc3339(at)
     involved = {
         "apiVersion": work.api_version,
         "kind": work.kind,
@@ -365,26 +365,26 @@ def restart_verdict(work: Work, obj: Mapping[str, Any], now: float, cooldown: fl
             MANUAL,
         )
     record = restarts(obj)
-    newest = {c: _parse_time(at) for c, at in work.newest.items()}
+    newest = {c: parse_time(at) for c, at in work.newest.items()}
     # creation times have one-second resolution: a pod created in the second of the restart may be the
     # rollout's own (still not injected), so it counts as after it
-    due = [c for c in work.causes if c not in record or (newest.get(c) or _EPOCH) >= record[c]]
+    due = [c for c in work.causes if c not in record or (newest.get(c) or EPOCH) >= record[c]]
     if not due:
         done = ", ".join(f"{c} at {record[c]:%Y-%m-%dT%H:%M:%SZ}" for c in work.causes)
         return Verdict(
             SKIP_ALREADY,
             f"{work.kind} {work.name} was already restarted for this ({done}), after pods {work.pod_list()} "
             "were created; that rollout replaces them",
-            _DONE,
+            DONE,
         )
-    restarted_at = _parse_time(template_annotations.get(ANNOTATION_RESTARTED_AT))
+    restarted_at = parse_time(template_annotations.get(ANNOTATION_RESTARTED_AT))
     times = list(newest.values())
     if restarted_at is not None and times and all(t is not None and t < restarted_at for t in times):
         return Verdict(
             SKIP_IN_PROGRESS,
             f"{work.kind} {work.name} was restarted at {template_annotations.get(ANNOTATION_RESTARTED_AT)}, "
             f"after pods {work.pod_list()} were created; that rollout replaces them",
-            _DONE,
+            DONE,
         )
     recent = [record[c].timestamp() for c in due if c in record]
     if recent and now - max(recent) < cooldown:
@@ -392,7 +392,7 @@ def restart_verdict(work: Work, obj: Mapping[str, Any], now: float, cooldown: fl
             SKIP_COOLDOWN,
             f"{work.kind} {work.name} was restarted for {', '.join(c for c in due if c in record)} less than "
             f"{cooldown:.0f}s ago and pods {work.pod_list()} still wait; the next restart waits until "
-            f"{_rfc3339(max(recent) + cooldown)}",
+            f"{rfc3339(max(recent) + cooldown)}",
             QUEUED,
             max(recent) + cooldown,
         )

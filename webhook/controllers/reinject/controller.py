@@ -35,17 +35,16 @@ from collections.abc import Callable, Collection, Hashable
 from typing import Any
 
 from webhook import dynakube as dk
+from webhook.controllers.events import Recorder, rfc3339
 from webhook.controllers.leader import default_identity
 from webhook.controllers.loop import Backoff, Loop, Result, TokenBucket
-from webhook.controllers.reinject_findings import Findings, WorkKey
-from webhook.controllers.reinject_scan import NamespaceScan, scan_namespace, would_inject_now
-from webhook.controllers.workloads import (
-    _DONE,
+from webhook.controllers.reinject.findings import WorkKey
+from webhook.controllers.reinject.report import Reports
+from webhook.controllers.reinject.scan import NamespaceScan, namespace_view, scan_namespace, would_inject_now
+from webhook.controllers.reinject.verdict import (
     APPS_KINDS,
-    CAUSE_MISSED,
+    DONE,
     DRY_RUN,
-    EVENT_FAILED,
-    EVENT_MISSED,
     EVENT_RESTARTED,
     EVENT_SKIPPED,
     FAIL_LIST,
@@ -55,31 +54,23 @@ from webhook.controllers.workloads import (
     MANUAL,
     QUEUED,
     REASON_ROLLOUT_RESTART,
-    REPORTED,
     REPORTED_ONLY,
     RESTARTED,
     SKIP_ALREADY,
     SKIP_CONFLICT,
     SKIP_DRY_RUN,
-    SKIP_NOT_FOUND,
     SKIPPED,
     WAITING,
     Config,
-    Work,
-    _rfc3339,
-    _ScanError,
-    event_body,
+    ScanError,
     log_fields,
     manual_message,
     may_restart,
-    missed_message,
-    opted_in,
     restart_patch,
     restart_verdict,
     restarts,
 )
 from webhook.kubeapi import Api, ApiError
-from webhook.mutation.pod import connection_info_reasons
 from webhook.state.secrets import INIT_RESOURCES
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 from webhook.tolerant import as_map as _map
@@ -95,7 +86,7 @@ def default_triggers(store: Store) -> frozenset[str]:
     return frozenset({DYNAKUBES, NAMESPACES, *INIT_RESOURCES})
 
 
-class Reinjector(Findings):
+class Reinjector(Reports):
     """The controller; what it found, its counters and ``pending()``/``missed()`` come from ``Findings``."""
 
     def __init__(
@@ -110,6 +101,7 @@ class Reinjector(Findings):
         on_count: Callable[[str, str], None] | None = None,
         triggers: Collection[str] | None = None,
         ready: Callable[[], bool] | None = None,
+        recorder: Any = None,
     ) -> None:
         """``leading()``: this replica holds the Lease (the Manager's); ``identity`` reports the Events.
         ``triggers``: the Store resources whose watch events start a ``sync`` (default: ``default_triggers``).
@@ -124,7 +116,9 @@ class Reinjector(Findings):
         self.leading = leading
         self.identity = identity or default_identity()
         self.bucket = TokenBucket(config.rate_per_minute, clock)
-        Findings.__init__(self, on_count)
+        # the Events recorder everyone shares; one of its own (flushed by ``tick()``) when driven by hand
+        self._own_recorder = recorder is None
+        Reports.__init__(self, recorder or Recorder(api, instance=self.identity, clock=clock), on_count)
         self.ready = ready
         self._ready_since: float | None = None
         self.scans = 0  # namespace scans made
@@ -172,7 +166,10 @@ class Reinjector(Findings):
         """Run every key that is due now (tests drive the loop with this and a fake clock)."""
         if not self._started:
             self.start(thread=False)
-        return self.loop.process()
+        ran = self.loop.process()
+        if self._own_recorder:
+            self.recorder.process(final=True)
+        return ran
 
     def on_event(self, resource: str, kind: str) -> None:
         """A watch event of the Store (called from the watch threads): re-check the namespaces' views."""
@@ -220,29 +217,11 @@ class Reinjector(Findings):
             and self.store.is_synced(NAMESPACES)
         )
 
-    def _view(self, namespace: str) -> tuple[Any, ...] | None:
-        """What a scan of ``namespace`` depends on, from the Store; None when it is not mapped."""
-        ns, dynakube = self.store.pod_state(namespace)
-        labels = _map(_map(_map(ns).get("metadata")).get("labels"))
-        if dynakube is None:
-            return None
-        secrets = self.secrets(namespace)
-        return (
-            tuple(sorted((str(k), str(v)) for k, v in labels.items())),
-            dk.name(dynakube),
-            tuple(connection_info_reasons(dynakube)),
-            opted_in(dynakube),
-            dk.mode(dynakube),
-            dk.automatic_injection(dynakube),
-            repr(dk.namespace_selector(dynakube)),
-            None if secrets is None else tuple(sorted(secrets)),
-        )
-
     def _sync(self, *, everything: bool) -> None:
         mapped = {}
         for ns in self.store.namespaces():
             name = _str(_map(ns.get("metadata")).get("name"))
-            view = self._view(name) if name else None
+            view = namespace_view(*self.store.pod_state(name), self.secrets(name)) if name else None
             if view is not None:
                 mapped[name] = view
         for name in [n for n in self._views if n not in mapped]:
@@ -272,7 +251,7 @@ class Reinjector(Findings):
                 if err.status == 404:
                     self._forget(namespace)
                     return None
-                raise _ScanError(FAIL_LIST, err) from None
+                raise ScanError(FAIL_LIST, err) from None
             scan = scan_namespace(
                 self.api,
                 ns,
@@ -281,7 +260,7 @@ class Reinjector(Findings):
                 secrets=self.secrets,
                 between_pages=self._leading,
             )
-        except _ScanError as failure:
+        except ScanError as failure:
             self.count(FAILED, failure.reason)
             log.warning(
                 "reinjection: scanning namespace %s failed (%s); retrying in %.0fs",
@@ -303,7 +282,7 @@ class Reinjector(Findings):
     def _take(self, scan: NamespaceScan, dynakube: dict[str, Any]) -> None:
         """Replace what was known of the namespace with what the scan found, and act on it."""
         namespace = scan.namespace
-        self._since[namespace] = _rfc3339(scan.mapped_since.timestamp()) if scan.mapped_since else "?"
+        self._since[namespace] = rfc3339(scan.mapped_since.timestamp()) if scan.mapped_since else "?"
         ready = would_inject_now(dynakube, self.secrets(namespace))
         self.replace(namespace, scan.works, {scan.dynakube: scan.missed})
         if scan.works:
@@ -325,38 +304,11 @@ class Reinjector(Findings):
                     work.state = WAITING
             self.put(work)
             if work.missed and work.state not in (QUEUED, MANUAL):
-                self._report_missed(work)
+                self.report_missed(work, self._since.get(work.namespace, "?"))
             elif work.state == MANUAL:
-                self._report(work, SKIPPED, work.detail, manual_message(work), EVENT_SKIPPED)
+                self.report(work, SKIPPED, work.detail, manual_message(work), EVENT_SKIPPED)
             elif work.state == QUEUED:
                 self.loop.add(("restart", *key))
-
-    def _report_missed(self, work: Work) -> None:
-        if work.state == REPORTED_ONLY:
-            action = (
-                f"restart it by hand, or annotate DynaKube {work.dynakube} "
-                "feature.dynatrace.com/automatic-reinjection=true to have it restarted"
-            )
-        else:
-            action = f"it will be restarted once DynaKube {work.dynakube}'s connection info is complete"
-        message = missed_message(work, self._since.get(work.namespace, "?"), action)
-        self._report(work, REPORTED, CAUSE_MISSED, message, EVENT_MISSED, "Warning")
-
-    def _report(
-        self,
-        work: Work,
-        outcome: str,
-        reason: str,
-        message: str,
-        event_reason: str,
-        event_type: str = "Normal",
-    ) -> None:
-        """Log, count and record an Event, once per workload and outcome while that outcome lasts."""
-        if not self.first_report(work.key, f"{outcome}/{reason}/{','.join(work.causes)}"):
-            return
-        self.count(outcome, reason)
-        log.info("%s", message, extra=log_fields(work, outcome, reason))
-        self._event(work, event_type, event_reason, message)
 
     # --- restarting (leader only) ---
     def _restart(self, key: WorkKey) -> Result | None:
@@ -377,13 +329,15 @@ class Reinjector(Findings):
         try:
             obj = self.api.get(path)
         except ApiError as err:
-            return self._api_failure(work, FAIL_OWNER, err)
+            return self.restart_failed(
+                work, FAIL_OWNER, err, self.config.max_attempts, self.config.retry_delay
+            )
         work.uid = _str(_map(obj.get("metadata")).get("uid")) or work.uid
         now = self.clock()
         verdict = restart_verdict(work, obj, now, self.config.cooldown)
         if verdict is not None:
             self.set_state(work, verdict.state, verdict.reason)
-            self._report(work, SKIPPED, verdict.reason, verdict.message, EVENT_SKIPPED)
+            self.report(work, SKIPPED, verdict.reason, verdict.message, EVENT_SKIPPED)
             if verdict.retry_at is not None:
                 return Result(requeue_after=max(0.0, verdict.retry_at - now))
             return None
@@ -393,12 +347,12 @@ class Reinjector(Findings):
                 f"Dry run: would restart {work.kind} {work.name} so that pods {work.pod_list()} get OneAgent "
                 f"(they were {work.why()}; DynaKube {work.dynakube} would inject them now)"
             )
-            self._report(work, SKIPPED, SKIP_DRY_RUN, message, EVENT_RESTARTED)
+            self.report(work, SKIPPED, SKIP_DRY_RUN, message, EVENT_RESTARTED)
             return None
         if not self.bucket.take():  # checked above; only a clock going backwards gets here
             work.attempts -= 1
             return Result(requeue_after=self.bucket.wait_time())
-        timestamp = _rfc3339(now)
+        timestamp = rfc3339(now)
         version = _str(_map(obj.get("metadata")).get("resourceVersion"))
         try:
             self.api.patch(path, restart_patch(timestamp, restarts(obj), work.causes, version), "strategic")
@@ -408,8 +362,10 @@ class Reinjector(Findings):
                 log.info("%s %s/%s changed meanwhile; reading it again", work.kind, work.namespace, work.name)
                 work.attempts -= 1
                 return Result(requeue_after=0.0)
-            return self._api_failure(work, FAIL_PATCH, err)
-        self.set_state(work, _DONE, REASON_ROLLOUT_RESTART)
+            return self.restart_failed(
+                work, FAIL_PATCH, err, self.config.max_attempts, self.config.retry_delay
+            )
+        self.set_state(work, DONE, REASON_ROLLOUT_RESTART)
         # the old pods linger while the rollout runs: the next scan finds them "already restarted", quietly
         self.reported(work.key, f"{SKIPPED}/{SKIP_ALREADY}/{','.join(work.causes)}")
         self.count(RESTARTED, REASON_ROLLOUT_RESTART)
@@ -418,45 +374,5 @@ class Reinjector(Findings):
             f"{work.why()}, and DynaKube {work.dynakube} injects them now"
         )
         log.info("%s", message, extra=log_fields(work, RESTARTED, REASON_ROLLOUT_RESTART))
-        self._event(work, "Normal", EVENT_RESTARTED, message)
+        self.event(work, "Normal", EVENT_RESTARTED, message)
         return None
-
-    def _api_failure(self, work: Work, reason: str, err: ApiError) -> Result | None:
-        if err.status == 404:
-            self.set_state(work, MANUAL, SKIP_NOT_FOUND)
-            self._report(
-                work, SKIPPED, SKIP_NOT_FOUND, f"{work.kind} {work.name} no longer exists", EVENT_SKIPPED
-            )
-            return None
-        self.count(FAILED, reason)
-        if work.attempts < self.config.max_attempts:
-            self.set_detail(work, f"{reason}: {err}")
-            log.warning(
-                "restarting %s %s/%s failed (%s); attempt %d of %d, retrying in %.0fs",
-                work.kind,
-                work.namespace,
-                work.name,
-                err,
-                work.attempts,
-                self.config.max_attempts,
-                self.config.retry_delay,
-                extra=log_fields(work, FAILED, reason),
-            )
-            return Result(requeue_after=self.config.retry_delay)
-        message = (
-            f"Restarting {work.kind} {work.name} failed {work.attempts} time(s), last: {err}; run "
-            f"'kubectl rollout restart' to inject OneAgent into pods {work.pod_list()}"
-        )
-        self.set_state(work, MANUAL, reason)
-        log.warning("%s", message, extra=log_fields(work, FAILED, reason))
-        self._event(work, "Warning", EVENT_FAILED, message)
-        return None
-
-    def _event(self, work: Work, event_type: str, reason: str, message: str) -> None:
-        body = event_body(work, event_type, reason, message, self.identity, self.clock())
-        try:
-            self.api.create(f"/api/v1/namespaces/{work.namespace}/events", body)
-        except ApiError as err:
-            log.warning(
-                "event %s on %s %s/%s not recorded: %s", reason, work.kind, work.namespace, work.name, err
-            )

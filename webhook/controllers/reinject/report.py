@@ -1,0 +1,110 @@
+"""What the reinjection controller finds, told: logged, counted and recorded as an Event on the workload
+(through the Events recorder everyone shares), once per workload and outcome while that outcome lasts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from webhook.controllers.loop import Result
+from webhook.controllers.reinject.findings import Findings
+from webhook.controllers.reinject.verdict import (
+    CAUSE_MISSED,
+    EVENT_FAILED,
+    EVENT_MISSED,
+    EVENT_SKIPPED,
+    FAILED,
+    MANUAL,
+    REPORTED,
+    REPORTED_ONLY,
+    SKIP_NOT_FOUND,
+    SKIPPED,
+    Work,
+    log_fields,
+    missed_message,
+)
+from webhook.kubeapi import ApiError
+
+log = logging.getLogger("webhook.controllers.reinject.controller")
+
+
+class Reports(Findings):
+    def __init__(self, recorder: Any, on_count: Callable[[str, str], None] | None = None) -> None:
+        """``recorder``: ``webhook.controllers.events.Recorder`` (``record(involved, reason, message, type)``)."""
+        Findings.__init__(self, on_count)
+        self.recorder = recorder
+
+    def report_missed(self, work: Work, since: str) -> None:
+        if work.state == REPORTED_ONLY:
+            action = (
+                f"restart it by hand, or annotate DynaKube {work.dynakube} "
+                "feature.dynatrace.com/automatic-reinjection=true to have it restarted"
+            )
+        else:
+            action = f"it will be restarted once DynaKube {work.dynakube}'s connection info is complete"
+        message = missed_message(work, since, action)
+        self.report(work, REPORTED, CAUSE_MISSED, message, EVENT_MISSED, "Warning")
+
+    def report(
+        self,
+        work: Work,
+        outcome: str,
+        reason: str,
+        message: str,
+        event_reason: str,
+        event_type: str = "Normal",
+    ) -> None:
+        """Log, count and record an Event, once per workload and outcome while that outcome lasts."""
+        if not self.first_report(work.key, f"{outcome}/{reason}/{','.join(work.causes)}"):
+            return
+        self.count(outcome, reason)
+        log.info("%s", message, extra=log_fields(work, outcome, reason))
+        self.event(work, event_type, event_reason, message)
+
+    def restart_failed(
+        self, work: Work, reason: str, err: ApiError, max_attempts: int, retry_delay: float
+    ) -> Result | None:
+        """A GET or PATCH of the workload failed: retried after ``retry_delay`` up to ``max_attempts``, then
+        left to the user (a Warning Event says what to run); a workload that is gone is skipped."""
+        if err.status == 404:
+            self.set_state(work, MANUAL, SKIP_NOT_FOUND)
+            self.report(
+                work, SKIPPED, SKIP_NOT_FOUND, f"{work.kind} {work.name} no longer exists", EVENT_SKIPPED
+            )
+            return None
+        self.count(FAILED, reason)
+        if work.attempts < max_attempts:
+            self.set_detail(work, f"{reason}: {err}")
+            log.warning(
+                "restarting %s %s/%s failed (%s); attempt %d of %d, retrying in %.0fs",
+                work.kind,
+                work.namespace,
+                work.name,
+                err,
+                work.attempts,
+                max_attempts,
+                retry_delay,
+                extra=log_fields(work, FAILED, reason),
+            )
+            return Result(requeue_after=retry_delay)
+        message = (
+            f"Restarting {work.kind} {work.name} failed {work.attempts} time(s), last: {err}; run "
+            f"'kubectl rollout restart' to inject OneAgent into pods {work.pod_list()}"
+        )
+        self.set_state(work, MANUAL, reason)
+        log.warning("%s", message, extra=log_fields(work, FAILED, reason))
+        self.event(work, "Warning", EVENT_FAILED, message)
+        return None
+
+    def event(self, work: Work, event_type: str, reason: str, message: str) -> None:
+        """An Event on the workload, through the Events recorder everyone shares (rate-limited, aggregated)."""
+        involved = {
+            "apiVersion": work.api_version,
+            "kind": work.kind,
+            "name": work.name,
+            "namespace": work.namespace,
+            "uid": work.uid,
+        }
+        self.recorder.record(involved, reason, message, event_type)
