@@ -149,8 +149,8 @@ def measure(pods: int, namespaces: int, page_size: int, port: int) -> dict[str, 
 
     from webhook.controllers.reinject.controller import Reinjector
     from webhook.controllers.reinject.verdict import Config
-    from webhook.kubeapi import list_items
-    from webhook.state.kube import KubeApi, api_client
+    from webhook.kube.api import list_items
+    from webhook.kube.client import KubeApi, api_client
     from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 
     config = client.Configuration()

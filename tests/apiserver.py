@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from tests.fakeapi import FakeApi
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
 
 PATCH_TYPES = {
     "application/merge-patch+json": "merge",

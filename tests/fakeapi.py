@@ -1,6 +1,6 @@
 """An in-memory Kubernetes API for tests (no kube-apiserver runs on these machines).
 
-Implements ``webhook.kubeapi.Api`` with the API server's documented semantics that the webhook relies on:
+Implements ``webhook.kube.api.Api`` with the API server's documented semantics that the webhook relies on:
 - every write bumps a global resourceVersion and stores it in ``metadata.resourceVersion``;
 - ``replace`` with a stale ``metadata.resourceVersion`` is 409 Conflict; ``create`` of an existing name is 409;
 - missing objects are 404; merge patch (RFC 7386) and JSON patch (RFC 6902); strategic merge is treated as
@@ -28,7 +28,7 @@ from typing import Any
 
 import jsonpatch
 
-from webhook.kubeapi import ApiError, Items
+from webhook.kube.api import ApiError, Items
 
 
 def _merge(target: Any, patch: Any) -> Any:
@@ -166,7 +166,7 @@ class FakeApi:
         self.changes.append((rv, _split(path)[0], kind, copy.deepcopy(obj)))
         return copy.deepcopy(obj)
 
-    # --- webhook.kubeapi.Api ---
+    # --- webhook.kube.api.Api ---
     def get(self, path: str) -> dict[str, Any]:
         with self.lock:
             self._record("GET", path)

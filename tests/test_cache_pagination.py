@@ -8,9 +8,9 @@ import pytest
 from tests.apiserver import ApiServer
 from tests.fakeapi import FakeApi
 from tests.test_reflector import NoWait, ns
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
+from webhook.kube.client import KubeApi, load_api_client
 from webhook.state.kinds import DYNAKUBE_KIND, NAMESPACE_KIND, Kind
-from webhook.state.kube import KubeApi, load_api_client
 from webhook.state.reflector import ListRestarts, Reflector
 from webhook.state.store import NAMESPACES, Store
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.fakeapi import FakeApi
 from webhook.cli import build_parser, settings_from
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
 from webhook.metrics import Metrics
 from webhook.tls import certs
 from webhook.tls.manager import CertManager, from_settings
@@ -519,7 +519,7 @@ def test_bad_certificate_flags_are_refused_with_a_clear_message(argv, message, c
 def test_webhook_in_self_managed_mode_runs_the_manager_in_the_background(api, tmp_path, monkeypatch):
     import time
 
-    import webhook.state.kube as kube
+    import webhook.kube.client as kube
     from webhook.config import Settings
     from webhook.server import Webhook
 

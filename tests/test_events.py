@@ -16,7 +16,7 @@ from webhook.admission import handlers
 from webhook.admission.review import decode
 from webhook.admission.skipevents import REASON_SKIPPED, record_skip, skip_event
 from webhook.controllers.events import COMPONENT, Recorder
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
 
 from .conftest import SETTINGS
 

@@ -22,7 +22,7 @@ from webhook.admission.review import Answer, Review, decode
 from webhook.config import Settings
 from webhook.controllers.initsecrets import Config as ControllerConfig
 from webhook.controllers.initsecrets import InitSecrets
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
 from webhook.mutation import initsecrets as gen
 from webhook.mutation import pod as pods
 from webhook.provision import flights as fl

@@ -10,7 +10,7 @@ import pytest
 
 from tests.fakeapi import FakeApi
 from webhook.controllers.initsecrets import Config, InitSecrets
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
 from webhook.mutation import initsecrets as gen
 from webhook.state import secrets as secret_cache
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store

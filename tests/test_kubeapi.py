@@ -9,8 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from kubernetes import client
 
-from webhook.kubeapi import ApiError, list_items
-from webhook.state.kube import KubeApi, api_client, dynakube_version
+from webhook.kube.api import ApiError, list_items
+from webhook.kube.client import KubeApi, api_client
+from webhook.state.cluster import dynakube_version
 
 NAMESPACES = {
     "kind": "NamespaceList",

@@ -8,7 +8,7 @@ import pytest
 
 from tests.fakeapi import FakeApi
 from webhook.controllers.leader import LeaderElector, lease_path, micro_time
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
 
 NS = "dynatrace"
 NAME = "dynatrace-webhook"

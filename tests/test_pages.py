@@ -1,11 +1,11 @@
-"""webhook.kubeapi.pages: one paginator for every paginated list (the Reflector, the reinjection scan)."""
+"""webhook.kube.api.pages: one paginator for every paginated list (the Reflector, the reinjection scan)."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.fakeapi import FakeApi
-from webhook.kubeapi import ApiError, ContinueExpired, Stopped, list_items, pages
+from webhook.kube.api import ApiError, ContinueExpired, Stopped, list_items, pages
 
 NAMESPACES = "/api/v1/namespaces"
 

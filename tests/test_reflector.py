@@ -6,7 +6,7 @@ import pytest
 from urllib3.exceptions import ProtocolError
 
 from tests.fakeapi import FakeApi
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
 from webhook.state.kinds import DYNAKUBE_KIND, NAMESPACE_KIND
 from webhook.state.reflector import Backoff, Reflector
 from webhook.state.store import NAMESPACES, Store

@@ -27,7 +27,7 @@ from webhook.controllers.reinject.verdict import (
     restarts,
     waiting_reasons,
 )
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
 from webhook.manager import LEASE_NAME, Manager
 from webhook.mutation import pod as pods
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store

@@ -23,8 +23,8 @@ from tests.test_reinject import (
 )
 from webhook.controllers.reinject.controller import Reinjector
 from webhook.controllers.reinject.verdict import ANNOTATION_RESTARTED_AT, ANNOTATION_RESTARTS, Config
-from webhook.kubeapi import ApiError
-from webhook.state.kube import KubeApi, api_client
+from webhook.kube.api import ApiError
+from webhook.kube.client import KubeApi, api_client
 from webhook.state.store import DYNAKUBES
 
 

@@ -10,7 +10,7 @@ import pytest
 from tests.fakeapi import FakeApi
 from webhook import dynakube as dk
 from webhook.controllers.relabel import NAMESPACES_PATH, Change, Relabeler, make_plan, patch_body, plan
-from webhook.kubeapi import ApiError, list_items
+from webhook.kube.api import ApiError, list_items
 from webhook.mutation import namespace as mapping
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from tests.fakeapi import FakeApi
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
 from webhook.state import owners
 from webhook.state import secrets as secret_cache
-from webhook.state.kube import KubeState
+from webhook.state.cluster import KubeState
 from webhook.state.slices import SliceReflector
 from webhook.state.slices import reflectors as slice_reflectors
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
 from webhook.state.discovery import Discovery
 from webhook.state.local import LocalState, parse_documents
 from webhook.state.store import ISTIO_API, SECRETS, Store

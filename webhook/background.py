@@ -53,8 +53,8 @@ class Background:
     def build_manager(self) -> Manager:
         """Every background part of cluster mode, in start order; the writers behind the one Lease."""
         from webhook.controllers.leader import LeaderElector
+        from webhook.state.cluster import KubeState
         from webhook.state.discovery import Discovery
-        from webhook.state.kube import KubeState
 
         s, api = self.settings, self.api
         manager = Manager(LeaderElector(api, s.namespace, LEASE_NAME, clock=time.time))
@@ -88,10 +88,10 @@ class Background:
     def init_secrets_controller(self, api: Any, leading: Callable[[], bool]) -> Any:
         """The initsecrets controller (leader only) and the admissions' first need, sharing one flight registry."""
         from webhook.controllers.initsecrets import Config, InitSecrets
+        from webhook.kube.client import KubeApi, load_api_client
         from webhook.provision.flights import Flights
         from webhook.provision.initsecrets import RESULTS, FirstNeed
         from webhook.provision.initsecrets import Config as FirstNeedConfig
-        from webhook.state.kube import KubeApi, load_api_client
 
         s = self.settings
         for name in INIT_SECRETS:

@@ -17,7 +17,8 @@ from webhook.state.store import Store
 
 def load_cluster_state(store: Store, kubeconfig: str | None, version: str) -> None:
     """One paginated list of every kind the Store caches, as the running webhook does at start."""
-    from webhook.state.kube import KubeApi, dynakube_version, load_api_client
+    from webhook.kube.client import KubeApi, load_api_client
+    from webhook.state.cluster import dynakube_version
     from webhook.state.reflector import Reflector
 
     api = KubeApi(load_api_client(kubeconfig))

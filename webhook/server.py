@@ -145,7 +145,7 @@ class Webhook:
     def kube_api(self) -> Any:
         """One API client for the cache, certificates and controllers (created on first use)."""
         if self._api is None:
-            from webhook.state.kube import KubeApi, load_api_client
+            from webhook.kube.client import KubeApi, load_api_client
 
             self._api = KubeApi(load_api_client(self.settings.kubeconfig))
         return self._api

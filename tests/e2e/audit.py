@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from tests.e2e.helpers import NAMESPACES, exists, short_id, wait
-from webhook.state.kube import KubeApi
+from webhook.kube.client import KubeApi
 
 # requests the "no API call on the admission path" promise does not cover: the watches that keep the cache,
 # and the background writers (Events recorded off the admission path, the leader-election Lease)

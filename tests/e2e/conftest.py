@@ -58,7 +58,7 @@ from tests.e2e.helpers import (
     short_id,
     wait,
 )
-from webhook.kubeapi import ApiError, list_items
+from webhook.kube.api import ApiError, list_items
 from webhook.tls.certs import KeyPair, generate_ca, generate_serving
 
 HERE = Path(__file__).parent
@@ -92,7 +92,7 @@ def no_cluster(reason: str) -> None:
 def kube():
     if not os.environ.get("KUBECONFIG"):
         no_cluster("no cluster: KUBECONFIG is not set (see tests/e2e/README.md)")
-    from webhook.state.kube import KubeApi, load_api_client
+    from webhook.kube.client import KubeApi, load_api_client
 
     try:
         api = KubeApi(load_api_client(os.environ["KUBECONFIG"]), request_timeout=15)

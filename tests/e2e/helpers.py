@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import orjson
 
-from webhook.kubeapi import ApiError
-from webhook.state.kube import KubeApi
+from webhook.kube.api import ApiError
+from webhook.kube.client import KubeApi
 
 RUN_LABEL = "e2e.dynatrace.com/run"
 FIELD_MANAGER = "dynatrace-webhook-e2e"

@@ -36,7 +36,7 @@ from tests.e2e.helpers import (
     pod_hook,
     wait,
 )
-from webhook.kubeapi import ApiError, list_items
+from webhook.kube.api import ApiError, list_items
 
 PODS_PER_NAMESPACE = 10
 REPLICAS = 5
@@ -201,7 +201,7 @@ def test_admissions_make_no_api_calls(
 def test_audit_window_sees_requests_of_the_webhook_identity(kube, audit_log, webhook_identity):
     """The counting above is not blind: a request made with the webhook's kubeconfig inside a window is
     found there, under the webhook's user name."""
-    from webhook.state.kube import KubeApi, load_api_client
+    from webhook.kube.client import KubeApi, load_api_client
 
     as_webhook = KubeApi(load_api_client(str(webhook_identity.kubeconfig)), request_timeout=15)
     start = audit_log.offset()

@@ -44,8 +44,8 @@ from tests.e2e.helpers import (
     wait,
 )
 from tests.e2e.tokens import create_tokens
-from webhook.kubeapi import ApiError, list_items
-from webhook.state.kube import KubeApi, load_api_client
+from webhook.kube.api import ApiError, list_items
+from webhook.kube.client import KubeApi, load_api_client
 
 ADMISSION_GROUP = "admissionregistration.k8s.io"
 APP = "e2e.dynatrace.com/app"

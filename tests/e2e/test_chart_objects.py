@@ -25,7 +25,7 @@ from tests.e2e.chart import (
     render,
 )
 from tests.e2e.helpers import apply, can_i, wait
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
 
 
 def test_api_server_accepts_chart_objects_and_rbac_grants_what_the_webhook_needs(

@@ -34,7 +34,7 @@ from tests.e2e.helpers import (
     wait,
 )
 from tests.e2e.tokens import dynakube_with_tokens
-from webhook.kubeapi import ApiError, list_items
+from webhook.kube.api import ApiError, list_items
 
 CONFIG = "dynatrace-dynakube-config"
 WORKLOAD = "e2e.dynatrace.com/workload"

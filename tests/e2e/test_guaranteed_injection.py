@@ -35,7 +35,7 @@ from tests.e2e.helpers import (
     wait,
 )
 from tests.e2e.tokens import create_tokens
-from webhook.kubeapi import list_items
+from webhook.kube.api import list_items
 
 WORKLOAD = "e2e.dynatrace.com/workload"
 RESTARTS = "reinjection.dynatrace.com/restarts"

@@ -25,7 +25,7 @@ from tests.e2e.helpers import (
     wait,
 )
 from tests.e2e.tokens import dynakube_with_tokens
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
 
 CONFIG = "dynatrace-dynakube-config"
 MANAGED_BY = "app.kubernetes.io/managed-by"

@@ -24,7 +24,7 @@ from tests.e2e.helpers import (
     namespace_body,
     wait,
 )
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
 
 APP = "e2e.dynatrace.com/app"
 SHARED = "e2e.dynatrace.com/shared"

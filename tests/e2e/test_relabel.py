@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.helpers import INSTANCE_LABEL, NAMESPACES, RUN_LABEL, dynakubes_path, labels_of, wait
-from webhook.kubeapi import list_items
+from webhook.kube.api import list_items
 
 APP = "e2e.dynatrace.com/app"
 

@@ -27,7 +27,7 @@ from tests.e2e.helpers import (
     pod_hook,
     wait,
 )
-from webhook.kubeapi import ApiError, list_items
+from webhook.kube.api import ApiError, list_items
 
 COUNT = int(os.environ.get("E2E_SCALE_NAMESPACES", "3000"))
 

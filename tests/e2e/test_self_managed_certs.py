@@ -37,7 +37,7 @@ from tests.e2e.helpers import (
     wait,
 )
 from tests.e2e.tokens import create_tokens
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
 from webhook.tls import certs
 
 CONFIG = "dynatrace-webhook-e2e-self-managed"

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from tests.e2e.helpers import CRD, DYNAKUBE_VERSION, NAMESPACES, dynakube_body, free_port, short_id, wait
-from webhook.state.kube import KubeApi, load_api_client
+from webhook.kube.client import KubeApi, load_api_client
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent

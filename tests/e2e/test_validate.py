@@ -21,7 +21,7 @@ from tests.e2e.helpers import (
     hook,
     wait,
 )
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
 
 APP = "e2e.dynatrace.com/app"
 

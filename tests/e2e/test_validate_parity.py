@@ -32,7 +32,7 @@ from tests.e2e.helpers import (
     rule,
     wait,
 )
-from webhook.kubeapi import ApiError, list_items
+from webhook.kube.api import ApiError, list_items
 
 HERE = Path(__file__).parent
 EDGECONNECT_CRD = "edgeconnects.dynatrace.com"

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.controllers.loop import Loop, Result, TokenBucket
-from webhook.kubeapi import Api, ApiError
+from webhook.kube.api import Api, ApiError
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 
 from webhook import dynakube as dk
 from webhook.controllers.loop import Backoff, Loop, Result, TokenBucket
-from webhook.kubeapi import Api, ApiError
+from webhook.kube.api import Api, ApiError
 from webhook.mutation import initsecrets as gen
 from webhook.provision import flights as flight
 from webhook.state.secrets import INIT_RESOURCES

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from webhook.kubeapi import Api, ApiError
+from webhook.kube.api import Api, ApiError
 from webhook.tolerant import as_str as _str
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 from webhook import dynakube as dk
 from webhook.controllers.loop import Backoff, Loop, Result
-from webhook.kubeapi import Api, ApiError
+from webhook.kube.api import Api, ApiError
 from webhook.mutation import namespace as mapping
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 

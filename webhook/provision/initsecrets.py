@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook import dynakube as dk
-from webhook.kubeapi import Api, ApiError
+from webhook.kube.api import Api, ApiError
 from webhook.mutation import initsecrets as gen
 from webhook.provision.flights import CREATED, EXISTS, FAILED, Flights
 from webhook.state.store import Store

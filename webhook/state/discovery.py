@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Any
 
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
 from webhook.state.store import ISTIO_API, Store
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from webhook.kubeapi import ApiError, ContinueExpired, Items, Stopped, pages
+from webhook.kube.api import ApiError, ContinueExpired, Items, Stopped, pages
 from webhook.state.kinds import Kind, Obj
 from webhook.state.store import Store
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 class Client(Protocol):
-    """The part of ``webhook.kubeapi.Api`` a reflector needs."""
+    """The part of ``webhook.kube.api.Api`` a reflector needs."""
 
     def list_page(
         self,

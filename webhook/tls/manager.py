@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from webhook.kubeapi import Api, ApiError
+from webhook.kube.api import Api, ApiError
 from webhook.metrics import Metrics
 from webhook.tls import certs
 from webhook.tls.certs import CA_CERT, CA_CERT_OLD, CA_KEY, TLS_CERT, TLS_KEY

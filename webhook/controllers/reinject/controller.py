@@ -70,7 +70,7 @@ from webhook.controllers.reinject.verdict import (
     restart_verdict,
     restarts,
 )
-from webhook.kubeapi import Api, ApiError
+from webhook.kube.api import Api, ApiError
 from webhook.state.secrets import INIT_RESOURCES
 from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 from webhook.tolerant import as_map as _map

@@ -25,7 +25,7 @@ from webhook.controllers.reinject.verdict import (
     log_fields,
     missed_message,
 )
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
 
 log = logging.getLogger("webhook.controllers.reinject.controller")
 

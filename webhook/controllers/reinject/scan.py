@@ -47,7 +47,7 @@ from webhook.controllers.reinject.verdict import (
     parse_time,
     waiting_reasons,
 )
-from webhook.kubeapi import Api, ApiError, Items, Stopped, pages
+from webhook.kube.api import Api, ApiError, Items, Stopped, pages
 from webhook.mutation.missed import never_seen
 from webhook.mutation.pod import CONFIG_SECRET, connection_info_reasons
 from webhook.tolerant import as_map as _map

@@ -27,7 +27,7 @@ import orjson
 
 from webhook import dynakube as dk
 from webhook.controllers.events import rfc3339
-from webhook.kubeapi import ApiError
+from webhook.kube.api import ApiError
 from webhook.mutation.pod import (
     ANNOTATION_INJECTED,
     ANNOTATION_REASON,

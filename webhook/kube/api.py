@@ -1,6 +1,6 @@
 """The small slice of the Kubernetes API the webhook uses, as one interface over raw JSON paths.
 
-``KubeApi`` (in ``webhook.state.kube``) implements it with the official client; the tests implement it in
+``KubeApi`` (in ``webhook.kube.client``) implements it with the official client; the tests implement it in
 memory (``tests/fakeapi.py``), following the API server's documented semantics: resourceVersion on every
 object, 409 Conflict on a stale update, 404 on a missing object, 410 Gone on an expired watch.
 
