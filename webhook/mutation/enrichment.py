@@ -20,6 +20,7 @@ from typing import Any
 
 from webhook import dynakube as dk
 from webhook.mutation import podspec as ps
+from webhook.mutation.context import PodContext
 from webhook.mutation.patch import Patch
 from webhook.selectors import InvalidSelector, matches_valid
 from webhook.selectors import validate as validate_selector
@@ -115,8 +116,15 @@ def _controller_ref(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
 def workload(pod: Mapping[str, Any], lookup: Lookup) -> tuple[str, str]:
     """(kind, name) of the workload owning the pod; a bare pod is its own workload."""
     meta = _map(pod.get("metadata"))
-    kind = _str(pod.get("kind")) or "Pod"
-    name = ps.pod_name(pod)
+    return _walk(_str(pod.get("kind")) or "Pod", ps.name_of(meta), meta, lookup)
+
+
+def workload_of(ctx: PodContext, lookup: Lookup) -> tuple[str, str]:
+    """``workload`` of the pod under review."""
+    return _walk(ctx.kind, ctx.name, ctx.meta, lookup)
+
+
+def _walk(kind: str, name: str, meta: Mapping[str, Any], lookup: Lookup) -> tuple[str, str]:
     current: Mapping[str, Any] = meta
     for _ in range(MAX_DEPTH):
         ref = _controller_ref(current)
@@ -160,16 +168,15 @@ def add_volumes(patch: Patch, existing: set[str]) -> None:
         {"name": ps.VOLUME_ENRICHMENT_ENDPOINT, "secret": {"secretName": ps.ENRICHMENT_SECRET}},
         {"name": ps.VOLUME_ENRICHMENT, "emptyDir": {}},
     ]
-    for volume in volumes:
-        if volume["name"] not in existing:
-            patch.append(("spec", "volumes"), volume)
-            existing.add(volume["name"])
+    added = [volume for volume in volumes if volume["name"] not in existing]
+    existing.update(volume["name"] for volume in added)
+    patch.extend(("spec", "volumes"), added)
 
 
-def propagate(v: View, pod_annotations: Mapping[str, Any], namespace: Mapping[str, Any]) -> dict[str, str]:
+def propagate(v: View, ctx: PodContext) -> dict[str, str]:
     """The ``metadata.dynatrace.com/*`` annotations copied onto the pod (never over one it has)."""
-    ns_meta = _map(namespace.get("metadata"))
-    ns_labels, ns_annotations = _map(ns_meta.get("labels")), _map(ns_meta.get("annotations"))
+    pod_annotations = ctx.annotations
+    ns_labels, ns_annotations = ctx.namespace_labels, ctx.namespace_annotations
     added: dict[str, str] = {}
     for rule_type, source, target in v.rules:
         values = ns_labels if rule_type == "LABEL" else ns_annotations if rule_type == "ANNOTATION" else None
