@@ -22,7 +22,7 @@ from webhook import dynakube as dk
 from webhook.mutation import podspec as ps
 from webhook.mutation.context import PodContext
 from webhook.mutation.patch import Patch
-from webhook.selectors import InvalidSelector, matches_valid
+from webhook.selectors import InvalidSelector, Selector
 from webhook.selectors import validate as validate_selector
 from webhook.tolerant import as_list as _list
 from webhook.tolerant import as_map as _map
@@ -55,7 +55,7 @@ def no_lookup(kind: str, name: str) -> None:
 @dataclass(frozen=True)
 class View:
     enabled: bool
-    selector: Any
+    selector: Selector
     selector_error: str
     automatic_injection: bool
     cluster_name: str
@@ -77,7 +77,7 @@ def _build_view(dynakube: Mapping[str, Any]) -> View:
             rules.append((_str(rule.get("type")), _str(rule.get("source")), target))
     return View(
         enabled=dk.metadata_enrichment_enabled(dynakube),
-        selector=selector,
+        selector=Selector(selector),
         selector_error=error,
         automatic_injection=dk.automatic_injection(dynakube),
         cluster_name=dk.cluster_name(dynakube),
@@ -94,7 +94,7 @@ def disabled_reason(v: View, pod_annotations: Mapping[str, Any], namespace_label
     """ "" when enrichment applies to this pod, else why not."""
     if not v.enabled:
         return "MetadataEnrichmentDisabled"
-    if v.selector_error or not matches_valid(v.selector, namespace_labels):
+    if v.selector_error or not v.selector.matches(namespace_labels):
         return "MetadataEnrichmentNamespaceNotSelected"
     if not ps.parse_bool(pod_annotations.get(ps.ANNOTATION_METADATA_INJECT), v.automatic_injection):
         return "MetadataEnrichmentOptOut"

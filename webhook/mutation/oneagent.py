@@ -13,7 +13,7 @@ from urllib.parse import quote_plus
 from webhook import dynakube as dk
 from webhook.mutation import podspec as ps
 from webhook.mutation.patch import Patch
-from webhook.selectors import InvalidSelector, matches_valid
+from webhook.selectors import InvalidSelector, Selector
 from webhook.selectors import validate as validate_selector
 from webhook.tolerant import as_list as _list
 from webhook.tolerant import as_map as _map
@@ -81,7 +81,7 @@ class View:
 
     name: str
     mode: str
-    selector: Any
+    selector: Selector
     selector_error: str
     automatic_injection: bool
     failure_policy: str
@@ -157,7 +157,7 @@ def _settings_view(dynakube: Mapping[str, Any]) -> View:
     return View(
         name=dk.name(dynakube),
         mode=dk.mode(dynakube),
-        selector=selector,
+        selector=Selector(selector),
         selector_error=error,
         automatic_injection=dk.automatic_injection(dynakube),
         failure_policy=dk.failure_policy(dynakube),
@@ -189,7 +189,7 @@ def disabled_reason(
         return "mode injects", "ModeWithoutInjection"
     if v.selector_error:
         return "namespace selected", "InvalidNamespaceSelector"
-    if not matches_valid(v.selector, namespace_labels):
+    if not v.selector.matches(namespace_labels):
         return "namespace selected", "NamespaceNotSelected"
     if not ps.parse_bool(pod_annotations.get(ps.ANNOTATION_ONEAGENT_INJECT), v.automatic_injection):
         return "OneAgent injection enabled", "OneAgentOptOut"
