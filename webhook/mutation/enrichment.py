@@ -22,9 +22,9 @@ from webhook import dynakube as dk
 from webhook.mutation import podspec as ps
 from webhook.mutation.context import PodContext
 from webhook.mutation.patch import Patch
+from webhook.ownerref import controller_of
 from webhook.selectors import InvalidSelector, Selector
 from webhook.selectors import validate as validate_selector
-from webhook.tolerant import as_list as _list
 from webhook.tolerant import as_map as _map
 from webhook.tolerant import as_str as _str
 
@@ -106,13 +106,6 @@ def is_injected(container: Mapping[str, Any]) -> bool:
     return ps.VOLUME_ENRICHMENT in mounts or ps.VOLUME_ENRICHMENT_ENDPOINT in mounts
 
 
-def _controller_ref(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for ref in _list(meta.get("ownerReferences")):
-        if _map(ref).get("controller") is True:
-            return _map(ref)
-    return None
-
-
 def workload(pod: Mapping[str, Any], lookup: Lookup) -> tuple[str, str]:
     """(kind, name) of the workload owning the pod; a bare pod is its own workload."""
     meta = _map(pod.get("metadata"))
@@ -127,17 +120,14 @@ def workload_of(ctx: PodContext, lookup: Lookup) -> tuple[str, str]:
 def _walk(kind: str, name: str, meta: Mapping[str, Any], lookup: Lookup) -> tuple[str, str]:
     current: Mapping[str, Any] = meta
     for _ in range(MAX_DEPTH):
-        ref = _controller_ref(current)
-        if ref is None:
+        ref = controller_of(current)
+        if ref is None or (ref.kind, ref.api_version) not in WALKED:
             break
-        ref_kind, ref_name = _str(ref.get("kind")), _str(ref.get("name"))
-        if (ref_kind, _str(ref.get("apiVersion"))) not in WALKED or not ref_name:
-            break
-        kind, name = ref_kind, ref_name
-        found = lookup(ref_kind, ref_name)
+        kind, name = ref.kind, ref.name
+        found = lookup(kind, name)
         if found is None:
-            if current is meta and ref_kind == "ReplicaSet":
-                return _deployment_of(meta, ref_name) or (kind, name)
+            if current is meta and kind == "ReplicaSet":
+                return _deployment_of(meta, name) or (kind, name)
             break
         current = _map(found)
     return kind, name
