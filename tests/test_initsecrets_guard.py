@@ -8,6 +8,7 @@ import orjson
 from tests.conftest import make_dynakube, make_namespace, make_pod, make_review, make_store
 from webhook.admission import handlers
 from webhook.admission.review import decode
+from webhook.explain import explain
 from webhook.mutation import pod as pods
 from webhook.state import secrets as secret_cache
 
@@ -83,8 +84,6 @@ def test_mounted_secrets_reads_whole_lists_and_single_volumes() -> None:
 
 
 def test_explain_reports_the_missing_secret() -> None:
-    from webhook.explain import explain
-
     store = make_store([make_dynakube()], [make_namespace()])
     store.init_secret_cache.track()
     store.replace(secret_cache.INIT_CONFIG, [])
@@ -93,3 +92,24 @@ def test_explain_reports_the_missing_secret() -> None:
     assert (report["outcome"], report["reasons"]) == ("skipped", ["MissingInitSecret"])
     (check,) = [c for c in report["checks"] if c["check"] == "init secret present"]
     assert check["passed"] is False and "dynatrace-dynakube-config" in check["detail"]
+
+
+def test_explain_and_the_edge_decide_alike_with_secrets_known_from_first_need() -> None:
+    """Both go through decision.decide_from_store: a Secret created on first need that the cache does not
+    show yet counts for explain as it does for /inject."""
+    store = make_store([make_dynakube()], [make_namespace()])
+    store.init_secret_cache.track()
+    store.replace(secret_cache.INIT_CONFIG, [])
+    store.replace(secret_cache.INIT_ENDPOINT, [])
+    pod = make_pod()
+    settings = pods.Settings(image="init:1", version="0.1.0")
+    review = decode(orjson.dumps(make_review(pod)))
+    for known in (None, lambda namespace: frozenset({CONFIG})):
+        answer = handlers.inject(review, store, settings, known)
+        report = explain(pod, store, settings, "shop", known=known)
+        assert (report["outcome"], tuple(report["reasons"]), report["patch"]) == (
+            answer.outcome,
+            answer.reasons,
+            answer.ops,
+        )
+    assert report["outcome"] == pods.INJECTED

@@ -73,6 +73,26 @@ def test_append_to_missing_then_existing_list():
     assert out["spec"]["containers"][1]["env"] == [{"name": "X"}, {"name": "Y"}]
 
 
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"spec": {"containers": [{"name": "a"}]}},
+        {"spec": {"containers": [{"name": "a", "env": [{"name": "X"}]}]}},
+        {"spec": {"containers": [{"name": "a", "env": None}]}},
+    ],
+)
+def test_extend_gives_the_operations_of_appends(doc):
+    path = ("spec", "containers", 0, "env")
+    one, many = Patch(doc), Patch(doc)
+    for value in ({"name": "A"}, {"name": "B"}, {"name": "C"}):
+        one.append(path, value)
+    many.extend(path, [{"name": "A"}])
+    many.extend(path, [])
+    many.extend(path, [{"name": "B"}, {"name": "C"}])
+    assert many.ops == one.ops
+    assert apply(doc, many)["spec"]["containers"][0]["env"][-3:] == [{"name": n} for n in "ABC"]
+
+
 def test_remove_only_present_keys():
     doc = {"metadata": {"annotations": {"gone": "1"}}}
     p = Patch(doc)

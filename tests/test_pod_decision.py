@@ -612,3 +612,19 @@ def test_pod_name_prefers_name_then_generate_name():
     assert pods.pod_name(make_pod(generate_name="web-abc-")) == "web-abc-"
     assert pods.pod_name(make_pod(generate_name=None)) == ""
     assert pods.base_pod_name(make_pod(name="web-0", generate_name=None)) == "web"
+
+
+def test_the_gate_decides_and_the_build_adds():
+    pod, namespace, dynakube = make_pod(), make_namespace(), make_dynakube()
+    go = pods.gate(pod, namespace, dynakube, namespace_name="shop")
+    assert isinstance(go, pods.GoAhead) and go.with_oa and not go.reinvoke
+    assert go.plan.oneagent == go.ctx.eligible == [0]
+    assert go.checks[-1] == (
+        "injection enabled",
+        True,
+        "OneAgent: on, metadata enrichment: MetadataEnrichmentDisabled",
+    )
+    built = pods.build(go, SETTINGS)
+    assert built == pods.decide(pod, namespace, dynakube, SETTINGS, namespace_name="shop")
+    skipped = pods.gate(make_pod(annotations={"dynatrace.com/inject": "false"}), namespace, dynakube)
+    assert isinstance(skipped, pods.Result) and skipped.reasons == ("PodOptOut",)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.selectors import InvalidSelector, matches
+from webhook.selectors import InvalidSelector, Selector, matches, matches_valid
 
 LABELS = {"team": "shop", "env": "prod", "tier": "web"}
 
@@ -40,6 +40,24 @@ LABELS = {"team": "shop", "env": "prod", "tier": "web"}
 )
 def test_matches(selector, expected):
     assert matches(selector, LABELS) is expected
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("not a map", True),
+        ({"matchLabels": 1.0}, True),
+        ({"matchLabels": {"team": 1}}, False),
+        ({"matchExpressions": "env"}, True),
+        ({"matchExpressions": [None, {"key": "env", "operator": "Exists"}]}, True),
+        ({"matchExpressions": [{"key": "env", "operator": "In", "values": "prod"}]}, False),
+        ({"matchExpressions": [{"operator": "DoesNotExist"}]}, True),
+    ],
+)
+def test_selectors_nobody_validated_are_read_tolerantly(selector, expected):
+    """/validate matches cached selectors that were never validated: wrong types read as empty."""
+    assert matches_valid(selector, LABELS) is expected
+    assert Selector(selector).matches(LABELS) is expected
 
 
 def test_no_labels_matches_only_empty_or_negative_selectors():

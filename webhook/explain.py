@@ -13,27 +13,24 @@ import jsonpatch
 import yaml
 
 from webhook import dynakube as dk
+from webhook.decision import Known, decide_from_store, namespace_of
 from webhook.mutation import pod as pods
 from webhook.mutation.missed import never_seen
 from webhook.state.store import Store
 
 
 def explain(
-    pod: Mapping[str, Any], store: Store, settings: pods.Settings, namespace: str = ""
+    pod: Mapping[str, Any],
+    store: Store,
+    settings: pods.Settings,
+    namespace: str = "",
+    known: Known | None = None,
 ) -> dict[str, Any]:
-    meta = pod.get("metadata") if isinstance(pod.get("metadata"), Mapping) else {}
-    ns_name = namespace or str((meta or {}).get("namespace") or "")
+    """The decision ``/inject`` makes for ``pod`` (``decide_from_store``, with ``known`` as the webhook's own),
+    check by check. ``namespace``: the pod's, when its manifest does not say."""
+    ns_name = namespace or namespace_of(pod)
+    result = decide_from_store(pod, store, settings, namespace=ns_name, known=known)
     ns, dynakube = store.pod_state(ns_name)
-    result = pods.decide(
-        pod,
-        ns,
-        dynakube,
-        settings,
-        namespace_name=ns_name,
-        cluster_id=store.cluster_id,
-        lookup=lambda kind, name: store.owner_meta(ns_name, kind, name),
-        secrets=store.init_secrets(ns_name),
-    )
     report: dict[str, Any] = {
         "pod": pods.pod_name(pod) or "<unnamed>",
         "namespace": ns_name,

@@ -1,9 +1,17 @@
-"""Kubernetes label selectors (``metav1.LabelSelector``) on plain dicts."""
+"""Kubernetes label selectors (``metav1.LabelSelector``) on plain dicts.
+
+One matching engine for ``/inject``, ``/label-ns`` and ``/validate``: ``Selector`` reads a selector tolerantly
+(a field of the wrong type reads as empty, as ``tolerant`` does) and matches label maps. ``validate`` says
+whether Kubernetes would accept the selector; matching never raises, also for selectors nobody validated
+(a cached DynaKube the CRD schema let through with ``matchLabels: 1.0`` selects as if it had none).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from webhook.tolerant import as_list, as_map, as_str
 
 
 class InvalidSelector(ValueError):
@@ -45,6 +53,37 @@ def validate(selector: Any) -> None:
             raise InvalidSelector(f"operator {operator} for key {expr['key']!r} takes no values")
 
 
+class Selector:
+    """A label selector, read once. Absent or empty selects everything."""
+
+    __slots__ = ("expressions", "pairs")
+
+    def __init__(self, selector: Any) -> None:
+        selector = as_map(selector)
+        self.pairs = tuple(as_map(selector.get("matchLabels")).items())
+        self.expressions = tuple(
+            (as_str(e.get("key")), e.get("operator"), tuple(as_list(e.get("values"))))
+            for e in map(as_map, as_list(selector.get("matchExpressions")))
+        )
+
+    def matches(self, labels: Mapping[str, Any]) -> bool:
+        """True when ``labels`` (a map) satisfy every matchLabels pair and every matchExpressions entry."""
+        for key, value in self.pairs:
+            if labels.get(key) != value:
+                return False
+        for key, operator, values in self.expressions:
+            present = key in labels
+            if operator == "In" and not (present and labels[key] in values):
+                return False
+            if operator == "NotIn" and present and labels[key] in values:
+                return False
+            if operator == "Exists" and not present:
+                return False
+            if operator == "DoesNotExist" and present:
+                return False
+        return True
+
+
 def matches(selector: Any, labels: Mapping[str, Any] | None) -> bool:
     """True when ``labels`` satisfy ``selector``. An absent or empty selector matches everything.
 
@@ -56,23 +95,6 @@ def matches(selector: Any, labels: Mapping[str, Any] | None) -> bool:
 
 
 def matches_valid(selector: Any, labels: Mapping[str, Any] | None) -> bool:
-    """``matches`` for a selector that ``validate`` already accepted (skips the validation)."""
-    if not selector:
-        return True
-    labels = labels if isinstance(labels, Mapping) else {}
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, operator = expr["key"], expr["operator"]
-        values = expr.get("values") or []
-        present = key in labels
-        if operator == "In" and not (present and labels[key] in values):
-            return False
-        if operator == "NotIn" and present and labels[key] in values:
-            return False
-        if operator == "Exists" and not present:
-            return False
-        if operator == "DoesNotExist" and present:
-            return False
-    return True
+    """``matches`` without the validation: ``Selector(selector).matches(labels)``, labels that are not a map
+    read as none. Where one selector meets many label maps, keep the ``Selector``."""
+    return Selector(selector).matches(labels if isinstance(labels, Mapping) else {})

@@ -240,8 +240,14 @@ class Webhook:
         admission.handshake_timeout = s.header_timeout
         self.servers.append(admission)
         injection = self.admissions.injection
-        debug = (lambda pod, ns: explain(pod, self.store, injection, ns)) if s.debug_endpoints else None
-        side = [_Server(self._config("health", health_app(self.readiness, debug), *s.health_bind))]
+        admissions = self.admissions
+
+        def debug(pod: Any, ns: str) -> dict[str, Any]:  # as /inject decides: first-need Secrets count too
+            known = admissions.first_need.known if admissions.first_need is not None else None
+            return explain(pod, self.store, injection, ns, known)
+
+        debug_app = debug if s.debug_endpoints else None
+        side = [_Server(self._config("health", health_app(self.readiness, debug_app), *s.health_bind))]
         if s.metrics_bind[1]:
             side.append(
                 _Server(

@@ -12,6 +12,7 @@ from typing import Any
 from webhook import dynakube as dk
 from webhook import validation
 from webhook.admission.review import Answer, Review, allowed, denied, patched
+from webhook.decision import Known, decide_from_store
 from webhook.mutation import namespace as namespaces
 from webhook.mutation import pod as pods
 from webhook.state.store import DYNAKUBES, ISTIO_API, SECRETS, Store
@@ -35,7 +36,7 @@ def inject(
     review: Review,
     store: Store,
     settings: pods.Settings,
-    known: Callable[[str], frozenset[str]] | None = None,
+    known: Known | None = None,
 ) -> Answer:
     """``/inject``. ``known(namespace)``: init Secrets created on first need that the cache may not show yet."""
     obj = review.object
@@ -48,24 +49,10 @@ def inject(
     if not isinstance(obj, dict) or _kind(review) not in ("Pod", "") or obj.get("kind", "Pod") != "Pod":
         return allowed("object is not a Pod", outcome=pods.SKIPPED, reasons=(pods.SKIP_NOT_A_POD,))
     ns_name = pod_namespace(review)
-    name = pods.pod_name(obj) or "<unnamed>"
     try:
-        namespace, dynakube = store.pod_state(ns_name)
-        secrets = store.init_secrets(ns_name)
-        extra = known(ns_name) if known is not None else None
-        if extra:
-            secrets = secrets | extra
-        result = pods.decide(
-            obj,
-            namespace,
-            dynakube,
-            settings,
-            namespace_name=ns_name,
-            cluster_id=store.cluster_id,
-            lookup=lambda kind, owner: store.owner_meta(ns_name, kind, owner),
-            secrets=secrets,
-        )
+        result = decide_from_store(obj, store, settings, namespace=ns_name, known=known)
     except Exception as err:  # never block a pod: admit unchanged and say why
+        name = pods.pod_name(obj) or "<unnamed>"
         log.exception("injection failed for pod %s/%s", ns_name, name)
         return allowed(
             f"Failed to inject into pod: {name} because {err}",

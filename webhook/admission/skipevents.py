@@ -19,7 +19,9 @@ from typing import Any, Protocol
 from webhook import dynakube as dk
 from webhook.admission.review import Answer, Review
 from webhook.mutation import pod as pods
+from webhook.ownerref import controller_of
 from webhook.state.store import Store
+from webhook.tolerant import as_map
 
 REASON_SKIPPED = "OneAgentInjectionSkipped"
 WARNING = "Warning"
@@ -44,14 +46,15 @@ class EventSink(Protocol):
 
 
 def _controller(pod: Mapping[str, Any], namespace: str) -> dict[str, str] | None:
-    meta = pod.get("metadata")
-    owners = meta.get("ownerReferences") if isinstance(meta, Mapping) else None
-    for owner in owners if isinstance(owners, list) else ():
-        if isinstance(owner, Mapping) and owner.get("controller") is True:
-            ref = {k: owner.get(k) for k in ("apiVersion", "kind", "name", "uid")}
-            if all(isinstance(v, str) and v for v in (ref["apiVersion"], ref["kind"], ref["name"])):
-                return {**{k: str(v) for k, v in ref.items() if isinstance(v, str)}, "namespace": namespace}
-    return None
+    """The pod's controlling owner as an Event's involvedObject (None without one, or without its apiVersion)."""
+    owner = controller_of(as_map(pod.get("metadata")))
+    if owner is None or not owner.api_version:
+        return None
+    involved = {"apiVersion": owner.api_version, "kind": owner.kind, "name": owner.name}
+    if owner.uid:
+        involved["uid"] = owner.uid
+    involved["namespace"] = namespace
+    return involved
 
 
 def skip_event(review: Review, answer: Answer, store: Store) -> tuple[dict[str, str], str] | None:

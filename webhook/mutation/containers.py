@@ -6,22 +6,20 @@ path makes a pod the API server rejects (v1.4 would add it anyway).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from webhook.mutation import enrichment as md
 from webhook.mutation import oneagent as oa
 from webhook.mutation import podspec as ps
+from webhook.mutation.context import PodContext
 from webhook.mutation.patch import Patch
-from webhook.tolerant import as_map as _map
 
 
 @dataclass
 class Plan:
     """Which containers each mutator touches, after dropping containers whose mount paths are taken."""
 
-    containers: list[Mapping[str, Any]]
     oneagent: list[int]
     enrichment: list[int]
     info: list[int]  # new containers, for CONTAINER_INFO
@@ -30,18 +28,13 @@ class Plan:
     mounts: dict[int, list[dict[str, Any]]]  # the mounts each changed container gets (not present yet)
 
 
-def plan(
-    pod: Mapping[str, Any],
-    eligible: list[int],
-    containers: list[Mapping[str, Any]],
-    oa_view: oa.View | None,
-    with_enrichment: bool,
-) -> Plan:
-    path = oa.install_path(ps.annotations_of(pod))
-    plan = Plan(containers, [], [], [], [], path, {})
-    for i in eligible:
+def plan(ctx: PodContext, oa_view: oa.View | None, with_enrichment: bool) -> Plan:
+    path = oa.install_path(ctx.annotations)
+    plan = Plan([], [], [], [], path, {})
+    containers, mounts = ctx.containers, ctx.mounts
+    for i in ctx.eligible:
         c = containers[i]
-        present = ps.mounts_by_path(c)
+        present = mounts[i]
         names = {n for m in present.values() if type(n := m.get("name")) is str}
         oa_done = ps.VOLUME_BIN in names and ps.VOLUME_SHARE in names and oa.has_injected_env(c)
         md_done = ps.VOLUME_ENRICHMENT in names or ps.VOLUME_ENRICHMENT_ENDPOINT in names
@@ -70,10 +63,9 @@ def plan(
     return plan
 
 
-def apply(patch: Patch, plan: Plan, oa_view: oa.View, metadata: str, namespace: Mapping[str, Any]) -> None:
+def apply(patch: Patch, plan: Plan, oa_view: oa.View, metadata: str, ctx: PodContext) -> None:
     """The planned env and mounts: OneAgent's first, then enrichment's, per container (v1.4's order)."""
-    ns_annotations = _map(_map(namespace.get("metadata")).get("annotations"))
-    containers = plan.containers
+    containers = ctx.containers
     for i in plan.oneagent:
         oa.add_to_container(
             patch,
@@ -82,8 +74,7 @@ def apply(patch: Patch, plan: Plan, oa_view: oa.View, metadata: str, namespace: 
             oa_view,
             path=plan.install_path,
             metadata=metadata,
-            namespace_annotations=ns_annotations,
+            namespace_annotations=ctx.namespace_annotations,
         )
     for i in sorted(set(plan.oneagent) | set(plan.enrichment)):
-        for m in plan.mounts[i]:
-            patch.append(("spec", "containers", i, "volumeMounts"), m)
+        patch.extend(("spec", "containers", i, "volumeMounts"), plan.mounts[i])

@@ -20,10 +20,11 @@ from typing import Any
 
 from webhook import dynakube as dk
 from webhook.mutation import podspec as ps
+from webhook.mutation.context import PodContext
 from webhook.mutation.patch import Patch
-from webhook.selectors import InvalidSelector, matches_valid
+from webhook.ownerref import controller_of
+from webhook.selectors import InvalidSelector, Selector
 from webhook.selectors import validate as validate_selector
-from webhook.tolerant import as_list as _list
 from webhook.tolerant import as_map as _map
 from webhook.tolerant import as_str as _str
 
@@ -54,7 +55,7 @@ def no_lookup(kind: str, name: str) -> None:
 @dataclass(frozen=True)
 class View:
     enabled: bool
-    selector: Any
+    selector: Selector
     selector_error: str
     automatic_injection: bool
     cluster_name: str
@@ -76,7 +77,7 @@ def _build_view(dynakube: Mapping[str, Any]) -> View:
             rules.append((_str(rule.get("type")), _str(rule.get("source")), target))
     return View(
         enabled=dk.metadata_enrichment_enabled(dynakube),
-        selector=selector,
+        selector=Selector(selector),
         selector_error=error,
         automatic_injection=dk.automatic_injection(dynakube),
         cluster_name=dk.cluster_name(dynakube),
@@ -93,7 +94,7 @@ def disabled_reason(v: View, pod_annotations: Mapping[str, Any], namespace_label
     """ "" when enrichment applies to this pod, else why not."""
     if not v.enabled:
         return "MetadataEnrichmentDisabled"
-    if v.selector_error or not matches_valid(v.selector, namespace_labels):
+    if v.selector_error or not v.selector.matches(namespace_labels):
         return "MetadataEnrichmentNamespaceNotSelected"
     if not ps.parse_bool(pod_annotations.get(ps.ANNOTATION_METADATA_INJECT), v.automatic_injection):
         return "MetadataEnrichmentOptOut"
@@ -105,31 +106,28 @@ def is_injected(container: Mapping[str, Any]) -> bool:
     return ps.VOLUME_ENRICHMENT in mounts or ps.VOLUME_ENRICHMENT_ENDPOINT in mounts
 
 
-def _controller_ref(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for ref in _list(meta.get("ownerReferences")):
-        if _map(ref).get("controller") is True:
-            return _map(ref)
-    return None
-
-
 def workload(pod: Mapping[str, Any], lookup: Lookup) -> tuple[str, str]:
     """(kind, name) of the workload owning the pod; a bare pod is its own workload."""
     meta = _map(pod.get("metadata"))
-    kind = _str(pod.get("kind")) or "Pod"
-    name = ps.pod_name(pod)
+    return _walk(_str(pod.get("kind")) or "Pod", ps.name_of(meta), meta, lookup)
+
+
+def workload_of(ctx: PodContext, lookup: Lookup) -> tuple[str, str]:
+    """``workload`` of the pod under review."""
+    return _walk(ctx.kind, ctx.name, ctx.meta, lookup)
+
+
+def _walk(kind: str, name: str, meta: Mapping[str, Any], lookup: Lookup) -> tuple[str, str]:
     current: Mapping[str, Any] = meta
     for _ in range(MAX_DEPTH):
-        ref = _controller_ref(current)
-        if ref is None:
+        ref = controller_of(current)
+        if ref is None or (ref.kind, ref.api_version) not in WALKED:
             break
-        ref_kind, ref_name = _str(ref.get("kind")), _str(ref.get("name"))
-        if (ref_kind, _str(ref.get("apiVersion"))) not in WALKED or not ref_name:
-            break
-        kind, name = ref_kind, ref_name
-        found = lookup(ref_kind, ref_name)
+        kind, name = ref.kind, ref.name
+        found = lookup(kind, name)
         if found is None:
-            if current is meta and ref_kind == "ReplicaSet":
-                return _deployment_of(meta, ref_name) or (kind, name)
+            if current is meta and kind == "ReplicaSet":
+                return _deployment_of(meta, name) or (kind, name)
             break
         current = _map(found)
     return kind, name
@@ -160,16 +158,15 @@ def add_volumes(patch: Patch, existing: set[str]) -> None:
         {"name": ps.VOLUME_ENRICHMENT_ENDPOINT, "secret": {"secretName": ps.ENRICHMENT_SECRET}},
         {"name": ps.VOLUME_ENRICHMENT, "emptyDir": {}},
     ]
-    for volume in volumes:
-        if volume["name"] not in existing:
-            patch.append(("spec", "volumes"), volume)
-            existing.add(volume["name"])
+    added = [volume for volume in volumes if volume["name"] not in existing]
+    existing.update(volume["name"] for volume in added)
+    patch.extend(("spec", "volumes"), added)
 
 
-def propagate(v: View, pod_annotations: Mapping[str, Any], namespace: Mapping[str, Any]) -> dict[str, str]:
+def propagate(v: View, ctx: PodContext) -> dict[str, str]:
     """The ``metadata.dynatrace.com/*`` annotations copied onto the pod (never over one it has)."""
-    ns_meta = _map(namespace.get("metadata"))
-    ns_labels, ns_annotations = _map(ns_meta.get("labels")), _map(ns_meta.get("annotations"))
+    pod_annotations = ctx.annotations
+    ns_labels, ns_annotations = ctx.namespace_labels, ctx.namespace_annotations
     added: dict[str, str] = {}
     for rule_type, source, target in v.rules:
         values = ns_labels if rule_type == "LABEL" else ns_annotations if rule_type == "ANNOTATION" else None

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from webhook.mutation import podspec as ps
+from webhook.mutation.context import PodContext
 from webhook.mutation.patch import Patch
 from webhook.tolerant import as_list as _list
 from webhook.tolerant import as_map as _map
@@ -40,11 +41,10 @@ def _run_as(pod_sc: Mapping[str, Any], container_sc: Mapping[str, Any], key: str
     return value
 
 
-def security_context(pod: Mapping[str, Any], *, seccomp: bool) -> dict[str, Any]:
-    spec = _map(pod.get("spec"))
-    containers = _list(spec.get("containers"))
-    first = _map(_map(containers[0]).get("securityContext")) if containers else {}
-    pod_sc = _map(spec.get("securityContext"))
+def security_context(ctx: PodContext, *, seccomp: bool) -> dict[str, Any]:
+    containers = ctx.containers
+    first = _map(containers[0].get("securityContext")) if containers else {}
+    pod_sc = _map(ctx.spec.get("securityContext"))
     user = _run_as(pod_sc, first, "runAsUser")
     group = _run_as(pod_sc, first, "runAsGroup")
     out: dict[str, Any] = {
@@ -75,7 +75,7 @@ def container_info(containers: list[Mapping[str, Any]]) -> list[dict[str, str]]:
 
 
 def base(
-    pod: Mapping[str, Any],
+    ctx: PodContext,
     *,
     image: str,
     policy: str,
@@ -88,7 +88,7 @@ def base(
         ps.value_env("FAILURE_POLICY", policy),
         _PODNAME,
         _PODUID,
-        ps.value_env("K8S_BASEPODNAME", ps.base_pod_name(pod)),
+        ps.value_env("K8S_BASEPODNAME", ps.base_name(ctx.name)),
         ps.value_env("K8S_CLUSTER_ID", cluster_id),
         _NAMESPACE,
         _NODE_NAME,
@@ -109,12 +109,12 @@ def base(
     }
 
 
-def append_container_info(patch: Patch, pod: Mapping[str, Any], added: list[Mapping[str, Any]]) -> None:
+def append_container_info(patch: Patch, ctx: PodContext, added: list[Mapping[str, Any]]) -> None:
     """Reinvocation: append the new containers to the injected init container's ``CONTAINER_INFO``."""
-    index = ps.init_container_index(pod)
+    index = ctx.init_index
     if index < 0 or not added:
         return
-    init = _map(_list(_map(pod.get("spec")).get("initContainers"))[index])
+    init = _map(ctx.init_containers[index])
     entries = container_info(added)
     for j, e in enumerate(_list(init.get("env"))):
         if _map(e).get("name") == "CONTAINER_INFO":

@@ -30,7 +30,7 @@ from typing import Any
 
 from webhook import dynakube as dk
 from webhook.mutation.patch import Op, Patch
-from webhook.selectors import InvalidSelector, matches_valid, validate
+from webhook.selectors import InvalidSelector, Selector, validate
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +99,13 @@ class Rules:
     name: str
     takes_part: bool
     ignore: tuple[re.Pattern[str], ...] = ()
-    selectors: tuple[Any, ...] = ()  # valid selectors only; None or {} selects every namespace
+    selectors: tuple[Selector, ...] = ()  # valid selectors only; None or {} selects every namespace
 
     def ignores(self, namespace_name: str) -> bool:
         return any(pattern.search(namespace_name) for pattern in self.ignore)
 
     def selects(self, labels: Mapping[str, Any]) -> bool:
-        return any(matches_valid(selector, labels) for selector in self.selectors)
+        return any(selector.matches(labels) for selector in self.selectors)
 
     def evaluate(self, namespace_name: str, labels: Mapping[str, Any]) -> tuple[bool, bool, bool]:
         """(takes part, ignores the namespace, selects it)."""
@@ -161,7 +161,7 @@ def _rules(dynakube: Mapping[str, Any], webhook_namespace: str) -> Rules:
         except InvalidSelector as err:
             _warn_once(name, f"invalid {what} selects no namespace: {err}")
             continue
-        selectors.append(selector)
+        selectors.append(Selector(selector))
     return Rules(name, True, compiled, tuple(selectors))
 
 

@@ -13,7 +13,7 @@ from urllib.parse import quote_plus
 from webhook import dynakube as dk
 from webhook.mutation import podspec as ps
 from webhook.mutation.patch import Patch
-from webhook.selectors import InvalidSelector, matches_valid
+from webhook.selectors import InvalidSelector, Selector
 from webhook.selectors import validate as validate_selector
 from webhook.tolerant import as_list as _list
 from webhook.tolerant import as_map as _map
@@ -81,7 +81,7 @@ class View:
 
     name: str
     mode: str
-    selector: Any
+    selector: Selector
     selector_error: str
     automatic_injection: bool
     failure_policy: str
@@ -159,7 +159,7 @@ def _settings_view(dynakube: Mapping[str, Any]) -> View:
     return View(
         name=dk.name(dynakube),
         mode=dk.mode(dynakube),
-        selector=selector,
+        selector=Selector(selector),
         selector_error=error,
         automatic_injection=dk.automatic_injection(dynakube),
         failure_policy=dk.failure_policy(dynakube),
@@ -191,7 +191,7 @@ def disabled_reason(
         return "mode injects", "ModeWithoutInjection"
     if v.selector_error:
         return "namespace selected", "InvalidNamespaceSelector"
-    if not matches_valid(v.selector, namespace_labels):
+    if not v.selector.matches(namespace_labels):
         return "namespace selected", "NamespaceNotSelected"
     if not ps.parse_bool(pod_annotations.get(ps.ANNOTATION_ONEAGENT_INJECT), v.automatic_injection):
         return "OneAgent injection enabled", "OneAgentOptOut"
@@ -272,10 +272,12 @@ def _volumes(v: View, csi: bool) -> tuple[dict[str, Any], ...]:
 
 
 def add_volumes(patch: Patch, existing: set[str], v: View, csi: bool) -> None:
+    added = []
     for volume in v.volumes_csi if csi else v.volumes_no_csi:
         if volume["name"] not in existing:  # a name taken already would make the pod invalid
-            patch.append(("spec", "volumes"), volume)
+            added.append(volume)
             existing.add(volume["name"])
+    patch.extend(("spec", "volumes"), added)
 
 
 def deployment_metadata(v: View, version: str, cluster_id: str) -> str:
@@ -299,11 +301,12 @@ def add_to_container(
     base = ("spec", "containers", index, "env")
     env = _list(container.get("env"))
     names = ps.env_names(container, _INJECTED_ENV)
+    added = []  # appended in one go, in this order
     if "DT_DEPLOYMENT_METADATA" not in names:
-        patch.append(base, ps.value_env("DT_DEPLOYMENT_METADATA", metadata))
+        added.append(ps.value_env("DT_DEPLOYMENT_METADATA", metadata))
     preload = _preload(path)
     if "LD_PRELOAD" not in names:
-        patch.append(base, ps.value_env("LD_PRELOAD", preload))
+        added.append(ps.value_env("LD_PRELOAD", preload))
     else:
         current = _map(env[names["LD_PRELOAD"]])
         value = current.get("value")
@@ -311,16 +314,19 @@ def add_to_container(
         # a value from a reference is left alone: value and valueFrom together are invalid
         if "valueFrom" not in current and path not in value:
             joined = f"{value} {preload}" if " " in value else f"{value}:{preload}"
+            patch.extend(base, added)
+            added = []
             patch.set_in_map((*base, names["LD_PRELOAD"]), "value", joined)
     if v.network_zone:
         zone = ps.value_env("DT_NETWORK_ZONE", v.network_zone)
         if "DT_NETWORK_ZONE" not in names or env[names["DT_NETWORK_ZONE"]] != zone:
-            patch.append(base, zone)
+            added.append(zone)
     if v.release_env:
         for name, key, default in RELEASE_ENV:
             field = ps.annotation(namespace_annotations, key, default)
             if field and name not in names:
-                patch.append(base, ps.field_env(name, field))
+                added.append(ps.field_env(name, field))
+    patch.extend(base, added)
 
 
 def _preload(path: str) -> str:

@@ -109,6 +109,19 @@ class Patch:
         else:
             self.ops.append({"op": "add", "path": self._pointer(path) + "/-", "value": value})
 
+    def extend(self, path: Sequence[str | int], values: Sequence[Any]) -> None:
+        """``append`` each of ``values`` in order (the same operations), with one look-up of the list."""
+        if not values:
+            return
+        existed, node = self._ensure(path, [])
+        if not existed:
+            self._add_missing(path, list(values))
+        elif tuple(path) in self._created:
+            node.extend(values)
+        else:
+            target = self._pointer(path) + "/-"
+            self.ops += [{"op": "add", "path": target, "value": value} for value in values]
+
     def replace(self, path: Sequence[str | int], value: Any) -> None:
         self.ops.append({"op": "replace", "path": pointer(*path), "value": value})
 

@@ -84,7 +84,11 @@ def annotation(annotations: Mapping[str, Any], key: str, default: str = "") -> s
 
 def pod_name(pod: Mapping[str, Any]) -> str:
     """Name, or generateName for a pod created by a controller (kube-apiserver has not named it yet)."""
-    meta = _map(pod.get("metadata"))
+    return name_of(_map(pod.get("metadata")))
+
+
+def name_of(meta: Mapping[str, Any]) -> str:
+    """``pod_name`` from the pod's metadata."""
     for key in ("name", "generateName"):
         value = meta.get(key)
         if isinstance(value, str) and value:
@@ -94,7 +98,11 @@ def pod_name(pod: Mapping[str, Any]) -> str:
 
 def base_pod_name(pod: Mapping[str, Any]) -> str:
     """Up to the last dash: ``checkout-785cb95b9f-`` -> ``checkout-785cb95b9f``."""
-    name = pod_name(pod)
+    return base_name(pod_name(pod))
+
+
+def base_name(name: str) -> str:
+    """``base_pod_name`` from the pod's name."""
     return name[: name.rfind("-")] if "-" in name else name
 
 
@@ -110,9 +118,9 @@ def excluded_by(annotations: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(out)
 
 
-def init_container_index(pod: Mapping[str, Any]) -> int:
+def init_index(init_containers: list[Any]) -> int:
     """Index of the injected init container (v1.4 or earlier name) in ``spec.initContainers``, else -1."""
-    for i, c in enumerate(_list(_map(pod.get("spec")).get("initContainers"))):
+    for i, c in enumerate(init_containers):
         if _map(c).get("name") in INIT_CONTAINER_NAMES:
             return i
     return -1
@@ -140,11 +148,6 @@ def mounts_by_path(container: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]
         if isinstance(path, str):  # other types are not hashable
             out.setdefault(path, _map(m))
     return out
-
-
-def volume_names(pod: Mapping[str, Any]) -> set[str]:
-    names = (_map(v).get("name") for v in _list(_map(pod.get("spec")).get("volumes")))
-    return {n for n in names if isinstance(n, str)}
 
 
 def mount(volume: str, path: str, sub_path: str = "") -> dict[str, Any]:

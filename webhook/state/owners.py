@@ -26,7 +26,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from webhook.tolerant import as_list, as_map, as_str
+from webhook.ownerref import controller_of
+from webhook.tolerant import as_map, as_str
 
 REPLICASETS = "replicasets"
 JOBS = "jobs"
@@ -49,20 +50,11 @@ USUAL_OWNER = {
 Owner = None | str | tuple[str, str, str]
 
 
-def controller_of(meta: Mapping[str, Any]) -> tuple[str, str, str] | None:
-    """(apiVersion, kind, name) of the first ownerReference with ``controller: true``."""
-    for ref in as_list(meta.get("ownerReferences")):
-        ref = as_map(ref)
-        if ref.get("controller") is True:
-            return as_str(ref.get("apiVersion")), as_str(ref.get("kind")), as_str(ref.get("name"))
-    return None
-
-
 def compact(kind: str, name: str, meta: Mapping[str, Any]) -> Owner:
     owner = controller_of(meta)
     if owner is None:
         return None
-    api_version, owner_kind, owner_name = owner
+    api_version, owner_kind, owner_name = owner.api_version, owner.kind, owner.name
     if (api_version, owner_kind) != USUAL_OWNER[kind]:
         return (sys.intern(api_version), sys.intern(owner_kind), owner_name)
     if owner_name == name.rpartition("-")[0]:

@@ -4,7 +4,6 @@ invalid label values not tolerated), as ``field.Error`` strings: ``<path>: <type
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from webhook.tolerant import as_list, as_map
@@ -134,36 +133,3 @@ def selector_errors(selector: Any, path: str) -> list[str]:
         for j, value in enumerate(values):
             errs += [_invalid(f"{here}.values[{j}]", value, m) for m in label_value_errors(value)]
     return errs
-
-
-def matcher(selector: Any) -> Callable[[Mapping[str, Any]], bool]:
-    """A predicate on a label map for a selector that ``selector_errors`` accepted (None or {} selects all)."""
-    selector = as_map(selector)
-    pairs = tuple(as_map(selector.get("matchLabels")).items())
-    expressions = tuple(
-        (_text(e.get("key")), e.get("operator"), tuple(as_list(e.get("values"))))
-        for e in map(as_map, as_list(selector.get("matchExpressions")))
-    )
-
-    def match(labels: Mapping[str, Any]) -> bool:
-        for key, value in pairs:
-            if labels.get(key) != value:
-                return False
-        for key, operator, values in expressions:
-            present = key in labels
-            if operator == "In" and not (present and labels[key] in values):
-                return False
-            if operator == "NotIn" and present and labels[key] in values:
-                return False
-            if operator == "Exists" and not present:
-                return False
-            if operator == "DoesNotExist" and present:
-                return False
-        return True
-
-    return match
-
-
-def matches(selector: Any, labels: Any) -> bool:
-    """A selector that ``selector_errors`` accepted selects ``labels`` (None or {} selects everything)."""
-    return matcher(selector)(as_map(labels))

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from webhook.selectors import Selector
 from webhook.tolerant import as_map, as_str
 from webhook.validation import hub, labels
 from webhook.validation.base import Context, DynaKube
@@ -52,7 +53,9 @@ class _Matcher:
             selectors.append(hub.enrichment_namespace_selector(dk) or {})
         self.selectors = tuple(selectors)
         self.valid = not any(labels.selector_errors(s, "") for s in self.selectors)
-        self.predicates = tuple(labels.matcher(s) for s in self.selectors) if self.valid else ()
+        # cached selectors may hold what selector_errors reads as empty (matchLabels: 1.0): the engine reads
+        # them the same way
+        self.predicates = tuple(Selector(s).matches for s in self.selectors) if self.valid else ()
 
     def candidates(self, index: Mapping[tuple[str, str], list[int]], count: int) -> Iterable[int]:
         """The namespaces (by position) this DynaKube can select: those holding the first matchLabels pair of

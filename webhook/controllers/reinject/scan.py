@@ -41,7 +41,6 @@ from webhook.controllers.reinject.verdict import (
     ScanError,
     Work,
     complete,
-    controller_ref,
     may_restart,
     opted_in,
     parse_time,
@@ -50,6 +49,7 @@ from webhook.controllers.reinject.verdict import (
 from webhook.kube.api import Api, ApiError, Items, Stopped, pages
 from webhook.mutation.missed import never_seen
 from webhook.mutation.pod import CONFIG_SECRET, connection_info_reasons
+from webhook.ownerref import OwnerRef, controller_of
 from webhook.tolerant import as_map as _map
 from webhook.tolerant import as_str as _str
 
@@ -128,11 +128,11 @@ class _Owners:
     def __init__(self, api: Api, namespace: str) -> None:
         self.api = api
         self.namespace = namespace
-        self._replica_sets: dict[str, tuple[str, str, str, str] | bool | None] = {}
+        self._replica_sets: dict[str, OwnerRef | bool | None] = {}
 
     def resolve(self, meta: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
         """(kind, name, apiVersion, uid, skip reason or "") of the workload to restart for a pod."""
-        ref = controller_ref(meta)
+        ref = controller_of(meta)
         if ref is None:
             return ("Pod", _str(meta.get("name")), "v1", _str(meta.get("uid")), SKIP_BARE)
         kind, name = ref[0], ref[1]
@@ -150,7 +150,7 @@ class _Owners:
                     raise ScanError(FAIL_OWNER, err) from None
                 self._replica_sets[name] = False
             else:
-                self._replica_sets[name] = controller_ref(_map(rs.get("metadata")))
+                self._replica_sets[name] = controller_of(_map(rs.get("metadata")))
         owner = self._replica_sets[name]
         if owner is False:
             return (*ref, SKIP_NOT_FOUND)

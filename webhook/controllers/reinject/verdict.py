@@ -254,22 +254,6 @@ class Work:
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def controller_ref(meta: Mapping[str, Any]) -> tuple[str, str, str, str] | None:
-    """(kind, name, apiVersion, uid) of the controlling ownerReference, or None."""
-    refs = meta.get("ownerReferences")
-    for ref in refs if isinstance(refs, list) else ():
-        if not isinstance(ref, Mapping):
-            continue
-        if ref.get("controller") is True and _str(ref.get("kind")) and _str(ref.get("name")):
-            return (
-                _str(ref.get("kind")),
-                _str(ref.get("name")),
-                _str(ref.get("apiVersion")),
-                _str(ref.get("uid")),
-            )
-    return None
-
-
 def manual_message(work: Work) -> str:
     """What to tell about pods found at scan time whose owner this controller does not restart."""
     why = work.why()
