@@ -51,6 +51,7 @@ from typing import Any
 from webhook.kube.api import Api, ApiError
 from webhook.metrics import Metrics
 from webhook.tls import certs
+from webhook.tls.bundles import sync_bundle
 from webhook.tls.certs import CA_CERT, CA_CERT_OLD, CA_KEY, TLS_CERT, TLS_KEY
 from webhook.tls.material import (
     CONFLICTS,
@@ -58,14 +59,10 @@ from webhook.tls.material import (
     TRUSTED_ANNOTATION,
     Material,
     Policy,
-    _b64,
-    _fingerprints,
-    _unb64,
+    b64,
 )
 
 log = logging.getLogger(__name__)
-
-NOT_FOUND_RETRY = 10.0  # seconds until a missing webhook configuration is looked for again
 
 
 @dataclass
@@ -157,14 +154,13 @@ class CertManager:
 
     # --- helpers ---
     def _count_write(self, action: str, result: str) -> None:
-        if self.metrics is not None:
-            self.metrics.cert_secret_writes.labels(action, result).inc()
+        self.count("cert_secret_writes", action, result)
 
-    def _count_patch(self, kind: str, result: str) -> None:
+    def count(self, metric: str, *labels: str) -> None:
         if self.metrics is not None:
-            self.metrics.ca_bundle_patches.labels(kind, result).inc()
+            getattr(self.metrics, metric).labels(*labels).inc()
 
-    def _read(self) -> Material | None:
+    def read(self) -> Material | None:
         try:
             return Material.parse(self.api.get(self.policy.secret_path))
         except ApiError as err:
@@ -186,7 +182,7 @@ class CertManager:
             annotations[TRUSTED_ANNOTATION] = trusted
         metadata["annotations"] = annotations
         body["metadata"] = metadata
-        body["data"] = {key: _b64(value) for key, value in data.items() if value}
+        body["data"] = {key: b64(value) for key, value in data.items() if value}
         return body
 
     def _write(
@@ -229,7 +225,7 @@ class CertManager:
         p = self.policy
         for _ in range(5):
             now = self.clock()
-            material = self._read()
+            material = self.read()
             if material is None:
                 ca = certs.generate_ca(validity=p.ca_validity, now=now)
                 leaf = certs.generate_serving(ca, p.names, p.serving_validity, now=now)
@@ -276,7 +272,7 @@ class CertManager:
     def _sync_bundles(self, material: Material, outcome: Outcome) -> Material:
         trusted: set[str] | None = None
         for kind, path in self.policy.configs:
-            result = self._sync_bundle(kind, path, outcome)
+            result = sync_bundle(self, kind, path, outcome)
             if result is None:
                 continue
             material, in_bundle = result
@@ -291,78 +287,8 @@ class CertManager:
         if covered and (material.trusted is None or material.trusted[0] != current):
             note = f"{current} {self.clock().isoformat()}"
             written = self._write(material, self._data(material), note, "trust")
-            material = written or self._read() or material
+            material = written or self.read() or material
         return material
-
-    def _sync_bundle(self, kind: str, path: str, outcome: Outcome) -> tuple[Material, set[str] | None] | None:
-        """Make every webhook of one configuration trust the Secret's CAs.
-
-        Returns the Secret as read after the configuration, and the fingerprints of the CAs every webhook of
-        the configuration trusts now (None: it has no webhooks); None when the configuration does not exist.
-        """
-        name = path.rsplit("/", 1)[1]
-        for _ in range(5):
-            try:
-                config = self.api.get(path)
-            except ApiError as err:
-                if err.status == 404:
-                    self._count_patch(kind, "not_found")
-                    log.warning(
-                        "self-managed certificates: %s webhook configuration %s not found; looking again soon",
-                        kind,
-                        name,
-                    )
-                    # at install time the Deployment may start before its webhook configurations exist: look
-                    # again within seconds, not a whole check interval, so the caBundle is not left empty
-                    outcome.retry_in = min(outcome.retry_in or NOT_FOUND_RETRY, NOT_FOUND_RETRY)
-                    return None
-                self._count_patch(kind, "error")
-                raise
-            material = self._read()  # after the configuration: see the module docstring
-            if material is None or material.ca is None:
-                raise RuntimeError(f"Secret {self.policy.secret_name} vanished or lost its CA; starting over")
-            now = self.clock()
-            bundle = material.bundle(now)
-            ops: list[dict[str, Any]] = []
-            in_all: set[str] | None = None
-            for i, webhook in enumerate(config.get("webhooks") or []):
-                client = webhook.get("clientConfig") if isinstance(webhook, dict) else None
-                current = _unb64(client.get("caBundle")) if isinstance(client, dict) else b""
-                found = _fingerprints(current)
-                in_all = found if in_all is None else in_all & found
-                if current.strip() == bundle.strip():
-                    continue
-                op: dict[str, Any]
-                if isinstance(client, dict):
-                    op = {"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": _b64(bundle)}
-                else:
-                    op = {
-                        "op": "add",
-                        "path": f"/webhooks/{i}/clientConfig",
-                        "value": {"caBundle": _b64(bundle)},
-                    }
-                ops.append(op)
-            if not ops:
-                self._count_patch(kind, "unchanged")
-                return material, in_all
-            version = (config.get("metadata") or {}).get("resourceVersion")
-            test = [{"op": "test", "path": "/metadata/resourceVersion", "value": version}] if version else []
-            try:
-                self.api.patch(path, test + ops, "json")
-            except ApiError as err:
-                if err.status in CONFLICTS:
-                    self._count_patch(kind, "conflict")
-                    continue
-                self._count_patch(kind, "error")
-                raise
-            self._count_patch(kind, "patched")
-            outcome.actions.append(
-                f"caBundle of {kind} webhook configuration {name} updated ({len(ops)} webhook(s))"
-            )
-            return material, {certs.fingerprint(c) for c in material.cas(now)}
-        raise RuntimeError(
-            f"{kind} webhook configuration {name}: too many conflicting patches, retrying later"
-        )
 
     # --- step 3: the serving certificate ---
     def _leaf_due(self, material: Material, now: dt.datetime) -> str | None:
@@ -417,7 +343,7 @@ class CertManager:
                     f"new serving certificate ({reason}), valid until {leaf.cert.not_valid_after_utc.isoformat()}"
                 )
                 return written
-            material = self._read() or material  # adopt the winner's, then look again
+            material = self.read() or material  # adopt the winner's, then look again
         raise RuntimeError(f"Secret {p.secret_name}: too many conflicting writes, retrying later")
 
     # --- step 4: serve it ---

@@ -63,11 +63,11 @@ class Policy:
         return (("mutating", self.mutating), ("validating", self.validating))
 
 
-def _b64(data: bytes) -> str:
+def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _unb64(value: Any) -> bytes:
+def unb64(value: Any) -> bytes:
     if not isinstance(value, str) or not value:
         return b""
     try:
@@ -96,13 +96,13 @@ class Material:
     @classmethod
     def parse(cls, secret: dict[str, Any]) -> Material:
         data = secret.get("data") or {}
-        ca_pem, ca_key = _unb64(data.get(CA_CERT)), _unb64(data.get(CA_KEY))
-        tls_pem, tls_key = _unb64(data.get(TLS_CERT)), _unb64(data.get(TLS_KEY))
+        ca_pem, ca_key = unb64(data.get(CA_CERT)), unb64(data.get(CA_KEY))
+        tls_pem, tls_key = unb64(data.get(TLS_CERT)), unb64(data.get(TLS_KEY))
         ca = KeyPair(ca_pem, ca_key) if _cert(ca_pem) and certs.key_matches(ca_pem, ca_key) else None
         if ca is not None and not certs.is_ca(ca.cert):
             ca = None
         leaf = KeyPair(tls_pem, tls_key) if _cert(tls_pem) and certs.key_matches(tls_pem, tls_key) else None
-        old = _unb64(data.get(CA_CERT_OLD))
+        old = unb64(data.get(CA_CERT_OLD))
         trusted = None
         note = ((secret.get("metadata") or {}).get("annotations") or {}).get(TRUSTED_ANNOTATION, "")
         try:
@@ -134,7 +134,7 @@ class Material:
         return next((ca for ca in cas if certs.issued_by(leaf, ca)), None)
 
 
-def _fingerprints(bundle: bytes) -> set[str]:
+def fingerprints(bundle: bytes) -> set[str]:
     try:
         return {certs.fingerprint(c) for c in x509.load_pem_x509_certificates(bundle)} if bundle else set()
     except ValueError:
