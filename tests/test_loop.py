@@ -102,6 +102,45 @@ def test_rate_limit_lets_due_keys_wait_for_a_token():
     assert ran == ["a", "b", "c", "d"]
 
 
+def test_the_rate_limit_applies_to_the_keys_it_is_for():
+    clock = Clock()
+    loop, ran = recording(clock, limiter=TokenBucket(6, clock, burst=1), limited=lambda key: key != "pass")
+    for key in ("a", "b", "pass", "c"):
+        loop.add(key)
+    assert loop.process() == 1 and ran == ["a"]  # "b" waits for a token; the unlimited key waits behind it
+    clock.advance(10)
+    loop.process()
+    assert ran == ["a", "b", "pass"]  # one token: "b", then "pass" without one; "c" waits again
+
+
+def test_add_rate_limited_retries_after_the_backoff_and_forget_starts_over():
+    """client-go's AddRateLimited / NumRequeues / Forget: the controller asks for a retry from a reconcile that
+    returns normally; its failures count until it forgets the key (or a later reconcile succeeds)."""
+    clock = Clock()
+    seen: list[int] = []
+    loop: Loop[str] = Loop("test", lambda key: None, clock=clock, backoff=Backoff(base=2.0, jitter=0.0))
+
+    def reconcile(key: str) -> Result | None:
+        seen.append(loop.num_requeues(key))
+        if len(seen) < 3:
+            loop.add_rate_limited(key)  # failed: again after 2 s, then 4 s
+        return None
+
+    loop.reconcile = reconcile
+    loop.add("k")
+    loop.process()
+    assert seen == [0] and loop.num_requeues("k") == 1 and loop.queued() == {"k": clock() + 2.0}
+    clock.advance(2.0)
+    loop.process()
+    assert seen == [0, 1] and loop.queued() == {"k": clock() + 4.0}
+    clock.advance(4.0)
+    loop.process()
+    assert seen == [0, 1, 2] and loop.num_requeues("k") == 0  # it returned without asking again: done
+    loop.add_rate_limited("x")
+    loop.forget("x")
+    assert loop.num_requeues("x") == 0
+
+
 def test_failures_back_off_exponentially_with_jitter_per_key_and_reset_on_success():
     clock = Clock()
     failing = {"bad": 3}

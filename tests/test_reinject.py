@@ -942,7 +942,9 @@ def test_follower_does_not_touch_the_api_beyond_the_lease():
 
 def test_the_manager_starts_the_reinjector_on_winning_the_lease_and_releases_it_on_stop():
     h = Harness(interval=0.01)
-    h.reinjector.clock = h.reinjector.bucket.clock = h.reinjector.loop.clock = time.time
+    h.reinjector.clock = h.reinjector.loop.clock = time.time
+    assert h.reinjector.loop.limiter is not None
+    h.reinjector.loop.limiter.clock = time.time
     h.elector.clock = time.time
     h.manager = Manager(h.elector)
     h.manager.add(h.reinjector, leader=True)  # the real Runnable: its loop runs in a thread

@@ -24,8 +24,8 @@ key for a pass that queues every namespace. It is a leader-only Runnable of the 
 started when this replica wins the one Lease, stopped when it loses it, and ``leading()`` is checked before
 every namespace. A namespace's watch event (the one that maps it) and an init Secret's event queue that
 namespace at once; a pass runs when it starts, when a DynaKube or an input changes or a cache (re)lists, and
-every ``resync`` seconds. Writes are rate-limited by a token bucket (a namespace without a token
-is requeued for when one is due); an API error backs that namespace off exponentially with jitter. Missing
+every ``resync`` seconds. Writes are rate-limited by the queue (a namespace is reconciled when a token is
+there); an API error backs that namespace off exponentially with jitter (the queue's retry). Missing
 inputs are not retried blindly: the change that brings them (a watch event) queues the namespaces again.
 """
 
@@ -229,7 +229,6 @@ class InitSecrets:
         self.planner = Planner(store, config)
         # creates in flight in this process, shared with the admissions that create on first need
         self.flights = flights or flight.Flights()
-        self.bucket = TokenBucket(config.writes_per_second * 60.0, clock, burst=float(config.burst))
         self.counts: Counter[tuple[str, str]] = Counter()
         self.running = False
         self._reported: dict[tuple[str, str], str] = {}  # (DynaKube, Secret) -> the last input error logged
@@ -239,6 +238,9 @@ class InitSecrets:
             clock=clock,
             backoff=Backoff(base=config.backoff_initial, cap=config.backoff_cap),
             rand=rand,
+            # writes are rate-limited by the queue: a namespace is reconciled when a token is there
+            limiter=TokenBucket(config.writes_per_second * 60.0, clock, burst=float(config.burst)),
+            limited=lambda key: key != _PASS,
         )
 
     # --- signals (any thread) ---
@@ -289,8 +291,6 @@ class InitSecrets:
             if step.action == FAILED:
                 self._failed(namespace, step, step.detail)
                 continue  # retried when the inputs change (a watch event), or at the next resync
-            if not self.bucket.take():
-                return Result(requeue_after=max(self.bucket.wait_time(), 0.01))
             self._write(namespace, step)
         return None
 

@@ -11,7 +11,11 @@ Modelled on client-go's ``workqueue`` and controller-runtime's ``Reconcile(key) 
   ``Result(requeue_after=s)`` to run again later (a resync), or ``None`` to be done with the key. An exception
   is logged and the key retried after an exponential backoff with jitter (``Backoff``), per key; a success
   resets it.
-- An optional ``TokenBucket`` limits reconciles overall: a due key waits for a token.
+- An optional ``TokenBucket`` limits reconciles (of the keys ``limited(key)`` says, every key by default): a
+  due key waits for a token. Controllers hold no bucket of their own.
+- Retries are the queue's, as client-go's rate-limited queue: ``add_rate_limited(key)`` queues it after its
+  backoff (``num_requeues(key)`` failures so far), ``forget(key)`` ends its failures; a reconcile that raises
+  does the same as ``add_rate_limited``. Controllers count no attempts of their own.
 - The clock is injectable: tests call ``process()`` and move a fake clock instead of sleeping. ``start()``
   runs the same ``process()`` in a daemon thread that sleeps until the next due key (or an ``add``), and
   ``stop()`` wakes it, lets a running reconcile finish and joins it; ``start()`` may run it again later.
@@ -102,6 +106,7 @@ class Loop(Generic[K]):
         *,
         clock: Callable[[], float] = time.monotonic,
         limiter: TokenBucket | None = None,
+        limited: Callable[[K], bool] | None = None,
         backoff: Backoff = Backoff(),
         rand: Callable[[], float] = random.random,
         on_stop: Callable[[], None] | None = None,
@@ -110,6 +115,7 @@ class Loop(Generic[K]):
         self.reconcile = reconcile
         self.clock = clock
         self.limiter = limiter
+        self.limited = limited or (lambda key: True)
         self.backoff = backoff
         self.rand = rand
         self.on_stop = on_stop
@@ -121,6 +127,7 @@ class Loop(Generic[K]):
         self._active: K | None = None
         self._busy = False
         self._again: float | None = None  # the active key was added meanwhile, due then
+        self._keep_failures = False  # the active key's reconcile called add_rate_limited
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -142,6 +149,26 @@ class Loop(Generic[K]):
             return
         self._due[key] = due
         heapq.heappush(self._heap, (due, next(self._seq), key))
+
+    def add_rate_limited(self, key: K) -> float:
+        """Queue ``key`` again after its backoff (one more failure); the delay chosen."""
+        with self._cond:
+            failures = self.failures.get(key, 0) + 1
+            self.failures[key] = failures
+            if self._busy and self._active == key:
+                self._keep_failures = True  # its reconcile returns normally: the failure stands
+        delay = self.backoff.delay(failures, self.rand)
+        self.add(key, delay)
+        return delay
+
+    def forget(self, key: K) -> None:
+        """``key`` succeeded (or gave up): its failures start over."""
+        with self._cond:
+            self.failures.pop(key, None)
+
+    def num_requeues(self, key: K) -> int:
+        with self._cond:
+            return self.failures.get(key, 0)
 
     def queued(self) -> dict[K, float]:
         """Queued keys and their due times."""
@@ -166,9 +193,10 @@ class Loop(Generic[K]):
             self._drop_stale()
             if not self._heap or self._heap[0][0] > now or self._stopping:
                 return None
-            if self.limiter is not None and not self.limiter.take():
+            key = self._heap[0][2]
+            if self.limiter is not None and self.limited(key) and not self.limiter.take():
                 return None
-            _, _, key = heapq.heappop(self._heap)
+            heapq.heappop(self._heap)
             del self._due[key]
             self._active, self._busy, self._again = key, True, None
             return key
@@ -200,12 +228,15 @@ class Loop(Generic[K]):
                 requeue,
             )
         else:
-            self.failures.pop(key, None)
+            with self._cond:
+                if not self._keep_failures:
+                    self.failures.pop(key, None)
             requeue = result.requeue_after if result is not None else None
         finally:
             self.reconciled += 1
         with self._cond:
             again, self._busy, self._active, self._again = self._again, False, None, None
+            self._keep_failures = False
             now = self.clock()
             if requeue is not None:
                 self._push(key, now + max(0.0, requeue))

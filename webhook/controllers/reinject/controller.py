@@ -63,6 +63,7 @@ from webhook.controllers.reinject.verdict import (
     WAITING,
     Config,
     ScanError,
+    Work,
     log_fields,
     manual_message,
     may_restart,
@@ -115,7 +116,6 @@ class Reinjector(Reports):
         self.secrets: Callable[[str], Collection[str] | None] = store.init_secrets
         self.leading = leading
         self.identity = identity or default_identity()
-        self.bucket = TokenBucket(config.rate_per_minute, clock)
         # the Events recorder everyone shares; one of its own (flushed by ``tick()``) when driven by hand
         self._own_recorder = recorder is None
         Reports.__init__(self, recorder or Recorder(api, instance=self.identity, clock=clock), on_count)
@@ -129,7 +129,11 @@ class Reinjector(Reports):
             "reinject",
             self._reconcile,
             clock=clock,
-            backoff=Backoff(base=config.interval, cap=max(config.interval, config.retry_delay)),
+            # a failed restart is tried again after retry_delay, twice that, ... (the queue's retry; one leader,
+            # so no jitter); restarts are rate-limited by the queue: a restart key runs when a token is there
+            backoff=Backoff(base=config.retry_delay, cap=config.retry_delay * 8, jitter=0.0),
+            limiter=TokenBucket(config.rate_per_minute, clock),
+            limited=lambda key: isinstance(key, tuple) and key[0] == "restart" and not config.dry_run,
         )
 
     # --- lifecycle ---
@@ -322,16 +326,12 @@ class Reinjector(Reports):
             may_restart(dynakube, work.causes) and would_inject_now(dynakube, self.secrets(work.namespace))
         ):
             return None  # the view changed: a sync rescans the namespace
-        if not self.config.dry_run and not self.bucket.ready():
-            return Result(requeue_after=self.bucket.wait_time())
         path = f"/apis/apps/v1/namespaces/{work.namespace}/{APPS_KINDS[work.kind]}/{work.name}"
-        work.attempts += 1
+        work.attempts = self.loop.num_requeues(("restart", *key)) + 1
         try:
             obj = self.api.get(path)
         except ApiError as err:
-            return self.restart_failed(
-                work, FAIL_OWNER, err, self.config.max_attempts, self.config.retry_delay
-            )
+            return self._failed(key, work, FAIL_OWNER, err)
         work.uid = _str(_map(obj.get("metadata")).get("uid")) or work.uid
         now = self.clock()
         verdict = restart_verdict(work, obj, now, self.config.cooldown)
@@ -349,9 +349,6 @@ class Reinjector(Reports):
             )
             self.report(work, SKIPPED, SKIP_DRY_RUN, message, EVENT_RESTARTED)
             return None
-        if not self.bucket.take():  # checked above; only a clock going backwards gets here
-            work.attempts -= 1
-            return Result(requeue_after=self.bucket.wait_time())
         timestamp = rfc3339(now)
         version = _str(_map(obj.get("metadata")).get("resourceVersion"))
         try:
@@ -360,11 +357,8 @@ class Reinjector(Reports):
             if err.status == 409:  # changed since the GET (another replica, a rollout): read it again
                 self.count(SKIPPED, SKIP_CONFLICT)
                 log.info("%s %s/%s changed meanwhile; reading it again", work.kind, work.namespace, work.name)
-                work.attempts -= 1
                 return Result(requeue_after=0.0)
-            return self.restart_failed(
-                work, FAIL_PATCH, err, self.config.max_attempts, self.config.retry_delay
-            )
+            return self._failed(key, work, FAIL_PATCH, err)
         self.set_state(work, DONE, REASON_ROLLOUT_RESTART)
         # the old pods linger while the rollout runs: the next scan finds them "already restarted", quietly
         self.reported(work.key, f"{SKIPPED}/{SKIP_ALREADY}/{','.join(work.causes)}")
@@ -375,4 +369,13 @@ class Reinjector(Reports):
         )
         log.info("%s", message, extra=log_fields(work, RESTARTED, REASON_ROLLOUT_RESTART))
         self.event(work, "Normal", EVENT_RESTARTED, message)
+        return None
+
+    def _failed(self, key: WorkKey, work: Work, reason: str, err: ApiError) -> Result | None:
+        """A GET or PATCH of the workload failed: the queue tries the restart key again after its backoff, up to
+        ``max_attempts``; then it is left to the user."""
+        if self.restart_failed(work, reason, err, self.config.max_attempts, self.loop.backoff.base):
+            self.loop.add_rate_limited(("restart", *key))
+        else:
+            self.loop.forget(("restart", *key))
         return None

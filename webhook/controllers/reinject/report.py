@@ -8,7 +8,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from webhook.controllers.loop import Result
 from webhook.controllers.reinject.findings import Findings
 from webhook.controllers.reinject.verdict import (
     CAUSE_MISSED,
@@ -65,15 +64,16 @@ class Reports(Findings):
 
     def restart_failed(
         self, work: Work, reason: str, err: ApiError, max_attempts: int, retry_delay: float
-    ) -> Result | None:
+    ) -> bool:
         """A GET or PATCH of the workload failed: retried after ``retry_delay`` up to ``max_attempts``, then
-        left to the user (a Warning Event says what to run); a workload that is gone is skipped."""
+        left to the user (a Warning Event says what to run); a workload that is gone is skipped. True: try again
+        (the caller's queue does, after ``retry_delay``)."""
         if err.status == 404:
             self.set_state(work, MANUAL, SKIP_NOT_FOUND)
             self.report(
                 work, SKIPPED, SKIP_NOT_FOUND, f"{work.kind} {work.name} no longer exists", EVENT_SKIPPED
             )
-            return None
+            return False
         self.count(FAILED, reason)
         if work.attempts < max_attempts:
             self.set_detail(work, f"{reason}: {err}")
@@ -88,7 +88,7 @@ class Reports(Findings):
                 retry_delay,
                 extra=log_fields(work, FAILED, reason),
             )
-            return Result(requeue_after=retry_delay)
+            return True
         message = (
             f"Restarting {work.kind} {work.name} failed {work.attempts} time(s), last: {err}; run "
             f"'kubectl rollout restart' to inject OneAgent into pods {work.pod_list()}"
@@ -96,7 +96,7 @@ class Reports(Findings):
         self.set_state(work, MANUAL, reason)
         log.warning("%s", message, extra=log_fields(work, FAILED, reason))
         self.event(work, "Warning", EVENT_FAILED, message)
-        return None
+        return False
 
     def event(self, work: Work, event_type: str, reason: str, message: str) -> None:
         """An Event on the workload, through the Events recorder everyone shares (rate-limited, aggregated)."""
