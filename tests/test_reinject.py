@@ -1169,3 +1169,26 @@ def test_nothing_is_scanned_before_the_webhook_has_served_for_the_grace():
     h.tick()
     h.tick()
     assert h.patches() == [deployment]
+
+
+def test_a_namespace_event_rechecks_that_namespace_only(h):
+    """Events map to the keys they affect: a namespace's event (or an init Secret's) re-checks that
+    namespace's view, a DynaKube's event every namespace's (in memory)."""
+    seed_deployment(h.api, "shop", "web")
+    h.dynakube(complete=True, opted_in=False)
+    h.tick()
+    scans = h.reinjector.scans
+    shop = namespace("shop")
+    h.reinjector.on_event(NAMESPACES, "MODIFIED", shop)
+    h.reinjector.on_event("init-config-secrets", "ADDED", {"metadata": {"name": "x", "namespace": "other"}})
+    assert set(h.reinjector.loop.queued()) >= {("view", "shop"), ("view", "other")}
+    assert "sync" not in h.reinjector.loop.queued()
+    h.tick()
+    assert h.reinjector.scans == scans  # the views did not change: nothing is read again
+    shop["metadata"]["labels"]["team"] = "a"
+    h.store.replace(NAMESPACES, [shop, *h.namespaces[1:]])
+    h.reinjector.on_event(NAMESPACES, "MODIFIED", shop)
+    h.tick()
+    assert h.reinjector.scans == scans + 1
+    h.reinjector.on_event(DYNAKUBES, "MODIFIED", {"metadata": {"name": DK}})
+    assert "sync" in h.reinjector.loop.queued()

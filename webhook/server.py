@@ -120,7 +120,7 @@ class Webhook:
         if parts.relabeler is not None:
             parts.relabeler.on_event(resource, kind)
         if parts.reinjector is not None:
-            parts.reinjector.on_event(resource, kind)
+            parts.reinjector.on_event(resource, kind, obj)
         if parts.init_secrets is not None and resource not in owner_cache.RESOURCES:
             parts.init_secrets.on_event(resource, kind, obj)
 

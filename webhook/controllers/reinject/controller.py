@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Hashable
+from collections.abc import Callable, Collection, Hashable, Mapping
 from typing import Any
 
 from webhook import dynakube as dk
@@ -51,21 +51,17 @@ from webhook.controllers.reinject.verdict import (
     FAIL_OWNER,
     FAIL_PATCH,
     FAILED,
-    MANUAL,
     QUEUED,
     REASON_ROLLOUT_RESTART,
-    REPORTED_ONLY,
     RESTARTED,
     SKIP_ALREADY,
     SKIP_CONFLICT,
     SKIP_DRY_RUN,
     SKIPPED,
-    WAITING,
     Config,
     ScanError,
     Work,
     log_fields,
-    manual_message,
     may_restart,
     restart_patch,
     restart_verdict,
@@ -175,10 +171,19 @@ class Reinjector(Reports):
             self.recorder.process(final=True)
         return ran
 
-    def on_event(self, resource: str, kind: str) -> None:
-        """A watch event of the Store (called from the watch threads): re-check the namespaces' views."""
-        if self._started and resource in self.triggers:
-            self.loop.add(SYNC)
+    def on_event(self, resource: str, kind: str, obj: Mapping[str, Any] | None = None) -> None:
+        """A watch event of the Store (called from the watch threads), mapped to the keys it affects: a
+        namespace's event, or an init Secret's, re-checks that namespace's view; a DynaKube's event (or a
+        relist) re-checks every namespace's view (in memory; only the changed ones are scanned)."""
+        if not self._started or resource not in self.triggers:
+            return
+        if obj is not None and resource != DYNAKUBES:
+            meta = _map(obj.get("metadata"))
+            namespace = _str(meta.get("name") if resource == NAMESPACES else meta.get("namespace"))
+            if namespace:
+                self.loop.add(("view", namespace))
+                return
+        self.loop.add(SYNC)
 
     # --- the keys ---
     def _reconcile(self, key: Hashable) -> Result | None:
@@ -190,6 +195,10 @@ class Reinjector(Reports):
         if key == SYNC:
             if self._ready():
                 self._sync(everything=False)
+            return None
+        if isinstance(key, tuple) and key[0] == "view":
+            if self._ready():
+                self._check(key[1])
             return None
         if isinstance(key, tuple) and key[0] == "scan":
             return self._scan(key[1])
@@ -234,6 +243,16 @@ class Reinjector(Reports):
             if everything or self._views.get(name) != view:
                 self._views[name] = view
                 self.loop.add(("scan", name))
+
+    def _check(self, name: str) -> None:
+        """One namespace's view: scanned when it changed, forgotten when it is no longer mapped."""
+        view = namespace_view(*self.store.pod_state(name), self.secrets(name))
+        if view is None:
+            if name in self._views:
+                self._forget(name)
+        elif self._views.get(name) != view:
+            self._views[name] = view
+            self.loop.add(("scan", name))
 
     def _forget(self, namespace: str) -> None:
         self._views.pop(namespace, None)
@@ -288,31 +307,8 @@ class Reinjector(Reports):
         namespace = scan.namespace
         self._since[namespace] = rfc3339(scan.mapped_since.timestamp()) if scan.mapped_since else "?"
         ready = would_inject_now(dynakube, self.secrets(namespace))
-        self.replace(namespace, scan.works, {scan.dynakube: scan.missed})
-        if scan.works:
-            log.info(
-                "reinjection: namespace %s: %d pod(s) read in %d page(s), %d workload(s) with pods to restart, "
-                "%d pod(s) never seen by the webhook",
-                namespace,
-                scan.pods,
-                scan.pages,
-                len(scan.works),
-                scan.missed,
-                extra={"dynakube": scan.dynakube, "namespace": namespace},
-            )
-        for key, work in sorted(scan.works.items()):
-            if work.state != MANUAL:
-                if not may_restart(dynakube, work.causes):
-                    work.state, work.detail = REPORTED_ONLY, "NotOptedIn"
-                elif not ready:
-                    work.state = WAITING
-            self.put(work)
-            if work.missed and work.state not in (QUEUED, MANUAL):
-                self.report_missed(work, self._since.get(work.namespace, "?"))
-            elif work.state == MANUAL:
-                self.report(work, SKIPPED, work.detail, manual_message(work), EVENT_SKIPPED)
-            elif work.state == QUEUED:
-                self.loop.add(("restart", *key))
+        for key in self.take(scan, dynakube, ready, self._since[namespace]):
+            self.loop.add(("restart", *key))
 
     # --- restarting (leader only) ---
     def _restart(self, key: WorkKey) -> Result | None:

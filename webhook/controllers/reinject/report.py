@@ -5,10 +5,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from webhook.controllers.reinject.findings import Findings
+from webhook.controllers.reinject.findings import Findings, WorkKey
+from webhook.controllers.reinject.scan import NamespaceScan
 from webhook.controllers.reinject.verdict import (
     CAUSE_MISSED,
     EVENT_FAILED,
@@ -16,12 +17,16 @@ from webhook.controllers.reinject.verdict import (
     EVENT_SKIPPED,
     FAILED,
     MANUAL,
+    QUEUED,
     REPORTED,
     REPORTED_ONLY,
     SKIP_NOT_FOUND,
     SKIPPED,
+    WAITING,
     Work,
     log_fields,
+    manual_message,
+    may_restart,
     missed_message,
 )
 from webhook.kube.api import ApiError
@@ -34,6 +39,40 @@ class Reports(Findings):
         """``recorder``: ``webhook.controllers.events.Recorder`` (``record(involved, reason, message, type)``)."""
         Findings.__init__(self, on_count)
         self.recorder = recorder
+
+    def take(
+        self, scan: NamespaceScan, dynakube: Mapping[str, Any], ready: bool, since: str
+    ) -> list[WorkKey]:
+        """Replace what was known of the scanned namespace with what the scan found; report what is to be
+        reported; the workloads to restart now. ``ready``: a pod created now would be injected."""
+        namespace = scan.namespace
+        self.replace(namespace, scan.works, {scan.dynakube: scan.missed})
+        if scan.works:
+            log.info(
+                "reinjection: namespace %s: %d pod(s) read in %d page(s), %d workload(s) with pods to restart, "
+                "%d pod(s) never seen by the webhook",
+                namespace,
+                scan.pods,
+                scan.pages,
+                len(scan.works),
+                scan.missed,
+                extra={"dynakube": scan.dynakube, "namespace": namespace},
+            )
+        restart = []
+        for key, work in sorted(scan.works.items()):
+            if work.state != MANUAL:
+                if not may_restart(dynakube, work.causes):
+                    work.state, work.detail = REPORTED_ONLY, "NotOptedIn"
+                elif not ready:
+                    work.state = WAITING
+            self.put(work)
+            if work.missed and work.state not in (QUEUED, MANUAL):
+                self.report_missed(work, since)
+            elif work.state == MANUAL:
+                self.report(work, SKIPPED, work.detail, manual_message(work), EVENT_SKIPPED)
+            elif work.state == QUEUED:
+                restart.append(key)
+        return restart
 
     def report_missed(self, work: Work, since: str) -> None:
         if work.state == REPORTED_ONLY:
