@@ -291,7 +291,7 @@ def test_outside_its_namespace_the_chart_reads_only_the_init_secrets_by_name(
     assert {early, late} <= {i["metadata"]["namespace"] for i in items}
 
     def reinjection_event() -> list[dict]:
-        items, _ = kube.list(f"{NAMESPACES}/{early}/events")
+        items = list_items(kube, f"{NAMESPACES}/{early}/events")
         return [
             e
             for e in items

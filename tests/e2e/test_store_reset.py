@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from tests.e2e.helpers import CRD, DYNAKUBE_VERSION, NAMESPACES, dynakube_body, free_port, short_id, wait
+from webhook.kube.api import list_items
 from webhook.kube.client import KubeApi, load_api_client
 
 HERE = Path(__file__).parent
@@ -117,7 +118,7 @@ def cached(metrics_port: int) -> dict[str, Any]:
 
 
 def namespace_count(kube: KubeApi) -> int:
-    items, _ = kube.list(NAMESPACES)
+    items = list_items(kube, NAMESPACES)
     return len(items)
 
 
