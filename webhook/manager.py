@@ -45,6 +45,7 @@ class Manager:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # start/stop of the leader group: the election thread and stop()
+        self._term = 0  # the elector's term the leader group was started in
 
     def add(self, runnable: Runnable, *, leader: bool = False) -> None:
         if leader and self.elector is None:
@@ -65,8 +66,20 @@ class Manager:
         if self.elector is None:
             return False
         won = self.elector.step()
+        term = self.elector.terms
         with self._lock:
-            if self._stop.is_set() or won == self._leading:
+            if self._stop.is_set():
+                return self._leading
+            if won and self._leading and term != self._term:
+                # lost (the renew deadline passed) and won again between two rounds: what the group dropped
+                # meanwhile is picked up by starting it afresh
+                log.warning("leader election: lease %s/%s lapsed and was renewed; restarting", *self._lease())
+                for runnable in reversed(self._leader_runnables):
+                    self._call(runnable, "stop")
+                for runnable in self._leader_runnables:
+                    self._call(runnable, "start")
+            self._term = term
+            if won == self._leading:
                 return self._leading
             self._leading = won
             group = self._leader_runnables if won else list(reversed(self._leader_runnables))
@@ -81,6 +94,10 @@ class Manager:
             for runnable in group:
                 self._call(runnable, "start" if won else "stop")
         return won
+
+    def _lease(self) -> tuple[str, str]:
+        assert self.elector is not None
+        return self.elector.namespace, self.elector.name
 
     def _elect(self) -> None:
         assert self.elector is not None

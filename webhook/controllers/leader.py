@@ -80,7 +80,10 @@ class LeaderElector:
         self._observed: dict[str, Any] | None = None  # the Lease spec last seen
         self._observed_at = 0.0  # our clock when that spec was first seen
         self._lease: dict[str, Any] | None = None  # the Lease as last read or written by us
-        self.holder = ""  # the holder last seen, for status pages
+        self.holder = ""  # the holder last seen
+        self.terms = (
+            0  # how often leadership began: a Lease lost and won again between two looks is a new term
+        )
 
     # --- state ---
     def is_leader(self) -> bool:
@@ -115,6 +118,7 @@ class LeaderElector:
 
     def _won(self, lease: dict[str, Any], now: float) -> None:
         if not self._leading:
+            self.terms += 1
             log.info("leader election: %s now holds lease %s/%s", self.identity, self.namespace, self.name)
         self._leading = True
         self._last_renew = now
