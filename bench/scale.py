@@ -1,6 +1,6 @@
 """The cache at scale: ``python -m bench.scale`` (a few minutes) or ``python -m bench.scale --quick``.
 
-The real webhook process starts in cluster mode against the loopback API server (``tests/apiserver.py``,
+The real webhook process starts in cluster mode against the loopback API server (``tests/support/apiserver.py``,
 served from this process on core 1; the webhook is pinned to core 0) holding N namespaces (four labels, one
 annotation, managedFields, as ``kubectl create`` leaves them) and M DynaKubes, plus any of the ``POPULATIONS``
 asked for with ``--objects kind=count``. Per scenario it reports time to ready, peak RSS during start-up (the
@@ -34,8 +34,8 @@ import orjson
 from bench import load, reviews
 from bench.proc import Server
 from bench.run import check_load, machine
-from tests.apiserver import ApiServer
-from tests.fakeapi import FakeApi
+from tests.support.apiserver import ApiServer
+from tests.support.fakeapi import FakeApi
 from webhook.state.kinds import DYNAKUBES, NAMESPACES
 from webhook.state.store import Store
 

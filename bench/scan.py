@@ -1,6 +1,6 @@
 """Cost of one full reinjection scan: ``python -m bench.scan [--pods 20000] [--namespaces 20]``.
 
-The loopback API server (``tests/apiserver.py`` over ``tests/fakeapi.py``) runs in a child process, seeded
+The loopback API server (``tests/support/apiserver.py`` over ``tests/support/fakeapi.py``) runs in a child process, seeded
 with ``--pods`` pods over ``--namespaces`` mapped namespaces (Deployments of 50 pods; most injected, some
 admitted without OneAgent with ``EmptyConnectionInfo``, some never seen by the webhook; each with labels,
 annotations, an owner reference and a managedFields entry, as the API server sends them). This process runs
@@ -91,8 +91,8 @@ def _pod(ns: str, deployment: str, i: int, kind: str) -> dict[str, Any]:
 def serve(pods: int, namespaces: int, port: int) -> None:
     """The child: seed the fake API and serve it on ``port`` until stdin closes."""
     sys.path.insert(0, os.getcwd())
-    from tests.apiserver import ApiServer
-    from tests.fakeapi import FakeApi
+    from tests.support.apiserver import ApiServer
+    from tests.support.fakeapi import FakeApi
 
     api = FakeApi()
     per_ns = pods // namespaces

@@ -182,8 +182,8 @@ DK_PATH = "/apis/dynatrace.com/v1beta2/namespaces/dynatrace/dynakubes"
 def cluster(tmp_path):
     """A loopback API server holding DynaKube "dk" (no communication hosts yet) and namespace "shop" mapped to
     it: (FakeApi, ApiServer, kubeconfig path) for running the real process in cluster mode."""
-    from tests.apiserver import ApiServer
-    from tests.fakeapi import FakeApi
+    from tests.support.apiserver import ApiServer
+    from tests.support.fakeapi import FakeApi
 
     api = FakeApi()
     api.seed(DK_PATH, make_dynakube("dk", hosts=[]))

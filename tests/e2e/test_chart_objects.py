@@ -1,6 +1,6 @@
 """The Helm chart's objects against a real API server, and the permissions its RBAC really grants.
 
-tests/test_chart.py validates the renders offline against the OpenAPI schema; the API server is the final
+tests/charts/test_chart.py validates the renders offline against the OpenAPI schema; the API server is the final
 word (defaulting, cross-field validation, admission, feature gates, CRD structural-schema rules). Here:
 
 1. every object of the default render (per-run release and namespace) is server-side applied as a dry run

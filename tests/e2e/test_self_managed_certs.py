@@ -14,7 +14,6 @@ import ssl
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tests import upstream_messages as up
 from tests.e2e.conftest import create_namespace
 from tests.e2e.helpers import (
     DYNAKUBE_RULE,
@@ -37,6 +36,7 @@ from tests.e2e.helpers import (
     wait,
 )
 from tests.e2e.tokens import create_tokens
+from tests.validation import upstream_messages as up
 from webhook.kube.api import ApiError
 from webhook.tls import certs
 

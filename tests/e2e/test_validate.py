@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests import upstream_messages as up
 from tests.e2e.conftest import create_namespace
 from tests.e2e.helpers import (
     DYNAKUBE_RULE,
@@ -21,6 +20,7 @@ from tests.e2e.helpers import (
     hook,
     wait,
 )
+from tests.validation import upstream_messages as up
 from webhook.kube.api import ApiError
 
 APP = "e2e.dynatrace.com/app"

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import upstream_messages as up
 from tests.e2e.helpers import (
     API_URL,
     CRD,
@@ -32,6 +31,7 @@ from tests.e2e.helpers import (
     rule,
     wait,
 )
+from tests.validation import upstream_messages as up
 from webhook.kube.api import ApiError, list_items
 
 HERE = Path(__file__).parent

@@ -1,7 +1,7 @@
 """The small slice of the Kubernetes API the webhook uses, as one interface over raw JSON paths.
 
 ``KubeApi`` (in ``webhook.kube.client``) implements it with the official client; the tests implement it in
-memory (``tests/fakeapi.py``), following the API server's documented semantics: resourceVersion on every
+memory (``tests/support/fakeapi.py``), following the API server's documented semantics: resourceVersion on every
 object, 409 Conflict on a stale update, 404 on a missing object, 410 Gone on an expired watch.
 
 ``pages`` reads a paginated list (``limit``/``continue``) for every caller, with one answer to an expired
