@@ -44,7 +44,12 @@ class Admissions:
 
     def routes(self) -> dict[str, Route]:
         inject = Route("inject", self.inject)
-        label = Route("label-ns", lambda review: handlers.label_namespace(review, self.store))
+        label = Route(
+            "label-ns",
+            lambda review: handlers.label_namespace(
+                review, self.store, self.settings.operator_service_account
+            ),
+        )
         validate = Route(
             "validate", lambda review: handlers.validate(review, self.store, self.settings.modules)
         )

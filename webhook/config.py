@@ -29,6 +29,7 @@ class Settings:
     dynakube_api_version: str = default("dynakube_api_version")  # "" = the group's preferred version
     relabel_namespaces: bool = default("relabel_namespaces")  # webhook/controllers/relabel.py
     relabel_interval: float = default("relabel_interval")
+    operator_service_account: str = default("operator_service_account")  # /label-ns ignores its changes
     state_poll_interval: float = 1.0  # how often --state-file is checked for changes
     # certificates
     certs_dir: Path = default("certs_dir")

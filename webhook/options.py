@@ -143,6 +143,13 @@ OPTIONS: tuple[Option, ...] = (
         "switch",
     ),
     Option("--relabel-interval", "state", "seconds between full relabel passes", 300.0, "positive"),
+    Option(
+        "--operator-service-account",
+        "state",
+        "the Dynatrace Operator's service account in `--namespace`: `/label-ns` leaves its namespace changes "
+        "unchanged, as upstream v1.10 (the operator maps namespaces itself); empty: map every change",
+        "dynatrace-operator",
+    ),
     # certificates
     Option(
         "--certs-dir",

@@ -1125,3 +1125,15 @@ def test_the_program_accepts_the_rendered_arguments_and_env(
     assert settings.reinject is CASES[case].get("features", {}).get("reinject", True)
     assert settings.init_secrets is CASES[case].get("features", {}).get("initSecrets", True)
     assert settings.modules == Modules()  # the chart's default: every module, as upstream
+
+
+def test_operator_service_account_reaches_the_program() -> None:
+    from webhook import cli
+
+    def settings(values: dict) -> object:
+        args = cli.build_parser().parse_args(["serve", *container(objects(render_raw(values)))["args"]])
+        return cli.settings_from(args)
+
+    assert settings({}).operator_service_account == "dynatrace-operator"  # type: ignore[attr-defined]
+    mine = settings({"operatorServiceAccount": "my-operator"})
+    assert mine.operator_service_account == "my-operator"  # type: ignore[attr-defined]

@@ -236,3 +236,24 @@ def test_edgeconnect(kube, run_id, cleanup, webhook_namespace, parity, version):
         )
     assert caught.value.status == 403
     assert denial_message(caught.value) == summary("EdgeConnect", up.C6)
+
+
+def test_v1beta6_gets_the_v110_checks(kube, run_id, webhook_namespace, parity):
+    """A v1beta6 DynaKube through the API server (the CRD stores v1beta6): v1.10.2's checks and words."""
+    from webhook.validation import v110
+
+    path = f"/apis/dynatrace.com/v1beta6/namespaces/{webhook_namespace}/dynakubes"
+
+    def body(name: str, **spec) -> dict:
+        return {
+            "apiVersion": "dynatrace.com/v1beta6",
+            "kind": "DynaKube",
+            "metadata": {"name": f"{name}-{run_id}", "namespace": webhook_namespace},
+            "spec": {"apiUrl": "https://abc12345.apps.dynatrace.com", **spec},
+        }
+
+    # a third-generation apiUrl without /api and an empty extensions section: fine for v1.10.2
+    assert denied(kube, path, body("v6-ok", extensions={})) is None
+    err = denied(kube, path, body("v6-bad", networkZone="a\tb"))
+    assert err is not None and err.status == 403, err
+    assert denial_message(err) == summary("DynaKube", v110.INVALID_NETWORK_ZONE)

@@ -498,3 +498,76 @@ def test_over_http(api_version):
         got = json.loads(base64.b64decode(body["response"]["patch"])) if "patch" in body["response"] else []
         assert got == expected
         assert metrics.admissions.labels("label-ns", outcome)._value.get() == 1
+
+
+# --- the operator's own changes (upstream v1.10) ---
+
+OPERATOR = f"system:serviceaccount:{WEBHOOK_NS}:dynatrace-operator"
+
+
+def _with_user(review_json: dict[str, Any], username: Any) -> dict[str, Any]:
+    review_json["request"]["userInfo"] = {"username": username, "groups": ["system:serviceaccounts"]}
+    return review_json
+
+
+@pytest.mark.parametrize("operation", ["CREATE", "UPDATE"])
+def test_operator_changes_are_left_alone(operation):
+    store = fixture_store()
+    review_json = _with_user(review_of(operation, make_ns("shop", {"inject": "me"})), OPERATOR)
+    answer = handlers.label_namespace(decode(orjson.dumps(review_json)), store)
+    assert answer.allowed and not answer.ops
+    assert answer.reasons == (ns.REASON_OPERATOR,)
+    # the same namespace from anyone else is mapped as before
+    other = handlers.label_namespace(decode(orjson.dumps(review_of(operation, make_ns("shop", {})))), store)
+    assert other.reasons != (ns.REASON_OPERATOR,)
+
+
+def test_operator_change_even_of_a_conflicting_namespace_is_allowed():
+    review_json = json.loads((FIXTURES / "create-conflict.review.json").read_text())
+    assert not answer_for(review_json, fixture_store())["allowed"]
+    response = answer_for(_with_user(review_json, OPERATOR), fixture_store())
+    assert response["allowed"] and "patch" not in response
+
+
+@pytest.mark.parametrize(
+    "username",
+    [
+        "system:serviceaccount:other:dynatrace-operator",  # the operator's name, another namespace
+        f"system:serviceaccount:{WEBHOOK_NS}:dynatrace-webhook",
+        f"system:serviceaccount:{WEBHOOK_NS}:Dynatrace-Operator",  # exact match only
+        f"system:serviceaccount:{WEBHOOK_NS}:dynatrace-operator ",
+        "dynatrace-operator",
+        "kubernetes-admin",
+        None,
+        42,
+    ],
+)
+def test_other_users_are_mapped(username):
+    review_json = json.loads((FIXTURES / "create-selected.review.json").read_text())
+    response = answer_for(_with_user(review_json, username), fixture_store())
+    assert response["allowed"] and "patch" in response
+
+
+def test_operator_service_account_is_configurable():
+    store = fixture_store()
+    mine = f"system:serviceaccount:{WEBHOOK_NS}:my-operator"
+    review_json = _with_user(review_of("CREATE", make_ns("shop", {})), mine)
+    review = decode(orjson.dumps(review_json))
+    assert handlers.label_namespace(review, store, "my-operator").reasons == (ns.REASON_OPERATOR,)
+    assert handlers.label_namespace(review, store).reasons != (ns.REASON_OPERATOR,)
+    # empty: nobody is the operator
+    operator = decode(orjson.dumps(_with_user(review_of("CREATE", make_ns("shop", {})), OPERATOR)))
+    assert handlers.label_namespace(operator, store, "").reasons != (ns.REASON_OPERATOR,)
+
+
+def test_webhook_namespace_reason_comes_first():
+    store = fixture_store()
+    review_json = _with_user(review_of("CREATE", make_ns(WEBHOOK_NS, {})), OPERATOR)
+    answer = handlers.label_namespace(decode(orjson.dumps(review_json)), store)
+    assert answer.reasons == (ns.REASON_WEBHOOK_NAMESPACE,)
+
+
+def test_operator_username():
+    assert ns.operator_username("dynatrace", "dynatrace-operator") == OPERATOR
+    assert ns.from_operator(OPERATOR, "dynatrace", "dynatrace-operator")
+    assert not ns.from_operator(OPERATOR, "dynatrace", "")

@@ -86,9 +86,13 @@ def test_a_failing_check_is_skipped_and_logged(monkeypatch, caplog):
     def broken(dynakube, ctx):
         raise KeyError("boom")
 
-    monkeypatch.setattr("webhook.validation.dynakube.ERROR_CHECKS", (broken, apiurl.no_api_url))
+    from dataclasses import replace
+
+    from webhook.validation import dynakube
+
+    checks = replace(dynakube.V14, errors=(broken, apiurl.no_api_url))
     with caplog.at_level(logging.ERROR):
-        result = validation.validate(make_dk(apiUrl=""), Context())
+        result = validation.validate(make_dk(apiUrl=""), Context(), checks)
     assert result.errors == [up.E8]
     assert "broken" in caplog.text
 

@@ -29,7 +29,7 @@ NONE = Modules(**dict.fromkeys(Modules.__dataclass_fields__, False))
         ),
         (
             '{"csiDriver": false, "activeGate": true, "oneAgent": true, "extensions": true, "logMonitoring": true, '
-            '"edgeConnect": true, "supportability": true, "kspm": true}',
+            '"edgeConnect": true, "supportability": true, "kspm": true, "kubernetesMonitoring": true}',
             without("csi_driver"),
         ),
         ('{"CSIDRIVER": true, "kSpM": true}', Modules(**{**NONE.__dict__, "csi_driver": True, "kspm": True})),

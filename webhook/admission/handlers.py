@@ -69,10 +69,20 @@ def inject(
     )
 
 
-def label_namespace(review: Review, store: Store) -> Answer:
+def _username(review: Review) -> Any:
+    user = review.request.get("userInfo")
+    return user.get("username") if isinstance(user, Mapping) else None
+
+
+def label_namespace(
+    review: Review,
+    store: Store,
+    operator_service_account: str = namespaces.DEFAULT_OPERATOR_SERVICE_ACCOUNT,
+) -> Answer:
     """``/label-ns``: add, keep or remove the DynaKube instance label of a Namespace on CREATE and UPDATE.
 
-    Allowed with a JSON patch, allowed unchanged, or denied (400) when two or more DynaKubes match.
+    Allowed with a JSON patch, allowed unchanged, or denied (400) when two or more DynaKubes match. A change
+    made by the operator's service account (in the webhook's namespace) is allowed unchanged, as upstream v1.10.
     """
     if review.operation not in ("CREATE", "UPDATE"):
         return allowed(
@@ -91,6 +101,16 @@ def label_namespace(review: Review, store: Store) -> Answer:
             outcome=namespaces.SKIPPED,
             reasons=(namespaces.REASON_NOT_A_NAMESPACE,),
         )
+    fallback = review.request.get("name")
+    name = namespaces.name_of(obj) or (fallback if isinstance(fallback, str) else review.namespace)
+    if name != store.namespace and namespaces.from_operator(
+        _username(review), store.namespace, operator_service_account
+    ):
+        return allowed(
+            "namespace changed by the operator, which maps it itself; left unchanged",
+            outcome=namespaces.SKIPPED,
+            reasons=(namespaces.REASON_OPERATOR,),
+        )
     if not store.is_synced(DYNAKUBES):
         # without the DynaKubes a missing match cannot be told from a missing cache: change nothing
         return allowed(
@@ -98,7 +118,6 @@ def label_namespace(review: Review, store: Store) -> Answer:
             outcome=namespaces.SKIPPED,
             reasons=(namespaces.REASON_CACHE_NOT_SYNCED,),
         )
-    fallback = review.request.get("name")
     try:
         decision = namespaces.decide(
             obj,

@@ -6,6 +6,9 @@ enabled, ``spec.metadataEnrichment.namespaceSelector``) selects it; the label
 
 Rules (upstream's namespace mapper, v1.3/v1.4):
 - the webhook's own namespace is never labelled;
+- a change made by the operator's service account (``system:serviceaccount:<webhook namespace>:<name>``,
+  default name ``dynatrace-operator``) is answered allowed, unchanged (upstream v1.10: the operator maps
+  namespaces itself from the DynaKube's side);
 - a DynaKube ignores the namespaces matched by its ``feature.dynatrace.com/ignored-namespaces`` patterns. The
   patterns are searched anywhere in the name (``re.search``), as Go's ``regexp.MatchString`` does; the
   defaults carry their own ``^``/``$`` anchors. A pattern that does not compile is skipped (and logged);
@@ -55,6 +58,10 @@ REASON_IGNORED = "IgnoredNamespace"
 REASON_MATCH = "MatchingDynaKube"
 REASON_NO_MATCH = "NoMatchingDynaKube"
 REASON_CONFLICT = "ConflictingDynaKubes"
+REASON_OPERATOR = "OperatorServiceAccount"
+
+# the Dynatrace Operator's service account; its namespace changes are not mapped (upstream v1.10)
+DEFAULT_OPERATOR_SERVICE_ACCOUNT = "dynatrace-operator"
 
 LABELS_PATH = ("metadata", "labels")
 
@@ -243,6 +250,17 @@ class Decision:
     dynakube: str = ""
     ops: list[Op] = field(default_factory=list)
     allowed: bool = True
+
+
+def operator_username(webhook_namespace: str, service_account: str) -> str:
+    """The user name the operator's service account has in a request: ``system:serviceaccount:<ns>:<name>``."""
+    return f"system:serviceaccount:{webhook_namespace}:{service_account}"
+
+
+def from_operator(username: Any, webhook_namespace: str, service_account: str) -> bool:
+    """The request was made by the operator's service account (upstream v1.10: exact, case-sensitive match of
+    ``request.userInfo.username``; no service account name configured: never)."""
+    return bool(service_account) and username == operator_username(webhook_namespace, service_account)
 
 
 def decide(

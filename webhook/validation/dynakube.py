@@ -1,4 +1,7 @@
-"""The checks of ``/validate`` in upstream's order (Dynatrace Operator v1.4), and how their results are summed.
+"""The checks of ``/validate`` in upstream's order, and how their results are summed.
+
+Which upstream release's checks run is chosen once, by the DynaKube's version (``checks_for``): v1beta1 to
+v1beta3 get Dynatrace Operator v1.4's checks (below), v1beta4 to v1beta6 get v1.10.2's (``v110_order``).
 
 DynaKube: every error check (deny), then every warning check (allow, kubectl prints them), then on UPDATE the
 update-only check, whose message comes last. The object is read as v1beta3 (``hub.to_hub``). Each check is a
@@ -9,8 +12,8 @@ bug: it is logged and skipped, never turned into a denial or a 500.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from webhook.validation import (
@@ -23,12 +26,14 @@ from webhook.validation import (
     images,
     istio,
     kspm,
+    latest,
     logmonitoring,
     module_checks,
     name,
     namespaces,
     oneagent,
     proxy,
+    v110_order,
 )
 from webhook.validation.base import Check, Context, DynaKube
 
@@ -84,6 +89,33 @@ EXTRA_WARNING_CHECKS: tuple[Check, ...] = (
 UPDATE_CHECKS: tuple[Check, ...] = (apiurl.mutated_api_url,)
 
 
+@dataclass(frozen=True)
+class Checks:
+    """One release's checks for one DynaKube version: how the object is read, and what runs in which order."""
+
+    release: str
+    read: Callable[[DynaKube], DynaKube]
+    errors: tuple[Check, ...]
+    warnings: tuple[Check, ...]
+    updates: tuple[Check, ...]
+
+
+V14 = Checks("v1.4", hub.to_hub, ERROR_CHECKS, WARNING_CHECKS + EXTRA_WARNING_CHECKS, UPDATE_CHECKS)
+V110 = Checks(
+    "v1.10.2",
+    latest.to_latest,
+    v110_order.ERROR_CHECKS,
+    v110_order.WARNING_CHECKS + v110_order.EXTRA_WARNING_CHECKS,
+    v110_order.UPDATE_CHECKS,
+)
+V110_VERSIONS = ("v1beta4", "v1beta5", "v1beta6")
+
+
+def checks_for(dynakube: DynaKube) -> Checks:
+    """v1.10.2's checks for a v1beta4, v1beta5 or v1beta6 object (``apiVersion``), else v1.4's."""
+    return V110 if latest.version(dynakube) in V110_VERSIONS else V14
+
+
 @dataclass
 class Result:
     errors: list[str] = field(default_factory=list)
@@ -104,12 +136,15 @@ def _run(checks: Sequence[Check], obj: Mapping[str, Any], ctx: Context) -> list[
     return found
 
 
-def validate(dynakube: DynaKube, ctx: Context) -> Result:
-    obj = hub.to_hub(dynakube)
-    errors = _run(ERROR_CHECKS, obj, ctx)
-    warnings = _run(WARNING_CHECKS + EXTRA_WARNING_CHECKS, obj, ctx)
+def validate(dynakube: DynaKube, ctx: Context, checks: Checks | None = None) -> Result:
+    """Run one release's checks (by default the one ``checks_for`` the object's version)."""
+    checks = checks or checks_for(dynakube)
+    obj = checks.read(dynakube)
+    errors = _run(checks.errors, obj, ctx)
+    warnings = _run(checks.warnings, obj, ctx)
     if ctx.old is not None:
-        errors += _run(UPDATE_CHECKS, obj, ctx)
+        ctx = replace(ctx, old=checks.read(ctx.old))
+        errors += _run(checks.updates, obj, ctx)
     return Result([m for _, m in errors], [m for _, m in warnings], [n for n, _ in errors])
 
 

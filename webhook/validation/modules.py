@@ -21,6 +21,7 @@ KEYS = {
     "edgeConnect": "edge_connect",
     "supportability": "supportability",
     "kspm": "kspm",
+    "kubernetesMonitoring": "kubernetes_monitoring",  # read by the v1.10 checks only
 }
 
 
@@ -38,6 +39,7 @@ class Modules:
     edge_connect: bool = True
     supportability: bool = True
     kspm: bool = True
+    kubernetes_monitoring: bool = True
 
     @classmethod
     def parse(cls, text: str | None) -> Modules:

@@ -41,9 +41,10 @@ def invalid_enrichment_selector(dk: DynaKube, ctx: Context) -> str | None:
 class _Matcher:
     """What upstream's namespace mapper needs of one DynaKube (hub version), worked out once."""
 
-    def __init__(self, dk: DynaKube) -> None:
+    def __init__(self, dk: DynaKube, otlp: bool = False) -> None:
         self.name = hub.name(dk)
-        self.takes_part = hub.app_injection(dk) or hub.metadata_enrichment(dk)
+        otlp_on = otlp and _otlp_enabled(dk)
+        self.takes_part = hub.app_injection(dk) or hub.metadata_enrichment(dk) or otlp_on
         self.ignored = hub.ignored_namespace_patterns(dk) if self.takes_part else []
         # an absent selector is the empty one, which selects every namespace
         selectors = []
@@ -51,6 +52,10 @@ class _Matcher:
             selectors.append(hub.oneagent_namespace_selector(dk) or {})
         if hub.metadata_enrichment(dk):
             selectors.append(hub.enrichment_namespace_selector(dk) or {})
+        if otlp_on:
+            selectors.append(
+                as_map(hub.spec(dk).get("otlpExporterConfiguration")).get("namespaceSelector") or {}
+            )
         self.selectors = tuple(selectors)
         self.valid = not any(labels.selector_errors(s, "") for s in self.selectors)
         # cached selectors may hold what selector_errors reads as empty (matchLabels: 1.0): the engine reads
@@ -76,18 +81,24 @@ class _Matcher:
 
 # Matchers of cached DynaKubes by object identity: the Store replaces DynaKube dicts and never edits them; the
 # entry keeps its object alive, so the id cannot be reused while cached.
-_matchers: dict[int, tuple[DynaKube, _Matcher]] = {}
+_matchers: dict[tuple[int, bool], tuple[DynaKube, _Matcher]] = {}
 _MATCHERS_MAX = 1024
 
 
-def _matcher_of_cached(dk: DynaKube) -> _Matcher:
-    hit = _matchers.get(id(dk))
+def _otlp_enabled(dk: DynaKube) -> bool:
+    """``spec.otlpExporterConfiguration`` exports a signal (upstream v1.8 and later map its selector too)."""
+    signals = as_map(as_map(hub.spec(dk).get("otlpExporterConfiguration")).get("signals"))
+    return any(signals.get(s) is not None for s in ("traces", "metrics", "logs"))
+
+
+def _matcher_of_cached(dk: DynaKube, otlp: bool = False) -> _Matcher:
+    hit = _matchers.get((id(dk), otlp))
     if hit is not None and hit[0] is dk:
         return hit[1]
-    matcher = _Matcher(hub.to_hub(dk))
+    matcher = _Matcher(hub.to_hub(dk), otlp)
     if len(_matchers) >= _MATCHERS_MAX:
         _matchers.clear()
-    _matchers[id(dk)] = (dk, matcher)
+    _matchers[(id(dk), otlp)] = (dk, matcher)
     return matcher
 
 
@@ -96,7 +107,7 @@ class _Baseline:
     """Which cached DynaKubes select which cached namespace: the same for every request until the cache
     changes, so it is worked out once per cache state (the last one is kept)."""
 
-    key: tuple[tuple[int, ...], tuple[int, ...]]
+    key: tuple[tuple[int, ...], tuple[int, ...], bool]
     keep: tuple[Sequence[DynaKube], Sequence[Mapping[str, Any]]]  # holds the ids of ``key`` alive
     entries: list[tuple[str, Mapping[str, Any]]]  # namespace name and labels, by position
     index: dict[tuple[str, str], list[int]]  # (label, value) -> positions
@@ -108,8 +119,10 @@ class _Baseline:
 _last: list[_Baseline] = []
 
 
-def _baseline(dynakubes: Sequence[DynaKube], namespaces: Sequence[Mapping[str, Any]]) -> _Baseline:
-    key = (tuple(map(id, dynakubes)), tuple(map(id, namespaces)))
+def _baseline(
+    dynakubes: Sequence[DynaKube], namespaces: Sequence[Mapping[str, Any]], otlp: bool = False
+) -> _Baseline:
+    key = (tuple(map(id, dynakubes)), tuple(map(id, namespaces)), otlp)
     if _last and _last[0].key == key:
         return _last[0]
     entries: list[tuple[str, Mapping[str, Any]]] = []
@@ -123,7 +136,7 @@ def _baseline(dynakubes: Sequence[DynaKube], namespaces: Sequence[Mapping[str, A
                 index.setdefault(pair, []).append(position)
     selected_by: list[list[str]] = [[] for _ in entries]
     invalid = set()
-    for matcher in map(_matcher_of_cached, dynakubes):
+    for matcher in (_matcher_of_cached(d, otlp) for d in dynakubes):
         if not matcher.valid:
             invalid.add(matcher.name)
         elif matcher.takes_part:
@@ -137,13 +150,18 @@ def _baseline(dynakubes: Sequence[DynaKube], namespaces: Sequence[Mapping[str, A
 
 
 def conflicts(
-    dk: DynaKube, dynakubes: Sequence[DynaKube], namespaces: Sequence[Mapping[str, Any]]
+    dk: DynaKube,
+    dynakubes: Sequence[DynaKube],
+    namespaces: Sequence[Mapping[str, Any]],
+    *,
+    otlp: bool = False,
 ) -> list[str]:
     """The namespaces two DynaKubes select (this object replacing its cached self), in the order given, or []
-    when a selector of any DynaKube is invalid (upstream's scan gives up and passes)."""
+    when a selector of any DynaKube is invalid (upstream's scan gives up and passes). ``otlp``: the OTLP
+    exporter's namespace selector selects too (upstream v1.9 and later)."""
     own = hub.name(dk)
-    base = _baseline(dynakubes, namespaces)
-    mine = _Matcher(dk)
+    base = _baseline(dynakubes, namespaces, otlp)
+    mine = _Matcher(dk, otlp)
     if not mine.valid or base.invalid - {own}:
         return []
 
