@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.validation_support import FF, make_dk, make_ns, without
+from tests.validation.validation_support import FF, make_dk, make_ns, without
 from webhook import validation
 from webhook.validation import Context, dynakube, v110, v110_more, v110_warnings
 
@@ -466,7 +466,7 @@ def test_v1beta5_is_converted_like_upstream():
 
 
 FIXTURE = yaml.safe_load(
-    (Path(__file__).parent / "fixtures" / "dynakube" / "v1.10.2-v1beta6.yaml").read_text()
+    (Path(__file__).parents[1] / "fixtures" / "dynakube" / "v1.10.2-v1beta6.yaml").read_text()
 )
 AG = {
     "capabilities": ["routing", "kubernetes-monitoring", "dynatrace-api"],
