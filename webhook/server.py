@@ -118,7 +118,7 @@ class Webhook:
         if parts is None:
             return
         if parts.relabeler is not None:
-            parts.relabeler.on_event(resource, kind)
+            parts.relabeler.on_event(resource, kind, obj)
         if parts.reinjector is not None:
             parts.reinjector.on_event(resource, kind, obj)
         if parts.init_secrets is not None and resource not in owner_cache.RESOURCES:

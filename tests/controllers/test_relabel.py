@@ -249,13 +249,14 @@ def test_thread_runs_after_sync_and_on_notify():
     api = FakeApi()
     api.seed(NAMESPACES_PATH, make_ns("shop"))
     store = Store(WEBHOOK_NS)
-    relabeler = Relabeler(api, store, interval=60.0, debounce=0.01, sync_poll=0.01)
+    relabeler = Relabeler(api, store, interval=60.0, debounce=0.01)
     thread = relabeler.start()
     try:
-        time.sleep(0.05)
+        wait_for(lambda: relabeler.loop.reconciled >= 1)  # its first look: the cache is not synced
         assert relabeler.runs == 0  # waits for the cache
         store.replace(NAMESPACES, list_items(api, NAMESPACES_PATH))
         store.replace(DYNAKUBES, [])
+        relabeler.on_event(DYNAKUBES, "listed")  # as the reflector says when the list is in
         wait_for(lambda: relabeler.runs == 1)
         assert labels_in(api, "shop") == {}
         store.upsert(DYNAKUBES, make_dk("a"))  # a DynaKube appears
@@ -269,7 +270,7 @@ def test_thread_runs_after_sync_and_on_notify():
 
 def test_thread_runs_on_interval_and_survives_a_failing_pass(monkeypatch):
     api, store = cluster([], [])
-    relabeler = Relabeler(api, store, interval=0.01, sync_poll=0.01)
+    relabeler = Relabeler(api, store, interval=0.01)
     calls = []
     original = relabeler.reconcile_once
 
@@ -289,7 +290,7 @@ def test_thread_runs_on_interval_and_survives_a_failing_pass(monkeypatch):
 
 
 def test_stop_ends_a_waiting_thread_promptly():
-    relabeler = Relabeler(FakeApi(), Store(WEBHOOK_NS), interval=3600.0, sync_poll=3600.0)
+    relabeler = Relabeler(FakeApi(), Store(WEBHOOK_NS), interval=3600.0)
     thread = relabeler.start()
     started = time.monotonic()
     relabeler.stop()

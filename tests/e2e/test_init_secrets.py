@@ -77,7 +77,13 @@ def test_a_copy_someone_else_manages_is_left_alone(kube, run_id, cleanup, webhoo
     }
     kube.create(f"{NAMESPACES}/{app}/secrets", operator_copy)
     webhook = start_webhook()
-    time.sleep(3)  # a few rounds of the controller, which has seen the copy
+    # a namespace mapped after the start is reconciled after every namespace the controller's first pass
+    # queued, this one among them: once its Secret exists, the copy above has been looked at
+    later = f"later-{run_id}"
+    create_namespace(kube, cleanup, later, run_id, **{INSTANCE_LABEL: name})
+    wait(
+        lambda: exists(kube, secret_path(later)), timeout=30, what=f"{CONFIG} in {later} (log: {webhook.log})"
+    )
     secret = kube.get(secret_path(app))
     assert MANAGED_BY not in secret["metadata"]["labels"], webhook.log.read_text()
     assert json.loads(base64.b64decode(secret["data"]["config"])) == {"apiToken": "from-the-operator"}

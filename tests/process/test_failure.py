@@ -70,7 +70,7 @@ def test_api_unreachable_at_start_then_reachable_becomes_ready_without_restart(t
         assert running.get(running.health, "/livez").status_code == 200
         ready = running.get(running.health, "/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["cache_synced"] is False
-        time.sleep(1.0)
+        running.wait(lambda: running.api_retries() >= 2)  # it tried the API, and again: still not ready
         assert running.get(running.health, "/readyz").status_code == 503
         server = ApiServer(seeded(hosts=None), port=port)  # the API comes up on the address it was given
         start = time.monotonic()

@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -84,6 +85,16 @@ class Running:
                 pass
             time.sleep(0.05)
         raise AssertionError(f"timed out; log:\n{self.log.read_text()}")
+
+    def api_retries(self) -> float:
+        """How often the cache's watches failed and were retried (the webhook's own count)."""
+        text = self.get(self.metrics, "/metrics").text
+        return sum(
+            float(v)
+            for v in re.findall(
+                r'dynatrace_webhook_watch_events_total\{[^}]*type="reconnect"[^}]*\} ([0-9.e+]+)', text
+            )
+        )
 
     def wait_ready(self) -> None:
         self.wait(lambda: self.get(self.health, "/readyz").status_code == 200)
@@ -257,7 +268,7 @@ def test_not_ready_until_synced_when_the_api_is_unreachable(tmp_path):
         ready = running.get(running.health, "/readyz")
         assert ready.status_code == 503
         assert ready.json()["checks"]["cache_synced"] is False
-        time.sleep(1)
+        running.wait(lambda: running.api_retries() >= 2)  # it tried the API, and again: still not ready
         assert running.get(running.health, "/readyz").status_code == 503
     finally:
         assert running.stop() == 0

@@ -105,13 +105,11 @@ class Relabeler:
         *,
         interval: float = 300.0,
         debounce: float = 1.0,
-        sync_poll: float = 1.0,
     ) -> None:
         self.api = api
         self.store = store
         self.interval = interval
         self.debounce = debounce
-        self.sync_poll = sync_poll
         self.loop: Loop[str] = Loop(
             "relabel", self._reconcile, backoff=Backoff(base=min(1.0, interval), cap=max(interval, 1.0))
         )
@@ -123,9 +121,10 @@ class Relabeler:
         """Something changed: reconcile soon (bursts of notifications are batched by ``debounce``)."""
         self.loop.add(_ALL, self.debounce)
 
-    def on_event(self, resource: str, kind: str) -> None:
-        """A watch-event callback: DynaKube changes and relists wake the relabeler."""
-        if resource == DYNAKUBES and kind in ("ADDED", "MODIFIED", "DELETED", "relist"):
+    def on_event(self, resource: str, kind: str, obj: Mapping[str, Any] | None = None) -> None:
+        """A watch-event callback: DynaKube changes and relists wake the relabeler, and so does a whole list of
+        DynaKubes or namespaces (the cache it waits for at start)."""
+        if (resource == DYNAKUBES and kind in ("ADDED", "MODIFIED", "DELETED", "relist")) or (resource in (DYNAKUBES, NAMESPACES) and kind == "listed"):
             self.notify()
 
     # --- one pass ---
@@ -183,9 +182,10 @@ class Relabeler:
 
     # --- the loop ---
     def _reconcile(self, key: str) -> Result:
-        """Reconcile once the cache has synced; then again every ``interval`` seconds (or on ``notify()``)."""
+        """Reconcile once the cache has synced (the list that syncs it notifies); then again every ``interval``
+        seconds, or on ``notify()``."""
         if not self.store.synced:
-            return Result(requeue_after=self.sync_poll)
+            return Result(requeue_after=self.interval)  # the "listed" event of the last cache comes first
         self.reconcile_once()
         return Result(requeue_after=self.interval)
 
