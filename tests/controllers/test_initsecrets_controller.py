@@ -290,3 +290,27 @@ def test_a_namespace_that_is_gone_ends_its_key() -> None:
     assert w.secret("app0") is None
     assert w.controller.loop.failures == {} and "app0" not in w.controller.loop.queued()
     assert w.controller.counts[("failed", CONFIG)] == 0
+
+
+def test_a_namespace_mapped_during_a_long_pass_is_written_next() -> None:
+    """A pass with a backlog of writes (rate-limited) does not hold up a namespace that was just mapped: its
+    event puts it at the front of the queue."""
+    w = World(namespaces=30, burst=2, writes_per_second=1.0)
+    w.round()
+    assert len(w.writes()) == 2
+    fresh = namespace("fresh")
+    w.namespaces.append(fresh)
+    w.sync(notify=False)
+    w.controller.on_event(NAMESPACES, "ADDED", fresh)
+    w.clock.now += 1.0  # one token
+    w.controller.process()
+    assert w.writes()[-1] == ("POST", "/api/v1/namespaces/fresh/secrets")
+
+
+def test_a_pass_queues_only_namespaces_with_something_to_write() -> None:
+    w = World(namespaces=3)
+    w.round()
+    assert len(w.writes()) == 3
+    w.controller.loop.add("")  # another pass: every copy is as the inputs give it
+    w.controller.process()
+    assert set(w.controller.loop.queued()) == {""} and len(w.writes()) == 3

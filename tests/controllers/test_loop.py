@@ -231,3 +231,15 @@ def test_stop_lets_the_running_reconcile_finish_and_runs_nothing_after():
     stopper.join(5)
     assert not thread.is_alive()
     assert ran == ["first"]
+
+
+def test_a_key_added_to_the_front_runs_before_the_keys_queued_in_due_order():
+    clock = Clock()
+    loop, ran = recording(clock, limiter=TokenBucket(6, clock, burst=1))
+    for key in "abc":
+        loop.add(key)
+    loop.process()
+    loop.add("new", front=True)
+    clock.advance(10)
+    loop.process()
+    assert ran == ["a", "new"]

@@ -254,7 +254,9 @@ class InitSecrets:
             meta = as_map(obj.get("metadata"))
             namespace = as_str(meta.get("name") if resource == NAMESPACES else meta.get("namespace"))
             if namespace and self.is_synced():
-                self.loop.add(namespace)
+                self.loop.add(
+                    namespace, front=True
+                )  # ahead of a pass: a namespace just mapped waits for nothing
             return
         self.planner.forget()
         self.loop.add(_PASS)
@@ -274,8 +276,10 @@ class InitSecrets:
             return None
         backing_off = self.loop.failures
         for namespace in sorted(self.planner.keys()):
-            if namespace not in backing_off:  # queued already, for when its backoff ends
-                self.loop.add(namespace)
+            if namespace in backing_off:  # queued already, for when its backoff ends
+                continue
+            if any(step.action not in (KEEP, FOREIGN) for step in self.planner.plan(namespace)):
+                self.loop.add(namespace)  # planned in memory: only namespaces with something to write wait
         return Result(requeue_after=self.config.resync)
 
     def process(self) -> int:

@@ -122,7 +122,10 @@ class Loop(Generic[K]):
         self.failures: dict[K, int] = {}
         self.reconciled = 0  # reconciles run, successful or not
         self._due: dict[K, float] = {}  # queued key -> due time
-        self._heap: list[tuple[float, int, K]] = []  # may hold stale entries; _due is the truth
+        self._rank: dict[K, int] = {}  # queued key -> 0: at the front (``add(front=True)``), 1: in due order
+        self._heap: list[
+            tuple[int, float, int, K]
+        ] = []  # may hold stale entries; _due and _rank are the truth
         self._seq = itertools.count()
         self._active: K | None = None
         self._busy = False
@@ -133,22 +136,25 @@ class Loop(Generic[K]):
         self._thread: threading.Thread | None = None
 
     # --- the queue ---
-    def add(self, key: K, delay: float = 0.0) -> None:
-        """Queue ``key`` to run in ``delay`` seconds (or keep its earlier due time)."""
-        due = self.clock() + max(0.0, delay)
+    def add(self, key: K, delay: float = 0.0, *, front: bool = False) -> None:
+        """Queue ``key`` to run in ``delay`` seconds (or keep its earlier due time). ``front``: due now, and
+        ahead of every key queued in due order (an event that something new needs doing does not wait behind
+        a pass over everything)."""
+        due = self.clock() + (0.0 if front else max(0.0, delay))
         with self._cond:
             if self._busy and self._active == key:
                 self._again = due if self._again is None else min(self._again, due)
                 return
-            self._push(key, due)
+            self._push(key, due, 0 if front else 1)
             self._cond.notify()
 
-    def _push(self, key: K, due: float) -> None:
+    def _push(self, key: K, due: float, rank: int = 1) -> None:
         current = self._due.get(key)
-        if current is not None and current <= due:
+        if current is not None and (self._rank[key], current) <= (rank, due):
             return
         self._due[key] = due
-        heapq.heappush(self._heap, (due, next(self._seq), key))
+        self._rank[key] = rank
+        heapq.heappush(self._heap, (rank, due, next(self._seq), key))
 
     def add_rate_limited(self, key: K) -> float:
         """Queue ``key`` again after its backoff (one more failure); the delay chosen."""
@@ -182,22 +188,26 @@ class Loop(Generic[K]):
     def next_due(self) -> float | None:
         with self._cond:
             self._drop_stale()
-            return self._heap[0][0] if self._heap else None
+            return self._heap[0][1] if self._heap else None
 
     def _drop_stale(self) -> None:
-        while self._heap and self._due.get(self._heap[0][2]) != self._heap[0][0]:
+        while self._heap:
+            rank, due, _, key = self._heap[0]
+            if self._due.get(key) == due and self._rank.get(key) == rank:
+                return
             heapq.heappop(self._heap)
 
     def _pop_due(self, now: float) -> K | None:
         with self._cond:
             self._drop_stale()
-            if not self._heap or self._heap[0][0] > now or self._stopping:
+            if not self._heap or self._heap[0][1] > now or self._stopping:
                 return None
-            key = self._heap[0][2]
+            key = self._heap[0][3]
             if self.limiter is not None and self.limited(key) and not self.limiter.take():
                 return None
             heapq.heappop(self._heap)
             del self._due[key]
+            del self._rank[key]
             self._active, self._busy, self._again = key, True, None
             return key
 

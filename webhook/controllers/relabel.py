@@ -124,7 +124,9 @@ class Relabeler:
     def on_event(self, resource: str, kind: str, obj: Mapping[str, Any] | None = None) -> None:
         """A watch-event callback: DynaKube changes and relists wake the relabeler, and so does a whole list of
         DynaKubes or namespaces (the cache it waits for at start)."""
-        if (resource == DYNAKUBES and kind in ("ADDED", "MODIFIED", "DELETED", "relist")) or (resource in (DYNAKUBES, NAMESPACES) and kind == "listed"):
+        if (resource == DYNAKUBES and kind in ("ADDED", "MODIFIED", "DELETED", "relist")) or (
+            resource in (DYNAKUBES, NAMESPACES) and kind == "listed"
+        ):
             self.notify()
 
     # --- one pass ---
