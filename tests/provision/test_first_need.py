@@ -286,9 +286,11 @@ async def test_the_controller_and_the_admissions_share_one_create(tmp_path, firs
     if first == "admission":
         admission = asyncio.ensure_future(world.admit())
         await asyncio.to_thread(world.api.entered.wait, 5)
-        controller.reconcile("shop")  # the admission's create is in flight: nothing sent
+        # the admission's create is in flight: the controller sends nothing, it waits for that create's outcome
+        reconcile = asyncio.ensure_future(asyncio.to_thread(controller.reconcile, "shop"))
         world.api.gate.set()
         assert injected(await admission)
+        await reconcile
     else:
         reconcile = asyncio.ensure_future(asyncio.to_thread(controller.reconcile, "shop"))
         await asyncio.to_thread(world.api.entered.wait, 5)
@@ -345,3 +347,32 @@ def test_with_a_state_file_an_unknown_namespace_is_answered_at_once(tmp_path):
     world.webhook.admissions.watching = False
     answer = world.webhook.admissions.inject(review_of(make_pod(namespace="nowhere"), namespace="nowhere"))
     assert isinstance(answer, Answer) and answer.reasons == (pods.SKIP_NAMESPACE_UNKNOWN,)
+
+
+def test_an_admission_create_that_fails_fails_the_controllers_reconcile_too(tmp_path):
+    """The controller finding an admission's create in flight takes its outcome: a refused create is the
+    controller's failure as well, retried with the namespace's backoff (never taken for done)."""
+    from webhook.controllers.initsecrets import WriteFailed
+
+    world = World(tmp_path)
+    controller = world.controller()
+    world.api.fail = ApiError(403, "exceeded quota")  # the quota is still there for any create
+    key = ("shop", CONFIG)
+    future, ours = world.flights.start(key)  # an admission's create, in flight
+    assert ours
+    outcome: list[BaseException | None] = []
+
+    def reconcile() -> None:
+        try:
+            controller.reconcile("shop")
+            outcome.append(None)
+        except WriteFailed as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=reconcile)
+    thread.start()
+    world.flights.finish(key, future, fl.FAILED)  # refused
+    thread.join(15)
+    assert len(outcome) == 1 and isinstance(outcome[0], WriteFailed)
+    # whether it waited on the admission's create or sent its own after it: never more than one
+    assert world.api.creates() <= 1

@@ -200,6 +200,8 @@ class _Gone(Exception):
     """A write answered 404: the namespace (or the copy to update) no longer exists."""
 
 
+FLIGHT_WAIT = 10.0  # seconds a reconcile waits for an admission's create of the same Secret
+
 _PASS = ""  # the loop key of a pass over every namespace (no namespace has an empty name)
 
 
@@ -304,8 +306,14 @@ class InitSecrets:
             if self.flights.present(namespace, (step.name,), ()):
                 return  # created here on first need; the watch brings it
             future, ours = self.flights.start(key)
-            if not ours:
-                return  # an admission's create is in flight; its watch event brings the namespace back
+            if not ours:  # an admission's create is in flight: its outcome is this reconcile's
+                try:
+                    outcome = future.result(timeout=FLIGHT_WAIT)
+                except TimeoutError:
+                    raise WriteFailed(f"{step.name} create: still in flight after {FLIGHT_WAIT:g}s") from None
+                if outcome == flight.FAILED:  # retried with this namespace's backoff
+                    raise WriteFailed(f"{step.name} create failed on first need")
+                return
             result = flight.FAILED
             try:
                 self._send(namespace, step)
