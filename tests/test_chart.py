@@ -1125,3 +1125,5 @@ def test_the_program_accepts_the_rendered_arguments_and_env(
     assert settings.reinject is CASES[case].get("features", {}).get("reinject", True)
     assert settings.init_secrets is CASES[case].get("features", {}).get("initSecrets", True)
     assert settings.modules == Modules()  # the chart's default: every module, as upstream
+    assert settings.contract == "auto"
+    assert settings.bootstrapper_image == "public.ecr.aws/dynatrace/dynatrace-operator:v1.10.2"
