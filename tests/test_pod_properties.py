@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import SETTINGS, make_dynakube, make_namespace
 from webhook.mutation import pod as pods
+from webhook.mutation.context import PodContext
 
 names = st.text(alphabet="abc-/~.0", min_size=1, max_size=6)
 env_var = st.fixed_dictionaries(
@@ -230,7 +231,7 @@ def test_a_mapped_pod_is_injected_untouched_for_a_listed_reason_or_says_why(pod,
     if result.outcome == "injected":
         assert after["dynakube.dynatrace.com/injected"] == "true"
     elif result.outcome == "reinvoked":
-        assert pods.already_injected(pod)  # the pod says so already
+        assert PodContext(pod).already_injected()  # the pod says so already
     else:
         assert result.outcome == "skipped", result
         if result.reasons[0] in UNTOUCHED:
