@@ -13,7 +13,7 @@ Each wait is at most ``--init-secret-timeout``; then the pod is answered with wh
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 from webhook.admission import handlers, skipevents
@@ -22,9 +22,19 @@ from webhook.admission.review import Answer, Review
 from webhook.config import Settings
 from webhook.metrics import Metrics
 from webhook.mutation import pod as pods
+from webhook.mutation.bootstrapper import CONTRACT as bootstrapper_contract
+from webhook.mutation.bootstrapper import REASON_NO_BOOTSTRAPPER_CONFIG
 from webhook.mutation.pod import REASON_MISSING_INIT_SECRET
 from webhook.state.store import NAMESPACES, Store
 from webhook.tolerant import as_map, as_str
+
+# a Secret the pod's namespace lacks, which the admission creates on first need (v1.4: an init Secret; v1.10:
+# a bootstrapper Secret replicated from the operator's source)
+FIRST_NEED_REASONS = frozenset((REASON_MISSING_INIT_SECRET, REASON_NO_BOOTSTRAPPER_CONFIG))
+
+
+def _first_need(reasons: Sequence[str]) -> bool:
+    return not FIRST_NEED_REASONS.isdisjoint(reasons)
 
 
 class Admissions:
@@ -33,7 +43,11 @@ class Admissions:
         self.store = store
         self.metrics = metrics
         self.injection = pods.Settings(
-            image=settings.init_image, version=settings.version, csi=settings.csi_driver
+            image=settings.init_image,
+            version=settings.version,
+            csi=settings.csi_driver,
+            contract=settings.contract,
+            images={bootstrapper_contract: settings.bootstrapper_image},
         )
         self.first_need: Any = None  # webhook.provision.initsecrets.FirstNeed in cluster mode
         self.events: Any = None  # webhook.controllers.events.Recorder in cluster mode
@@ -68,7 +82,7 @@ class Admissions:
         reasons = answer.reasons
         if self.watching and (
             (reasons == (pods.SKIP_NAMESPACE_UNKNOWN,) and self.store.synced)
-            or (REASON_MISSING_INIT_SECRET in reasons and self.first_need is not None and not review.dry_run)
+            or (_first_need(reasons) and self.first_need is not None and not review.dry_run)
         ):
             return self.first_pod(review, answer)
         return self.answered(review, answer)
@@ -80,17 +94,13 @@ class Admissions:
         if pods.SKIP_NAMESPACE_UNKNOWN in answer.reasons:
             await self.namespace_arrives(namespace, self.settings.init_secret_timeout)
             answer = self.decide(review)
-        if (
-            REASON_MISSING_INIT_SECRET in answer.reasons
-            and self.first_need is not None
-            and not review.dry_run
-        ):
+        if _first_need(answer.reasons) and self.first_need is not None and not review.dry_run:
             await self.first_need.ensure(namespace)
             answer = self.decide(review)
         return self.answered(review, answer)
 
     def answered(self, review: Review, answer: Answer) -> Answer:
-        if REASON_MISSING_INIT_SECRET in answer.reasons:
+        if _first_need(answer.reasons):
             self.metrics.init_secret_missing.inc()
         if self.events is not None:
             skipevents.record(self.events, review, answer, self.store)  # put_nowait at most: never waits

@@ -90,13 +90,14 @@ class Background:
         from webhook.controllers.initsecrets import Config, InitSecrets
         from webhook.kube.client import KubeApi, load_api_client
         from webhook.provision.flights import Flights
-        from webhook.provision.initsecrets import RESULTS, FirstNeed
+        from webhook.provision.initsecrets import ALL_SECRETS, RESULTS, FirstNeed
         from webhook.provision.initsecrets import Config as FirstNeedConfig
 
         s = self.settings
         for name in INIT_SECRETS:
             for action in ACTIONS:
                 self.metrics.init_secrets.labels(action, name)
+        for name in ALL_SECRETS:
             for result in RESULTS:
                 self.metrics.init_secret_first_need.labels(result, name)
         flights = Flights()  # one create per namespace and Secret in this process, admissions or controller
@@ -114,7 +115,10 @@ class Background:
             KubeApi(load_api_client(s.kubeconfig), request_timeout=5.0),
             self.store,
             FirstNeedConfig(
-                operator_version=s.version, csi_mode=s.modules.csi_driver, budget=s.init_secret_timeout
+                operator_version=s.version,
+                csi_mode=s.modules.csi_driver,
+                budget=s.init_secret_timeout,
+                contract=s.contract,
             ),
             flights,
             on_result=lambda result, name: self.metrics.init_secret_first_need.labels(result, name).inc(),

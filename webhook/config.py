@@ -52,6 +52,8 @@ class Settings:
     cert_check_interval: float = default("cert_check_interval")  # seconds
     # injection
     init_image: str = default("init_image")
+    contract: str = default("contract")  # auto, v1.4 or v1.10
+    bootstrapper_image: str = default("bootstrapper_image")  # the v1.10 contract's init image
     csi_driver: bool = default("csi_driver")  # the Dynatrace CSI driver is installed: oneagent-bin is CSI
     events: bool = default("events")  # webhook/controllers/events.py; needs the API
     init_secrets: bool = default("init_secrets")  # webhook/controllers/initsecrets.py; needs the API

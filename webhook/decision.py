@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from webhook import dynakube as dk
+from webhook.mutation import bootstrapper
 from webhook.mutation import pod as pods
 from webhook.state.store import Store
 from webhook.tolerant import as_map
@@ -21,6 +23,17 @@ Known = Callable[[str], frozenset[str]]
 def namespace_of(pod: Mapping[str, Any]) -> str:
     """The namespace a pod manifest names ("" when none)."""
     return str(as_map(pod.get("metadata")).get("namespace") or "")
+
+
+def contract_for(store: Store, configured: str, dynakube: Mapping[str, Any] | None) -> str:
+    """The injection contract a DynaKube's pods get: the configured one, or with ``auto`` v1.10 when the
+    DynaKube's operator wrote ``<dynakube>-bootstrapper-config`` in the DynaKube's namespace, else v1.4."""
+    if configured != pods.CONTRACT_AUTO:
+        return configured
+    if dynakube is None:
+        return pods.CONTRACT_V1_4
+    source = bootstrapper.source_name(dk.name(dynakube), bootstrapper.CONFIG_SECRET)
+    return bootstrapper.CONTRACT if store.secret(source) is not None else pods.CONTRACT_V1_4
 
 
 def decide_from_store(
@@ -52,4 +65,5 @@ def decide_from_store(
         cluster_id=store.cluster_id,
         lookup=lambda kind, owner: store.owner_meta(ns_name, kind, owner),
         secrets=secrets,
+        contract=contract_for(store, settings.contract, dynakube),
     )

@@ -11,6 +11,7 @@ import yaml
 
 from webhook.explain import explain, load_manifest, render_text
 from webhook.mutation import pod as pods
+from webhook.options import DEFAULT_BOOTSTRAPPER_IMAGE
 from webhook.state.local import LocalState
 from webhook.state.store import Store
 
@@ -45,7 +46,11 @@ def run_explain(args: argparse.Namespace) -> int:
         print(f"explain: cannot read the state: {err}", file=sys.stderr)
         return 2
     settings = pods.Settings(
-        image=args.init_image, version=__import__("webhook").__version__, csi=args.csi_driver
+        image=args.init_image,
+        version=__import__("webhook").__version__,
+        csi=args.csi_driver,
+        contract=getattr(args, "contract", pods.CONTRACT_AUTO),
+        images={"v1.10": getattr(args, "bootstrapper_image", DEFAULT_BOOTSTRAPPER_IMAGE)},
     )
     report = explain(pod, store, settings, args.pod_namespace)
     if args.output == "json":

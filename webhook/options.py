@@ -28,6 +28,9 @@ from webhook.validation.modules import Modules
 DEFAULT_CERTS_DIR = "/tmp/k8s-webhook-server/serving-certs"  # upstream's default
 # the Dynatrace Operator image whose ``init`` completes what the webhook injects (a release of the v1.4 contract)
 DEFAULT_INIT_IMAGE = "public.ecr.aws/dynatrace/dynatrace-operator:v1.4.2"
+# the Dynatrace Operator image whose ``bootstrap`` completes what the v1.10 contract injects
+DEFAULT_BOOTSTRAPPER_IMAGE = "public.ecr.aws/dynatrace/dynatrace-operator:v1.10.2"
+CONTRACTS = ("auto", "v1.4", "v1.10")
 
 # str, int, float: as named; positive: a float > 0; switch: ``--x`` (off by default); bool: ``--x/--no-x``;
 # duration: ``365d``, ``12h``, ``1h30m``...; names: repeatable, comma-separated in the environment;
@@ -255,6 +258,25 @@ OPTIONS: tuple[Option, ...] = (
         "contract",
         DEFAULT_INIT_IMAGE,
         env=("DT_OPERATOR_IMAGE", "INIT_IMAGE"),
+    ),
+    # the injection contract per DynaKube (v1.4 init, v1.10 bootstrapper), and the v1.10 contract's image
+    Option(
+        "--contract",
+        "injection",
+        "the injection contract: `v1.4` (the `init` command, pairs with operators v1.4.x), `v1.10` (the "
+        "bootstrapper, pairs with operators v1.10.x), or `auto`: `v1.10` for a DynaKube whose operator wrote the "
+        "Secret `<dynakube>-bootstrapper-config` in the DynaKube's namespace, else `v1.4`",
+        "auto",
+        env=("INJECTION_CONTRACT",),
+        choices=CONTRACTS,
+        see="[What pairs with what](#what-pairs-with-what)",
+    ),
+    Option(
+        "--bootstrapper-image",
+        "injection",
+        "image of the injected `dynatrace-operator` init container under the v1.10 contract: a Dynatrace "
+        "Operator image whose `bootstrap` command implements it (v1.10.x)",
+        DEFAULT_BOOTSTRAPPER_IMAGE,
     ),
     Option(
         "--csi-driver",

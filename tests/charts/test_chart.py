@@ -544,6 +544,10 @@ def test_webhook_settings_are_configurable() -> None:
 # --- RBAC --------------------------------------------------------------------------------------------
 
 INIT_SECRET_NAMES = ("dynatrace-dynakube-config", "dynatrace-metadata-enrichment-endpoint")
+BOOTSTRAPPER_SECRET_NAMES = (
+    "dynatrace-bootstrapper-config",
+    "dynatrace-bootstrapper-certs",
+)  # the v1.10 contract's
 ALWAYS = {
     ("namespace", "dynatrace.com", "dynakubes", "list", "*"),
     ("namespace", "dynatrace.com", "dynakubes", "watch", "*"),
@@ -554,7 +558,11 @@ ALWAYS = {
     ("namespace", "", "secrets", "watch", "*"),
     # the init Secret cache: one cluster-wide list+watch per name (fieldSelector metadata.name=<name>), which
     # the API server authorizes against resourceNames; no other Secret outside the release namespace
-    *{("cluster", "", "secrets", v, name) for v in ("list", "watch") for name in INIT_SECRET_NAMES},
+    *{
+        ("cluster", "", "secrets", v, name)
+        for v in ("list", "watch")
+        for name in (*INIT_SECRET_NAMES, *BOOTSTRAPPER_SECRET_NAMES)
+    },
     # the owner caches
     *{
         (("cluster", g, r, v, "*"))
@@ -630,11 +638,14 @@ def test_rbac_is_exactly_what_the_mode_needs(
 
 @pytest.mark.parametrize("case", CASES)
 def test_cluster_role_reads_secrets_only_by_name(case: str, docs: dict[str, list[dict[str, Any]]]) -> None:
-    """Outside the release namespace the webhook may read the two init Secrets and nothing else: every
-    ClusterRole rule that lets it get, list or watch Secrets names them in resourceNames."""
-    from webhook.mutation.initsecrets import INIT_SECRETS
+    """Outside the release namespace the webhook may read the init Secrets of both contracts and nothing else:
+    every ClusterRole rule that lets it get, list or watch Secrets names them in resourceNames."""
+    from webhook.mutation.bootstrapper import SECRETS as BOOTSTRAPPER_SECRETS
+    from webhook.mutation.initsecrets import INIT_SECRETS as V14_SECRETS
 
-    assert set(INIT_SECRET_NAMES) == set(INIT_SECRETS)  # the chart's names are the program's
+    assert set(INIT_SECRET_NAMES) == set(V14_SECRETS)  # the chart's names are the program's
+    assert set(BOOTSTRAPPER_SECRET_NAMES) == set(BOOTSTRAPPER_SECRETS)
+    INIT_SECRETS = (*V14_SECRETS, *BOOTSTRAPPER_SECRETS)
     for role in find(docs[case], "ClusterRole"):
         for rule in role["rules"]:
             reads_secrets = (
@@ -1125,6 +1136,8 @@ def test_the_program_accepts_the_rendered_arguments_and_env(
     assert settings.reinject is CASES[case].get("features", {}).get("reinject", True)
     assert settings.init_secrets is CASES[case].get("features", {}).get("initSecrets", True)
     assert settings.modules == Modules()  # the chart's default: every module, as upstream
+    assert settings.contract == "auto"
+    assert settings.bootstrapper_image == "public.ecr.aws/dynatrace/dynatrace-operator:v1.10.2"
 
 
 def test_operator_service_account_reaches_the_program() -> None:

@@ -470,6 +470,8 @@ def test_missing_init_secret_restarts_once_the_secret_is_there():
         NAMESPACES,
         "init-config-secrets",
         "init-endpoint-secrets",
+        "bootstrapper-config-secrets",  # the v1.10 contract's
+        "bootstrapper-certs-secrets",
     }
     # the Store keeps the init Secrets itself: they trigger, its other caches (owners, inputs, Secrets) do not
     assert Reinjector(h.api, Store(WEBHOOK_NS), Config()).triggers == {
@@ -477,6 +479,8 @@ def test_missing_init_secret_restarts_once_the_secret_is_there():
         NAMESPACES,
         "init-config-secrets",
         "init-endpoint-secrets",
+        "bootstrapper-config-secrets",  # the v1.10 contract's
+        "bootstrapper-certs-secrets",
     }
     reinjector = Reinjector(h.api, store, Config(enabled=True), clock=h.clock)
     h.reinjector = reinjector
@@ -1192,3 +1196,30 @@ def test_a_namespace_event_rechecks_that_namespace_only(h):
     assert h.reinjector.scans == scans + 1
     h.reinjector.on_event(DYNAKUBES, "MODIFIED", {"metadata": {"name": DK}})
     assert "sync" in h.reinjector.loop.queued()
+
+
+def test_no_bootstrapper_config_is_a_cause_the_webhook_owns():
+    """v1.10 writes NoBootstrapperConfig on dynakube.dynatrace.com/*: the pod waits for a restart, without the
+    DynaKube's opt-in, once the Secret (or its source) is there."""
+    from webhook.controllers.reinject.scan import would_inject_now
+    from webhook.controllers.reinject.verdict import may_restart, waiting_reasons
+
+    pod = {
+        "metadata": {
+            "annotations": {
+                "dynakube.dynatrace.com/injected": "false",
+                "dynakube.dynatrace.com/reason": "NoBootstrapperConfig",
+            }
+        }
+    }
+    assert waiting_reasons(pod) == ["NoBootstrapperConfig"]
+    dynakube = {
+        "metadata": {"name": "dk"},
+        "status": {
+            "oneAgent": {"connectionInfoStatus": {"tenantUUID": "t", "endpoints": "https://e"}},
+            "codeModules": {"version": "1"},
+        },
+    }
+    assert may_restart(dynakube, ["NoBootstrapperConfig"])
+    assert would_inject_now(dynakube, frozenset({"dynatrace-bootstrapper-config"}))
+    assert not would_inject_now(dynakube, frozenset())

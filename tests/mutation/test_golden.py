@@ -4,8 +4,10 @@ Each ``tests/fixtures/inject/<case>.review.json`` is answered with the state of 
 plus ``tests/fixtures/inject/contract-state.yaml`` (one DynaKube and namespace per group of contract cases);
 the patch must equal ``<case>.patch.json`` and, applied to the request's pod, give ``<case>.pod.json``. An
 optional ``<case>.options.json`` sets what the state file does not hold: ``csi`` (the CSI driver is installed,
-default true), ``secrets`` (the init secrets of the pod's namespace, default both) and ``owners`` (cached owner
-metadata by ``Kind/name``, default none). ``reinvoke-new-container`` is generated from the patched pod of
+default true), ``secrets`` (the init secrets of the pod's namespace, default all), ``owners`` (cached owner
+metadata by ``Kind/name``, default none), ``contract`` (``--contract``, default ``auto``) and ``sources`` (the
+operator's ``<dynakube>-bootstrapper-config`` Secrets in the DynaKube's namespace, for ``auto``). The ``v110-*``
+cases are the v1.10 (bootstrapper) contract's. ``reinvoke-new-container`` is generated from the patched pod of
 ``inject-cloud-native`` plus one new container.
 Regenerate after an intended change with ``UPDATE_GOLDEN=1 pytest tests/mutation/test_golden.py`` and review the diff.
 """
@@ -32,6 +34,7 @@ from webhook.state.store import DYNAKUBES, NAMESPACES, Store
 ROOT = Path(__file__).parents[2]
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "inject"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+BOOTSTRAPPER_IMAGE = "public.ecr.aws/dynatrace/dynatrace-operator:v1.10.2"
 CASES = sorted(p.name.removesuffix(".review.json") for p in FIXTURES.glob("*.review.json"))
 
 
@@ -55,6 +58,12 @@ class CaseStore(Store):
         self.__dict__.update(base.__dict__)
         self._owners = options.get("owners", {})
         self._secrets = options.get("secrets")
+        self._sources = options.get("sources", [])
+
+    def secret(self, name: str) -> dict | None:
+        if name in self._sources:  # an operator's bootstrapper source in the DynaKube's namespace
+            return {"metadata": {"name": name}, "data": {}}
+        return super().secret(name)
 
     def owner_meta(self, namespace: str, kind: str, name: str) -> dict | None:
         return self._owners.get(f"{kind}/{name}")
@@ -65,7 +74,13 @@ class CaseStore(Store):
 
 def answer(review: dict, store: Store, options: dict | None = None) -> dict:
     options = options or {}
-    settings = pods.Settings(image=SETTINGS.image, version=SETTINGS.version, csi=options.get("csi", True))
+    settings = pods.Settings(
+        image=SETTINGS.image,
+        version=SETTINGS.version,
+        csi=options.get("csi", True),
+        contract=options.get("contract", "auto"),
+        images={"v1.10": BOOTSTRAPPER_IMAGE},
+    )
     r = decode(orjson.dumps(review))
     return orjson.loads(encode(r, handlers.inject(r, CaseStore(store, options), settings)))
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook import dynakube as dk
+from webhook.mutation import bootstrapper
 from webhook.mutation import containers as cs
 from webhook.mutation import enrichment as md
 from webhook.mutation import initcontainer as init
@@ -24,7 +25,18 @@ from webhook.mutation import oneagent as oa
 from webhook.mutation import podspec as ps
 from webhook.mutation.context import PodContext
 from webhook.mutation.enrichment import Lookup
-from webhook.mutation.patch import Op, Patch
+from webhook.mutation.outcome import (
+    EVENT_INJECT,
+    EVENT_MISSING_DYNAKUBE,
+    EVENT_UPDATE_POD,
+    INJECTED,
+    REINVOKED,
+    SKIPPED,
+    Check,
+    Result,
+    Trace,
+)
+from webhook.mutation.patch import Patch
 from webhook.tolerant import as_map as _map
 
 # re-exported: the names other modules use
@@ -41,11 +53,6 @@ REASON_EMPTY_CONNECTION_INFO = oa.REASON_EMPTY_CONNECTION_INFO
 connection_info_reasons = oa.connection_info_reasons
 pod_name = ps.pod_name
 base_pod_name = ps.base_pod_name
-
-# outcomes (bounded: they label metrics)
-INJECTED = "injected"
-REINVOKED = "reinvoked"
-SKIPPED = "skipped"
 
 # skip reasons that only appear in the response message, logs and metrics (the pod is left unchanged)
 SKIP_NOT_A_POD = "NotAPod"
@@ -75,10 +82,14 @@ REASON_CONTAINERS_ALREADY_INJECTED = "ContainersAlreadyInjected"
 ONEAGENT_ANNOTATIONS = (ps.ANNOTATION_INJECTED, ps.ANNOTATION_REASON)
 ENRICHMENT_ANNOTATIONS = (ps.ANNOTATION_METADATA_INJECTED, ps.ANNOTATION_METADATA_REASON)
 
-# Events (upstream reasons, section 8 of the contract)
-EVENT_INJECT = "Inject"
-EVENT_UPDATE_POD = "UpdatePod"
-EVENT_MISSING_DYNAKUBE = "MissingDynakube"
+
+# the injection contracts: v1.4 is this module's gate and build; every later one is a module of its own with
+# ``gate(ctx, dynakube, trace, secrets=, csi=)``, its plan type ``Plan`` and ``build(plan, image=, version=,
+# lookup=)``, run after the checks all contracts share
+CONTRACT_V1_4 = "v1.4"
+CONTRACT_AUTO = "auto"
+CONTRACTS: dict[str, Any] = {bootstrapper.CONTRACT: bootstrapper}
+CONTRACT_CHOICES = (CONTRACT_AUTO, CONTRACT_V1_4, *CONTRACTS)
 
 
 @dataclass(frozen=True)
@@ -88,20 +99,9 @@ class Settings:
     image: str
     version: str
     csi: bool = True  # the Dynatrace CSI driver is installed (upstream: modules.json "csiDriver")
-
-
-@dataclass
-class Result:
-    outcome: str
-    reasons: tuple[str, ...] = ()
-    message: str = ""
-    dynakube: str = ""
-    ops: list[Op] = field(default_factory=list)
-    checks: list[tuple[str, bool, str]] = field(default_factory=list)
-    event: str = ""  # the upstream Event this admission calls for ("" = none)
-
-
-Check = tuple[str, bool, str]  # (check, passed, detail): the trace ``explain`` prints
+    contract: str = CONTRACT_AUTO  # auto, v1.4 or v1.10 (``decision.contract_for`` resolves auto)
+    # the init image per later contract (v1.10: the operator image whose ``bootstrap`` runs)
+    images: Mapping[str, str] = field(default_factory=dict)
 
 
 _ANNOTATIONS = ("metadata", "annotations")
@@ -125,20 +125,6 @@ class GoAhead:
     reasons: tuple[str, ...] = ()
 
 
-class _Trace:
-    """The checks made so far, and the DynaKube once the namespace names one."""
-
-    __slots__ = ("checks", "dynakube")
-
-    def __init__(self) -> None:
-        self.checks: list[Check] = []
-        self.dynakube = ""
-
-    def skip(self, check: str, reason: str, message: str, event: str = "") -> Result:
-        self.checks.append((check, False, message))
-        return Result(SKIPPED, (reason,), message, self.dynakube, checks=self.checks, event=event)
-
-
 def decide(
     pod: Mapping[str, Any],
     namespace: Mapping[str, Any] | None,
@@ -149,6 +135,7 @@ def decide(
     cluster_id: str = "",
     lookup: Lookup | None = None,
     secrets: Collection[str] | None = None,
+    contract: str = CONTRACT_V1_4,
 ) -> Result:
     """Walk the decision flow for a pod CREATE and return the outcome with its patch operations.
 
@@ -158,9 +145,25 @@ def decide(
     pod's namespace. ``secrets`` names the init secrets the cache holds in that namespace (None: take both as
     present). The pod is never modified. ``Result.checks`` lists every check made, in order.
     """
-    go = gate(pod, namespace, dynakube, namespace_name=namespace_name, secrets=secrets)
+    go = gate(
+        pod,
+        namespace,
+        dynakube,
+        namespace_name=namespace_name,
+        secrets=secrets,
+        contract=contract,
+        csi=settings.csi,
+    )
     if isinstance(go, Result):
         return go
+    if not isinstance(go, GoAhead):
+        module = CONTRACTS[contract]
+        return module.build(
+            go,
+            image=settings.images.get(contract, settings.image),
+            version=settings.version,
+            lookup=lookup or md.no_lookup,
+        )
     return build(go, settings, cluster_id=cluster_id, lookup=lookup)
 
 
@@ -171,9 +174,12 @@ def gate(
     *,
     namespace_name: str = "",
     secrets: Collection[str] | None = None,
-) -> Result | GoAhead:
-    """The checks of sections 1.2 to 1.7 in their order: a skip Result, or what the build is to add."""
-    trace = _Trace()
+    contract: str = CONTRACT_V1_4,
+    csi: bool = True,
+) -> Result | GoAhead | Any:
+    """The checks of sections 1.2 to 1.7 in their order: a skip Result, or what the build is to add (a
+    ``GoAhead``, or the plan of a later ``contract``, whose own gate follows the checks all contracts share)."""
+    trace = Trace()
     if namespace is None:
         return trace.skip(
             "namespace known",
@@ -216,6 +222,8 @@ def gate(
     if all(key in ctx.annotations for key in ps.OPENSHIFT_DEBUG_ANNOTATIONS):
         return trace.skip("not an OpenShift debug pod", SKIP_OPENSHIFT_DEBUG, "OpenShift debug pod")
     trace.checks.append(("not an OpenShift debug pod", True, ""))
+    if contract in CONTRACTS:
+        return CONTRACTS[contract].gate(ctx, dynakube, trace, secrets=secrets, csi=csi)
     if ctx.already_injected():
         return _gate_reinvocation(ctx, oa_view, md.view(dynakube), trace)
     trace.checks.append(("already injected", False, "first injection"))
@@ -223,7 +231,7 @@ def gate(
 
 
 def _gate_first(
-    ctx: PodContext, oa_view: oa.View, md_view: md.View, trace: _Trace, secrets: Collection[str] | None
+    ctx: PodContext, oa_view: oa.View, md_view: md.View, trace: Trace, secrets: Collection[str] | None
 ) -> Result | GoAhead:
     """Section 1.6: which mutators are enabled, and whether what they need is there."""
     oa_check, oa_off = oa.disabled_reason(oa_view, ctx.annotations, ctx.namespace_labels)
@@ -289,7 +297,7 @@ def _nothing_to_add(
     marks: tuple[tuple[str, str], ...],
     reasons: tuple[str, ...],
     not_injected: list[str],
-    trace: _Trace,
+    trace: Trace,
 ) -> Result:
     """No container can take what the mutators add: each one that could have run is left out and the pod says
     so (beside what it already says of the others); never a silent skip."""
@@ -336,7 +344,7 @@ def _disabled(reason: str, oa_view: oa.View, namespace_name: str, dynakube_name:
 
 
 def _left_out(
-    ctx: PodContext, oa_view: oa.View, oa_reasons: list[str], md_secret_missing: bool, trace: _Trace
+    ctx: PodContext, oa_view: oa.View, oa_reasons: list[str], md_secret_missing: bool, trace: Trace
 ) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...], list[str]]:
     """The annotations that say why an enabled mutator does not run, the reasons and the messages."""
     marks: list[tuple[str, str]] = []
@@ -365,9 +373,7 @@ def _left_out(
     return tuple(marks), tuple(dict.fromkeys(reasons)), not_injected
 
 
-def _gate_reinvocation(
-    ctx: PodContext, oa_view: oa.View, md_view: md.View, trace: _Trace
-) -> Result | GoAhead:
+def _gate_reinvocation(ctx: PodContext, oa_view: oa.View, md_view: md.View, trace: Trace) -> Result | GoAhead:
     """Section 1.5: only containers added since the first pass; pod annotations and volumes stay as they are."""
     plan = None
     with_oa = with_md = False

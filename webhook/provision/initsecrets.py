@@ -31,7 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook import dynakube as dk
+from webhook.decision import contract_for
 from webhook.kube.api import Api, ApiError
+from webhook.mutation import bootstrapper
 from webhook.mutation import initsecrets as gen
 from webhook.provision.flights import CREATED, EXISTS, FAILED, Flights
 from webhook.state.store import Store
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 # results (bounded: they label a metric); CREATED, EXISTS and FAILED come from the create itself
 TIMEOUT = "timeout"  # no answer within the budget; the create goes on and may still succeed
 BACKOFF = "backoff"  # a create failed lately: none is sent until its backoff has passed
-NO_INPUTS = "inputs-missing"  # the cache lacks what the Secret is generated from (tokens, proxy, ...)
+NO_INPUTS = "inputs-missing"  # the cache lacks what the Secret is generated from (tokens, proxy, the source)
 RESULTS = (CREATED, EXISTS, FAILED, TIMEOUT, BACKOFF, NO_INPUTS)
 
 
@@ -51,6 +53,30 @@ class Config:
     csi_mode: bool = True  # config.csiMode: the CSI driver is installed
     budget: float = 1.0  # seconds an admission waits for a create
     workers: int = 4  # threads sending creates (the API client is synchronous)
+    contract: str = (
+        "auto"  # --contract: which Secrets a namespace's pods need (v1.4 init or v1.10 bootstrapper)
+    )
+
+
+ALL_SECRETS = (*gen.INIT_SECRETS, *bootstrapper.SECRETS)
+
+
+def replica(source: Mapping[str, Any] | None, name: str, namespace: str) -> dict[str, Any]:
+    """A copy of the operator's bootstrapper Secret (as the cache keeps it: labels and data) for ``namespace``
+    (upstream ``k8ssecret.Replicate``: the data and labels, never updated afterwards)."""
+    if source is None:
+        raise gen.InputError("its source is not in the cache (created by the Dynatrace Operator v1.10)")
+    meta = source.get("metadata") or {}
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if meta.get("labels"):
+        metadata["labels"] = dict(meta["labels"])
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": "Opaque",
+        "data": dict(source.get("data") or {}),
+    }
 
 
 def create(api: Api, namespace: str, body: dict[str, Any]) -> str:
@@ -96,7 +122,7 @@ class FirstNeed:
     # --- readers (the admission path) ---
     def known(self, namespace: str) -> frozenset[str]:
         """Init Secrets of ``namespace`` created (or found to exist) here that the cache may not show yet."""
-        return self.flights.present(namespace, gen.INIT_SECRETS, self.store.init_secrets(namespace))
+        return self.flights.present(namespace, ALL_SECRETS, self.store.init_secrets(namespace))
 
     def wanted(self, namespace: str) -> tuple[Mapping[str, Any] | None, list[str]]:
         """The namespace's DynaKube and the init Secrets it wants there that are neither cached nor known."""
@@ -104,7 +130,12 @@ class FirstNeed:
         if dynakube is None:
             return None, []
         present = self.store.init_secrets(namespace) | self.known(namespace)
-        return dynakube, [name for name in gen.wanted(dynakube) if name not in present]
+        if contract_for(self.store, self.config.contract, dynakube) == bootstrapper.CONTRACT:
+            v = bootstrapper.view(dynakube)
+            names: tuple[str, ...] = bootstrapper.SECRETS if v.needs_certs else (bootstrapper.CONFIG_SECRET,)
+        else:
+            names = gen.wanted(dynakube)
+        return dynakube, [name for name in names if name not in present]
 
     # --- the create ---
     async def ensure(self, namespace: str) -> frozenset[str]:
@@ -130,11 +161,8 @@ class FirstNeed:
         if not self.flights.flying(key) and self.flights.backing_off(key):
             self._count(BACKOFF, name)
             return None
-        inputs = self.store.inputs.inputs(
-            dynakube, operator_version=self.config.operator_version, csi_mode=self.config.csi_mode
-        )
         try:
-            body = gen.build(name, inputs, namespace)
+            body = self._body(name, namespace, dynakube)
         except gen.InputError as err:
             self._count(NO_INPUTS, name)
             report = (dk.name(dynakube), name)
@@ -149,6 +177,16 @@ class FirstNeed:
             except RuntimeError:  # shut down: the pod is admitted without it
                 self.flights.finish(key, future, FAILED)
         return future
+
+    def _body(self, name: str, namespace: str, dynakube: Mapping[str, Any]) -> dict[str, Any]:
+        """The Secret to create, from the cache only: generated (v1.4) or replicated (v1.10)."""
+        if name in bootstrapper.SECRETS:
+            source = self.store.secret(bootstrapper.source_name(dk.name(dynakube), name))
+            return replica(source, name, namespace)
+        inputs = self.store.inputs.inputs(
+            dynakube, operator_version=self.config.operator_version, csi_mode=self.config.csi_mode
+        )
+        return gen.build(name, inputs, namespace)
 
     def _send(self, key: tuple[str, str], future: Future[str], body: dict[str, Any]) -> None:
         """In a worker thread: the create, then wake whoever waits on it."""

@@ -28,13 +28,18 @@ Transform = Callable[[Mapping[str, Any]], Obj]
 
 DYNAKUBES = "dynakubes"
 NAMESPACES = "namespaces"
-SECRETS = "secrets"  # of the webhook's namespace, only their `proxy` key (what a DynaKube's spec.proxy names)
+# of the webhook's namespace: their `proxy` key (what a DynaKube's spec.proxy names); of the operator's
+# `<dynakube>-bootstrapper-config` / `-certs` (the v1.10 contract's sources) their labels and whole data, to
+# replicate them into a pod's namespace on first need
+SECRETS = "secrets"
 SECRET_KEYS = ("proxy",)
+BOOTSTRAPPER_SOURCE_SUFFIXES = ("-bootstrapper-config", "-bootstrapper-certs")
 
 # namespace annotations the injection reads (INJECTION-CONTRACT §4.2 release mapping, §7 metadata enrichment)
 NAMESPACE_ANNOTATION_PREFIXES = ("mapping.release.dynatrace.com/", "metadata.dynatrace.com/")
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 CLUSTER_ID_NAMESPACE = "kube-system"  # its UID identifies the cluster (K8S_CLUSTER_ID, orchestrator_id)
+RULE_ANNOTATION_TYPES = ("ANNOTATION", "K8S_NAMESPACE_ANNOTATION")  # rules reading a namespace annotation
 
 
 @dataclass(frozen=True)
@@ -127,12 +132,12 @@ def namespace_transform(obj: Mapping[str, Any]) -> Obj:
 
 def rule_annotation_keys(dynakubes: Iterable[Mapping[str, Any]]) -> frozenset[str]:
     """Namespace annotations the DynaKubes' metadata-enrichment rules name (``status.metadataEnrichment.rules``
-    of type ANNOTATION; INJECTION-CONTRACT §7): the namespace transform keeps them besides the prefixed ones."""
+    of type ANNOTATION, and from v1.10 K8S_NAMESPACE_ANNOTATION; INJECTION-CONTRACT §7): the namespace transform keeps them besides the prefixed ones."""
     keys = set()
     for dynakube in dynakubes:
         for rule in dk.metadata_enrichment_rules(dynakube):
             source = rule.get("source")
-            if rule.get("type") == "ANNOTATION" and isinstance(source, str) and source:
+            if rule.get("type") in RULE_ANNOTATION_TYPES and isinstance(source, str) and source:
                 keys.add(source)
     return frozenset(keys)
 
@@ -187,6 +192,7 @@ DYNAKUBE_SHAPE: Shape = {
         "kubeSystemUUID": True,
         "kubernetesClusterName": True,
         "kubernetesClusterMEID": True,
+        "apiToken": {"platform": True},  # v1.10: the default of --enable-attributes-dt-kubernetes
         "codeModules": {"version": True, "imageID": True},
         "oneAgent": {**_ONEAGENT_CONNECTION_INFO, "instances": _node_names},
         "activeGate": _CONNECTION_INFO,
@@ -220,12 +226,23 @@ def dynakube_transform(obj: Mapping[str, Any]) -> Obj:
 
 
 def secret_transform(obj: Mapping[str, Any]) -> Obj:
-    """A Secret of the webhook's namespace: its name and the ``SECRET_KEYS`` of ``data`` only."""
+    """A Secret of the webhook's namespace: its name and the ``SECRET_KEYS`` of ``data`` only; an operator's
+    bootstrapper source (``<dynakube>-bootstrapper-config`` / ``-certs``) with its labels and all its data."""
     meta = obj.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
     keep = {k: meta[k] for k in ("name", "namespace", "resourceVersion", "uid") if k in meta}
     data = obj.get("data")
     data = data if isinstance(data, Mapping) else {}
+    name = keep.get("name")
+    if isinstance(name, str) and name.endswith(BOOTSTRAPPER_SOURCE_SUFFIXES):
+        labels = _string_map(meta.get("labels"))
+        if labels:
+            keep["labels"] = labels
+        return {
+            "kind": "Secret",
+            "metadata": keep,
+            "data": {k: v for k, v in data.items() if isinstance(v, str)},
+        }
     return {"kind": "Secret", "metadata": keep, "data": {k: data[k] for k in SECRET_KEYS if k in data}}
 
 

@@ -1,7 +1,8 @@
 """Secrets and ConfigMaps the webhook needs to know about, transformed at arrival (no full objects kept).
 
-- ``InitSecretCache``: the two init Secrets (``dynatrace-dynakube-config``,
-  ``dynatrace-metadata-enrichment-endpoint``) in every namespace, fed by one cluster-wide watch per name
+- ``InitSecretCache``: the two init Secrets of the v1.4 contract (``dynatrace-dynakube-config``,
+  ``dynatrace-metadata-enrichment-endpoint``) and the two of the v1.10 contract (``dynatrace-bootstrapper-config``,
+  ``dynatrace-bootstrapper-certs``) in every namespace, fed by one cluster-wide watch per name
   (``fieldSelector=metadata.name=<name>``). Kept per copy: resourceVersion, labels, the template-hash
   annotation and a digest of the data, never the data. The admission path asks ``names(namespace)``.
 - ``InputCache``: what the init Secrets are generated from, in the DynaKubes' namespace: of every Secret only
@@ -9,7 +10,7 @@
   (trustedCAs), decoded.
 
 Until a source is attached (``track()``: the cluster watches, or a state file that lists init Secrets),
-``InitSecretCache`` does not know which copies exist and reports both names present everywhere: without a
+``InitSecretCache`` does not know which copies exist and reports every name present everywhere: without a
 cluster, no kubelet mounts anything.
 """
 
@@ -24,11 +25,22 @@ from webhook.tolerant import as_map, as_str
 
 INIT_CONFIG = "init-config-secrets"
 INIT_ENDPOINT = "init-endpoint-secrets"
-INIT_RESOURCES = {INIT_CONFIG: gen.CONFIG_SECRET, INIT_ENDPOINT: gen.ENDPOINT_SECRET}
+BOOTSTRAPPER_CONFIG = "bootstrapper-config-secrets"
+BOOTSTRAPPER_CERTS = "bootstrapper-certs-secrets"
+# the v1.10 contract's Secrets in the pods' namespaces (replicated from the operator's per-DynaKube sources)
+BOOTSTRAPPER_RESOURCES = {
+    BOOTSTRAPPER_CONFIG: "dynatrace-bootstrapper-config",
+    BOOTSTRAPPER_CERTS: "dynatrace-bootstrapper-certs",
+}
+INIT_RESOURCES = {
+    INIT_CONFIG: gen.CONFIG_SECRET,
+    INIT_ENDPOINT: gen.ENDPOINT_SECRET,
+    **BOOTSTRAPPER_RESOURCES,
+}
 INPUT_SECRETS = "dynakube-secrets"
 INPUT_CONFIGMAPS = "dynakube-configmaps"
 INPUT_RESOURCES = (INPUT_SECRETS, INPUT_CONFIGMAPS)
-ALL_NAMES = frozenset(gen.INIT_SECRETS)
+ALL_NAMES = frozenset(INIT_RESOURCES.values())
 
 
 class InitSecret(NamedTuple):
@@ -76,9 +88,12 @@ def summarize(obj: Mapping[str, Any]) -> tuple[str, str, InitSecret]:
 class InitSecretCache:
     def __init__(self) -> None:
         # secret name -> namespace -> summary
-        self._by_name: dict[str, dict[str, InitSecret]] = {name: {} for name in gen.INIT_SECRETS}
+        self._by_name: dict[str, dict[str, InitSecret]] = {name: {} for name in ALL_NAMES}
         self.tracked = False
         self._listed: dict[str, bool] = dict.fromkeys(INIT_RESOURCES, False)
+        # readiness waits for the v1.4 init Secrets' lists only: a bootstrapper Secret not listed yet is created
+        # on first need, which a copy already there answers 409 (counted present)
+        self._required = (INIT_CONFIG, INIT_ENDPOINT)
 
     def track(self) -> None:
         """A source is attached: from now on only copies seen count (none until listed)."""
@@ -86,7 +101,7 @@ class InitSecretCache:
 
     @property
     def synced(self) -> bool:
-        return not self.tracked or all(self._listed.values())
+        return not self.tracked or all(self._listed[r] for r in self._required)
 
     def listed(self, resource: str) -> bool:
         return self._listed.get(resource, False)

@@ -133,3 +133,12 @@ caBundle: {{ required "certificates.secret.caBundle is required when certificate
 {{- printf "%s:%s" .Values.initImage.repository .Values.initImage.tag -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The init image of the v1.10 contract (a Dynatrace Operator image whose bootstrap command runs). */}}
+{{- define "dynatrace-webhook.bootstrapperImage" -}}
+{{- if .Values.bootstrapperImage.digest -}}
+{{- printf "%s@%s" .Values.bootstrapperImage.repository .Values.bootstrapperImage.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.bootstrapperImage.repository .Values.bootstrapperImage.tag -}}
+{{- end -}}
+{{- end -}}

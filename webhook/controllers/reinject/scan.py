@@ -47,6 +47,7 @@ from webhook.controllers.reinject.verdict import (
     waiting_reasons,
 )
 from webhook.kube.api import Api, ApiError, Items, Stopped, pages
+from webhook.mutation.bootstrapper import CONFIG_SECRET as BOOTSTRAPPER_CONFIG_SECRET
 from webhook.mutation.missed import never_seen
 from webhook.mutation.pod import CONFIG_SECRET, connection_info_reasons
 from webhook.ownerref import OwnerRef, controller_of
@@ -59,9 +60,12 @@ _RESTARTS_ON_GONE = 3  # list restarts after an expired continue token before th
 
 
 def would_inject_now(dynakube: Mapping[str, Any], secrets: Collection[str] | None) -> bool:
-    """A pod created now would get OneAgent: connection info complete and the init Secret present (``None``:
-    the Store does not track init Secrets, so they count as present)."""
-    return complete(dynakube) and (secrets is None or CONFIG_SECRET in secrets)
+    """A pod created now would get OneAgent: connection info complete and the init Secret present, of the v1.4
+    contract or the v1.10 contract's bootstrapper config (``None``: the Store does not track init Secrets, so
+    they count as present)."""
+    return complete(dynakube) and (
+        secrets is None or CONFIG_SECRET in secrets or BOOTSTRAPPER_CONFIG_SECRET in secrets
+    )
 
 
 def namespace_view(

@@ -28,7 +28,9 @@ import orjson
 from webhook import dynakube as dk
 from webhook.controllers.events import rfc3339
 from webhook.kube.api import ApiError
+from webhook.mutation.bootstrapper import ANNOTATION_DYNAKUBE_REASON, REASON_NO_BOOTSTRAPPER_CONFIG
 from webhook.mutation.pod import (
+    ANNOTATION_DYNAKUBE_INJECTED,
     ANNOTATION_INJECTED,
     ANNOTATION_REASON,
     CONNECTION_INFO_REASONS,
@@ -45,11 +47,11 @@ ANNOTATION_RESTARTS = "reinjection.dynatrace.com/restarts"  # on the workload: {
 COMPONENT = "dynatrace-webhook"
 
 # Why a pod waits for a restart. The admission reasons whose cause can go away: extend this one tuple.
-RESTARTABLE_REASONS = (*CONNECTION_INFO_REASONS, REASON_MISSING_INIT_SECRET)
+RESTARTABLE_REASONS = (*CONNECTION_INFO_REASONS, REASON_MISSING_INIT_SECRET, REASON_NO_BOOTSTRAPPER_CONFIG)
 CAUSE_MISSED = "NotSeenByWebhook"  # no injection annotation at all: the webhook never saw the pod
 # Causes the webhook itself owns: their pods are restarted without the DynaKube's opt-in (the user did not ask
 # for a pod without OneAgent; the webhook failed to provide what it needed). The rest need the opt-in.
-OWNED_CAUSES = (REASON_MISSING_INIT_SECRET,)
+OWNED_CAUSES = (REASON_MISSING_INIT_SECRET, REASON_NO_BOOTSTRAPPER_CONFIG)
 CAUSES = (*RESTARTABLE_REASONS, CAUSE_MISSED)
 
 # Event reasons
@@ -151,11 +153,16 @@ def waiting_reasons(pod: Mapping[str, Any]) -> list[str]:
     metadata only (a PartialObjectMetadata will do); a pod that ended or is being deleted never waits."""
     meta = _map(pod.get("metadata"))
     annotations = _map(meta.get("annotations"))
-    if _str(annotations.get(ANNOTATION_INJECTED)).lower() != "false" or meta.get("deletionTimestamp"):
+    if meta.get("deletionTimestamp") or _str(_map(pod.get("status")).get("phase")) in ("Succeeded", "Failed"):
         return []
-    if _str(_map(pod.get("status")).get("phase")) in ("Succeeded", "Failed"):
-        return []
-    reasons = [r.strip() for r in _str(annotations.get(ANNOTATION_REASON)).split(",")]
+    reasons = []
+    # v1.4 and v1.10 say it on oneagent.dynatrace.com/*; v1.10's NoBootstrapperConfig on dynakube.dynatrace.com/*
+    for injected, reason in (
+        (ANNOTATION_INJECTED, ANNOTATION_REASON),
+        (ANNOTATION_DYNAKUBE_INJECTED, ANNOTATION_DYNAKUBE_REASON),
+    ):
+        if _str(annotations.get(injected)).lower() == "false":
+            reasons += [r.strip() for r in _str(annotations.get(reason)).split(",")]
     return [r for r in RESTARTABLE_REASONS if r in reasons]
 
 
