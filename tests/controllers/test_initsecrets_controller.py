@@ -279,6 +279,16 @@ def test_terminating_namespaces_get_nothing(terminating: dict[str, str]) -> None
     w.sync()
     w.round()
     assert w.writes() == []
+    # nor a cleanup: the namespace's deletion takes our copy with it (no write for each of thousands)
+    w.namespaces[0]["metadata"].pop("deletionTimestamp")
+    w.sync()
+    w.round()
+    assert w.secret("app0") is not None
+    w.namespaces[0]["metadata"].update(terminating)
+    w.dynakubes = []
+    w.sync()
+    w.round()
+    assert w.secret("app0") is not None and [c for c in w.writes() if c[0] == "DELETE"] == []
 
 
 def test_a_namespace_that_is_gone_ends_its_key() -> None:

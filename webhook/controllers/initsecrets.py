@@ -141,9 +141,11 @@ class Planner:
 
     def plan(self, namespace: str) -> list[Step]:
         store = self.store
+        if _terminating(store, namespace):
+            return []  # its deletion takes its Secrets with it: nothing to create, update or clean up
         mapped = as_str(_labels(store, namespace).get(dk.INSTANCE_LABEL))
         dynakube = store.dynakube(mapped) if mapped else None
-        wanted = gen.wanted(dynakube) if dynakube is not None and not _terminating(store, namespace) else ()
+        wanted = gen.wanted(dynakube) if dynakube is not None else ()
         steps = []
         for name in gen.INIT_SECRETS:
             cached = store.init_secret_cache.get(namespace, name)
