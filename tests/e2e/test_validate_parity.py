@@ -33,9 +33,11 @@ from tests.e2e.helpers import (
 )
 from tests.validation import upstream_messages as up
 from webhook.kube.api import ApiError, list_items
+from webhook.validation import edgeconnect_v110
 
 HERE = Path(__file__).parent
 EDGECONNECT_CRD = "edgeconnects.dynatrace.com"
+SSO_ENDPOINT = "https://sso.dynatrace.com/sso/oauth2/token"
 EDGECONNECT_RULE = rule("dynatrace.com", "edgeconnects", ["CREATE", "UPDATE"], "Namespaced", version="*")
 MODULES = {
     "csiDriver": False,
@@ -207,22 +209,30 @@ def test_edgeconnect(kube, run_id, cleanup, webhook_namespace, parity, version):
     name = f"ec-{version}-{run_id}"
 
     def edgeconnect(**spec) -> dict:
+        base = {
+            "apiServer": "abc12345.apps.dynatrace.com",
+            "serviceAccountName": "dynatrace-edgeconnect",  # the real CRD's default (this minimal CRD has none)
+            "oauth": {
+                "clientSecret": "ec-client",
+                "endpoint": SSO_ENDPOINT,
+                "resource": "urn:dtenvironment:abc12345",
+            },
+        }
         return {
             "apiVersion": f"dynatrace.com/{version}",
             "kind": "EdgeConnect",
             "metadata": {"name": name, "namespace": webhook_namespace, "labels": {RUN_LABEL: run_id}},
-            "spec": {"apiServer": "abc12345.apps.dynatrace.com", **spec},
+            "spec": {**base, **spec},
         }
 
+    # v1.10.2's checks for both versions: the port makes Go read a scheme; the suffix check passes
     bad = edgeconnect(apiServer="abc12345.apps.dynatrace.com:443", serviceAccountName="")
     err = wait(lambda: denied(kube, path, bad), what="the API server calling /validate for EdgeConnects")
     assert err.status == 403
-    hint = (
-        "It must be the host of your environment, e.g. <environment-id>.apps.dynatrace.com (no path or port)."
-    )
-    assert denial_message(err) == summary("EdgeConnect", f"{up.C2}\n{hint}", up.C5)
+    assert denial_message(err) == summary("EdgeConnect", edgeconnect_v110.PROTOCOL_IN_API_SERVER, up.C5)
 
-    cleanup.create(path, edgeconnect(oauth={"provisioner": True}, hostPatterns=["*.internal.example.com"]))
+    oauth = {"clientSecret": "ec-client", "endpoint": SSO_ENDPOINT, "resource": "r", "provisioner": True}
+    cleanup.create(path, edgeconnect(oauth=oauth, hostPatterns=["*.internal.example.com"]))
     with pytest.raises(ApiError) as caught:
         kube.patch(
             f"{path}/{name}",

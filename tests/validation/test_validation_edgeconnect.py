@@ -1,4 +1,5 @@
-"""EdgeConnect validation (v1alpha1 and v1alpha2): C1-C6, the summary, and the handler on both paths."""
+"""EdgeConnect validation of v1.4 (C1-C6, ``edgeconnect.py``), the handler's answers; v1.10.2's checks, which
+v1alpha1 and v1alpha2 objects get, are in ``test_validation_edgeconnect_v110.py``."""
 
 from __future__ import annotations
 
@@ -82,17 +83,17 @@ def test_service_account(spec, message):
     assert run(edgeconnect.invalid_service_account, make_ec(**spec)) == message
 
 
-@pytest.mark.parametrize("version", ["v1alpha1", "v1alpha2"])
-def test_handler_denies_with_the_edgeconnect_summary(version):
+def test_handler_denies_with_the_edgeconnect_summary():
+    """An object of a version v1.10.2 does not serve gets v1.4's checks (v1alpha1/v1alpha2: v1.10.2's)."""
     bad = make_ec(
         "e" * 41,
-        version=version,
+        version="v1alpha0",
         apiServer="x.example.com",
         serviceAccountName="",
         kubernetesAutomation={"enabled": True},
     )
     response = respond(
-        review_of("CREATE", bad, kind="EdgeConnect", version=version), modules=without("edge_connect")
+        review_of("CREATE", bad, kind="EdgeConnect", version="v1alpha0"), modules=without("edge_connect")
     )
     assert response["allowed"] is False
     assert response["status"]["code"] == 403
@@ -104,7 +105,7 @@ def test_handler_denies_with_the_edgeconnect_summary(version):
 
 
 def test_handler_update_checks_only_the_new_object():
-    good, bad = make_ec(), make_ec(apiServer="bad")
+    good, bad = make_ec(version="v1alpha0"), make_ec(version="v1alpha0", apiServer="bad")
     assert respond(review_of("UPDATE", good, bad, kind="EdgeConnect"))["allowed"] is True
     response = respond(review_of("UPDATE", bad, good, kind="EdgeConnect"))
     assert response["status"]["message"] == f"\n1 error(s) found in the EdgeConnect\n 1. {C2}"

@@ -32,8 +32,16 @@ def make_dk(
     return {"apiVersion": f"dynatrace.com/{version}", "kind": "DynaKube", "metadata": meta, "spec": spec}
 
 
+EC_OAUTH = {
+    "clientSecret": "edgeconnect-client",
+    "endpoint": "https://sso.dynatrace.com/sso/oauth2/token",
+    "resource": "urn:dtenvironment:abc12345",
+}
+
+
 def make_ec(name: str = "edgeconnect", *, version: str = "v1alpha2", **spec: Any) -> dict[str, Any]:
     spec.setdefault("apiServer", "abc12345.apps.dynatrace.com")
+    spec.setdefault("oauth", dict(EC_OAUTH))  # required by the CRD; v1.10.2 checks its endpoint
     return {
         "apiVersion": f"dynatrace.com/{version}",
         "kind": "EdgeConnect",

@@ -173,7 +173,8 @@ def validate(review: Review, store: Store, modules: validation.Modules | None = 
 
 
 def validate_edgeconnect(review: Review, modules: validation.Modules) -> Answer:
-    """EdgeConnect CREATE and UPDATE (v1alpha1 and v1alpha2 alike): six checks on the new object, no warnings."""
+    """EdgeConnect CREATE and UPDATE: the checks of the release chosen by the object's version
+    (``validation.dynakube.edgeconnect_checks_for``) on the new object, no warnings."""
     if review.operation not in ("CREATE", "UPDATE"):
         return allowed(outcome="skipped", reasons=("UnsupportedOperation",))
     obj = review.object

@@ -2,6 +2,8 @@
 
 Which upstream release's checks run is chosen once, by the DynaKube's version (``checks_for``): v1beta1 to
 v1beta3 get Dynatrace Operator v1.4's checks (below), v1beta4 to v1beta6 get v1.10.2's (``v110_order``).
+EdgeConnects (``edgeconnect_checks_for``): v1alpha1 and v1alpha2 get v1.10.2's (``edgeconnect_v110``), an
+object of any other version v1.4's (``edgeconnect``).
 
 DynaKube: every error check (deny), then every warning check (allow, kubectl prints them), then on UPDATE the
 update-only check, whose message comes last. The object is read as v1beta3 (``hub.to_hub``). Each check is a
@@ -20,6 +22,7 @@ from webhook.validation import (
     activegate,
     apiurl,
     edgeconnect,
+    edgeconnect_v110,
     extensions,
     featureflags,
     hub,
@@ -148,8 +151,22 @@ def validate(dynakube: DynaKube, ctx: Context, checks: Checks | None = None) -> 
     return Result([m for _, m in errors], [m for _, m in warnings], [n for n, _ in errors])
 
 
-def validate_edgeconnect(obj: Mapping[str, Any], ctx: Context) -> Result:
-    errors = _run(edgeconnect.CHECKS, obj, ctx)
+EDGECONNECT_V14: tuple[Check, ...] = edgeconnect.CHECKS
+EDGECONNECT_V110: tuple[Check, ...] = edgeconnect_v110.CHECKS
+# v1.10.2 serves the same EdgeConnect versions as v1.4 and runs one list on both (v1alpha1 converted first)
+EDGECONNECT_V110_VERSIONS = ("v1alpha1", "v1alpha2")
+
+
+def edgeconnect_checks_for(obj: Mapping[str, Any]) -> tuple[Check, ...]:
+    """v1.10.2's EdgeConnect checks for a v1alpha1 or v1alpha2 object (``apiVersion``), else v1.4's."""
+    return EDGECONNECT_V110 if latest.version(obj) in EDGECONNECT_V110_VERSIONS else EDGECONNECT_V14
+
+
+def validate_edgeconnect(
+    obj: Mapping[str, Any], ctx: Context, checks: Sequence[Check] | None = None
+) -> Result:
+    """Run one release's EdgeConnect checks (by default the ones ``edgeconnect_checks_for`` the object)."""
+    errors = _run(edgeconnect_checks_for(obj) if checks is None else checks, obj, ctx)
     return Result([m for _, m in errors], [], [n for n, _ in errors])
 
 
