@@ -324,3 +324,24 @@ def test_a_pass_queues_only_namespaces_with_something_to_write() -> None:
     w.controller.loop.add("")  # another pass: every copy is as the inputs give it
     w.controller.process()
     assert set(w.controller.loop.queued()) == {""} and len(w.writes()) == 3
+
+
+def test_another_installations_copies_are_left_alone() -> None:
+    """Two webhook installations in one cluster: a copy written by the other (its namespace in the
+    installation annotation) is neither updated nor cleaned up here, even when its DynaKube is not ours."""
+    w = World()
+    other = gen.mark_installation(
+        gen.secret_from(
+            CONFIG,
+            "app0",
+            {**gen.labels(dynakube("elsewhere"), "webhook", ""), "x": "y"},
+            {"config": "{}"},
+        ),
+        "other-installation",
+    )
+    w.api.create("/api/v1/namespaces/app0/secrets", other)
+    w.dynakubes = []  # nothing of ours maps app0 now
+    w.sync()
+    w.round()
+    assert [c for c in w.writes() if c[0] in ("PUT", "DELETE")] == []
+    assert w.secret("app0")["metadata"]["annotations"][gen.ANNOTATION_INSTALLATION] == "other-installation"

@@ -169,9 +169,8 @@ def test_a_refused_create_heals_by_itself(
     """A quota refuses the init Secret: the first pod says MissingInitSecret; once the quota is gone the
     Secret is created, and the Deployment is restarted by default (no DynaKube opt-in): its new pod is
     injected."""
-    name, webhook = started_webhook(
-        kube, run_id, cleanup, webhook_namespace, start_webhook, register_webhook, "--reinject"
-    )
+    # the defaults: reinjection on, no DynaKube opt-in
+    name, webhook = started_webhook(kube, run_id, cleanup, webhook_namespace, start_webhook, register_webhook)
     app = f"quota-{run_id}"
     create_namespace(kube, cleanup, app, run_id)  # mapped only once the quota is in force
     quota = f"{NAMESPACES}/{app}/resourcequotas"

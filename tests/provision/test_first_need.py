@@ -163,7 +163,10 @@ async def test_the_first_pod_creates_the_missing_secret_and_is_injected(tmp_path
     assert created["data"] == expected["data"]
     assert created["metadata"]["labels"] == expected["metadata"]["labels"]
     assert created["metadata"]["labels"][gen.LABEL_MANAGED_BY] == gen.MANAGED_BY
-    assert created["metadata"]["annotations"] == expected["metadata"]["annotations"]
+    assert created["metadata"]["annotations"] == {
+        **expected["metadata"]["annotations"],
+        gen.ANNOTATION_INSTALLATION: "dynatrace",  # the installation that wrote it: the webhook's namespace
+    }
     assert world.counted == [("created", CONFIG)]
 
 

@@ -135,7 +135,10 @@ class Planner:
         }
         cache = self.store.init_secret_cache
         for name in gen.INIT_SECRETS:
-            keys.update(ns for ns in cache.namespaces(name) if (c := cache.get(ns, name)) and c.ours)
+            installation = self.store.namespace
+            keys.update(
+                ns for ns in cache.namespaces(name) if (c := cache.get(ns, name)) and c.ours_in(installation)
+            )
         keys.discard("")
         return keys
 
@@ -151,7 +154,7 @@ class Planner:
             cached = store.init_secret_cache.get(namespace, name)
             if name in wanted and dynakube is not None:
                 steps.append(self._wanted(namespace, name, dynakube, cached))
-            elif cached is not None and cached.ours:
+            elif cached is not None and cached.ours_in(store.namespace):
                 steps.append(self._cleanup(name, cached.label_map.get(gen.LABEL_CREATED_BY, "")))
             elif cached is not None:
                 steps.append(Step(FOREIGN, name))
@@ -159,7 +162,7 @@ class Planner:
 
     def _wanted(self, namespace: str, name: str, dynakube: Mapping[str, Any], cached: Any) -> Step:
         owner = dk.name(dynakube)
-        if cached is not None and not cached.ours:
+        if cached is not None and not cached.ours_in(self.store.namespace):
             return Step(FOREIGN, name, dynakube=owner)
         try:
             data, digest = self._generated(dynakube, name)
@@ -170,7 +173,7 @@ class Planner:
         labels = gen.labels(dynakube, component, version)
         if cached is not None and cached.digest == digest and cached.label_map == labels:
             return Step(KEEP, name, dynakube=owner)
-        body = gen.secret_from(name, namespace, labels, data)
+        body = gen.mark_installation(gen.secret_from(name, namespace, labels, data), self.store.namespace)
         if cached is None:
             return Step(CREATE, name, body, dynakube=owner)
         body["metadata"]["resourceVersion"] = cached.resource_version

@@ -34,6 +34,9 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_VERSION = "app.kubernetes.io/version"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "dynatrace-webhook"  # our copies carry this label; a copy without it belongs to someone else
+# and this annotation: the namespace of the webhook installation that wrote the copy (two installations in one
+# cluster never clean up or update each other's copies; a copy without it counts as this installation's)
+ANNOTATION_INSTALLATION = "webhook.dynatrace.com/installation"
 OPERATOR_NAME = "dynatrace-operator"
 ANNOTATION_TEMPLATE_HASH = "internal.operator.dynatrace.com/template-hash"
 
@@ -327,6 +330,12 @@ def endpoint_secret(inputs: Inputs, namespace: str) -> dict[str, Any]:
     """``dynatrace-metadata-enrichment-endpoint`` for ``namespace``; ``InputError`` when an input is missing."""
     labels_ = labels(inputs.dynakube, "activegate", "")
     return secret_from(ENDPOINT_SECRET, namespace, labels_, endpoint_data(inputs))
+
+
+def mark_installation(secret: dict[str, Any], installation: str) -> dict[str, Any]:
+    """``secret`` marked as written by the webhook installation in namespace ``installation``."""
+    secret.setdefault("metadata", {}).setdefault("annotations", {})[ANNOTATION_INSTALLATION] = installation
+    return secret
 
 
 def wanted(dynakube: Mapping[str, Any]) -> tuple[str, ...]:

@@ -186,7 +186,7 @@ class FirstNeed:
         inputs = self.store.inputs.inputs(
             dynakube, operator_version=self.config.operator_version, csi_mode=self.config.csi_mode
         )
-        return gen.build(name, inputs, namespace)
+        return gen.mark_installation(gen.build(name, inputs, namespace), self.store.namespace)
 
     def _send(self, key: tuple[str, str], future: Future[str], body: dict[str, Any]) -> None:
         """In a worker thread: the create, then wake whoever waits on it."""

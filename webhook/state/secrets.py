@@ -50,6 +50,7 @@ class InitSecret(NamedTuple):
     labels: tuple[tuple[str, str], ...]
     template_hash: str
     digest: str
+    installation: str = ""  # the namespace of the webhook installation that wrote it ("" : not said)
 
     @property
     def label_map(self) -> dict[str, str]:
@@ -58,6 +59,10 @@ class InitSecret(NamedTuple):
     @property
     def ours(self) -> bool:
         return self.label_map.get(gen.LABEL_MANAGED_BY) == gen.MANAGED_BY
+
+    def ours_in(self, installation: str) -> bool:
+        """Written by a webhook, and by the installation in namespace ``installation`` (or not saying which)."""
+        return self.ours and self.installation in ("", installation)
 
 
 _shared: dict[Any, Any] = {}  # equal label tuples are stored once
@@ -76,11 +81,13 @@ def summarize(obj: Mapping[str, Any]) -> tuple[str, str, InitSecret]:
     meta = as_map(obj.get("metadata"))
     raw = as_map(meta.get("labels"))
     labels = tuple(sorted(raw.items())) if all(type(v) is str for v in raw.values()) else _string_items(raw)
+    annotations = as_map(meta.get("annotations"))
     summary = InitSecret(
         as_str(meta.get("resourceVersion")),
         _share(labels),
-        as_str(as_map(meta.get("annotations")).get(gen.ANNOTATION_TEMPLATE_HASH)),
+        as_str(annotations.get(gen.ANNOTATION_TEMPLATE_HASH)),
         gen.data_digest(as_map(obj.get("data"))),
+        sys.intern(as_str(annotations.get(gen.ANNOTATION_INSTALLATION))),
     )
     return as_str(meta.get("namespace")), as_str(meta.get("name")), summary
 
