@@ -142,6 +142,20 @@ def selected(ctx: PodContext, dynakube: Mapping[str, Any]) -> bool:
     return ps.parse_bool(ctx.annotations.get(ANNOTATION_INJECT), v.automatic)
 
 
+def wanted(dynakube: Mapping[str, Any], namespace_labels: Mapping[str, Any]) -> tuple[str, ...]:
+    """The OTLP exporter's Secrets a namespace's pods need (the pods' opt-in aside): none unless signals are
+    configured and the namespace is selected."""
+    v = view(dynakube)
+    if not v.signals:
+        return ()
+    try:
+        if not selectors.matches(v.selector, namespace_labels):
+            return ()
+    except selectors.InvalidSelector:
+        return ()
+    return SECRETS if v.needs_certs else (CONFIG_SECRET,)
+
+
 def gate(ctx: PodContext, v: View, secrets: Collection[str] | None) -> tuple[str, str]:
     """(reason, message) of the first OTLP check that fails, in upstream's order; ("", "") when none does."""
     present = SECRETS if secrets is None else secrets
