@@ -12,6 +12,7 @@ other reasons are upstream ``MutatorError``s: the pod restored, only the OTLP an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,9 @@ OWN_ENV = frozenset(
     }
     | {TEMPORALITY_ENV}
 )
+
+
+_REFERENCE = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_]*\)")  # a dependent env var: $(NAME)
 
 
 def source_name(dynakube_name: str, secret: str) -> str:
@@ -215,20 +219,27 @@ def exporter_env(v: View) -> list[dict[str, Any]]:
 
 
 def resource_attributes(attributes: Mapping[str, str], container: str, existing: str) -> str:
-    """``OTEL_RESOURCE_ATTRIBUTES``: ours (by key, values URL-query-escaped, the container's name), then the
-    container's own value re-appended last (its keys win)."""
+    """``OTEL_RESOURCE_ATTRIBUTES``: ours (by key, values URL-query-escaped but for the ``$(K8S_…)``
+    references Kubernetes expands, the container's name), then the container's own value re-appended last (its
+    keys win)."""
     own = {part.split("=", 1)[0] for part in existing.split(",") if "=" in part}
     ours = {**attributes, "k8s.container.name": container}
-    parts = [f"{k}={quote_plus(v)}" for k, v in sorted(ours.items()) if k and v and k not in own]
+    parts = [f"{k}={_escape(v)}" for k, v in sorted(ours.items()) if k and v and k not in own]
     if existing:
         parts.append(existing)
     return ",".join(parts)
 
 
+def _escape(value: str) -> str:
+    return value if _REFERENCE.fullmatch(value) else quote_plus(value)
+
+
 def container_env(
     v: View, container: Mapping[str, Any], attributes: Mapping[str, str]
-) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
-    """(env to append, replacements by index) for one container."""
+) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]], int]:
+    """(env to append, replacements by index, the index of the container's own ``OTEL_RESOURCE_ATTRIBUTES``
+    that moves to the end, or -1) for one container. The ``K8S_…`` field refs come before the attributes that
+    reference them."""
     env = _list(container.get("env"))
     index = {_str(_map(e).get("name")): i for i, e in enumerate(env)}
     added: list[dict[str, Any]] = []
@@ -252,17 +263,16 @@ def container_env(
                 replaced[index["NO_PROXY"]] = entry
             else:
                 added.append(entry)
-    current = _map(env[index[RESOURCE_ATTRIBUTES_ENV]]) if RESOURCE_ATTRIBUTES_ENV in index else {}
-    if "valueFrom" not in current:
-        value = resource_attributes(attributes, _str(container.get("name")), _str(current.get("value")))
-        if RESOURCE_ATTRIBUTES_ENV in index:
-            replaced[index[RESOURCE_ATTRIBUTES_ENV]] = ps.value_env(RESOURCE_ATTRIBUTES_ENV, value)
-        else:
-            added.append(ps.value_env(RESOURCE_ATTRIBUTES_ENV, value))
     for entry in at.pod_env():
         if entry["name"] not in index:
             added.append(entry)
-    return added, replaced
+    moved = -1
+    current = _map(env[index[RESOURCE_ATTRIBUTES_ENV]]) if RESOURCE_ATTRIBUTES_ENV in index else {}
+    if "valueFrom" not in current:
+        value = resource_attributes(attributes, _str(container.get("name")), _str(current.get("value")))
+        moved = index.get(RESOURCE_ATTRIBUTES_ENV, -1)
+        added.append(ps.value_env(RESOURCE_ATTRIBUTES_ENV, value))
+    return added, replaced, moved
 
 
 def to_inject(v: View, ctx: PodContext) -> list[int]:
@@ -288,9 +298,11 @@ def add(patch: Patch, ctx: PodContext, v: View, attributes: Mapping[str, str]) -
         if v.needs_certs and VOLUME_CERTS not in ps.mount_names(container):
             mount = {"name": VOLUME_CERTS, "mountPath": CERTS_PATH, "readOnly": True}
             patch.append((*base, "volumeMounts"), mount)
-        added, replaced = container_env(v, container, attributes)
+        added, replaced, moved = container_env(v, container, attributes)
         for j, entry in sorted(replaced.items()):
             patch.replace((*base, "env", j), entry)
+        if moved >= 0:  # re-appended last: after the replacements, which address the original indexes
+            patch.ops.append({"op": "remove", "path": f"/spec/containers/{i}/env/{moved}"})
         patch.extend((*base, "env"), added)
     if containers:
         patch.set_in_map(("metadata", "annotations"), ANNOTATION_INJECTED, "true")
