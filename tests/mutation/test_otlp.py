@@ -17,8 +17,15 @@ SETTINGS = pods.Settings(image="init", version="1.0.0", images={"v1.10": "op"})
 ALL = (*bs.SECRETS, *otlp.SECRETS)
 
 
-def dynakube(*, activegate: bool = False, tenant: str = "t", signals: Any = None, **otlp_extra: Any) -> Any:
-    d = make_dynakube()
+def dynakube(
+    *,
+    activegate: bool = False,
+    tenant: str = "t",
+    signals: Any = None,
+    mode: str = "cloudNativeFullStack",
+    **otlp_extra: Any,
+) -> Any:
+    d = make_dynakube(mode=mode)
     d["status"] = {
         "oneAgent": {"connectionInfoStatus": {"tenantUUID": tenant, "endpoints": "https://e"}},
         "codeModules": {"version": "1.2.3"},
@@ -69,7 +76,13 @@ def env_of(result: pods.Result) -> dict[str, Any]:
             "NoOTLPExporterActiveGateCertSecret",
             False,
         ),
-        (dynakube(activegate=True, tenant=""), ALL, [], "IngestEndpointUnavailable", True),
+        (
+            dynakube(activegate=True, tenant="", mode="applicationMonitoring"),
+            ALL,
+            [],
+            "IngestEndpointUnavailable",
+            True,
+        ),
         (dynakube(), ALL, [{"name": "otlp-dynatrace-certs", "emptyDir": {}}], "ConflictingVolumeType", True),
     ],
 )
@@ -180,3 +193,17 @@ def test_otlp_runs_when_the_injection_handler_skips():
     assert result.outcome == "injected"
     assert "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT" in env_of(result)
     assert not any(op["path"] == "/spec/initContainers" for op in result.ops)
+
+
+def test_an_injection_mutator_error_ends_the_request_before_the_otlp_exporter():
+    dk = dynakube()
+    dk["status"]["codeModules"] = {}  # DynaKubeStatusNotReady
+    result = decide(pod(), dk)
+    assert result.reasons == ("DynaKubeStatusNotReady",)
+    assert otlp.ANNOTATION_INJECTED not in annotations(result)
+
+
+def test_no_bootstrapper_config_still_runs_the_otlp_exporter():
+    result = decide(pod(), dynakube(), secrets=(otlp.CONFIG_SECRET,))
+    assert result.reasons == (bs.REASON_NO_BOOTSTRAPPER_CONFIG,)
+    assert "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" in env_of(result)

@@ -93,6 +93,16 @@ REASON_OWNER_LOOKUP_FAILED = "OwnerLookupFailed"  # never written here: owners c
 SKIP_NO_INJECTION = "ModeWithoutInjection"
 SKIP_ALL_CONTAINERS_EXCLUDED = "AllContainersExcluded"
 SKIP_NOTHING_NEW = "NothingNew"
+# the injection handler's answers that change nothing and after which the OTLP handler runs (the rest are
+# MutatorErrors, which end the request)
+_INJECTION_PLAIN = frozenset(
+    (
+        REASON_NO_BOOTSTRAPPER_CONFIG,
+        REASON_NO_MUTATION_NEEDED,
+        SKIP_NO_INJECTION,
+        SKIP_ALL_CONTAINERS_EXCLUDED,
+    )
+)
 
 DEFAULT_RESOURCES = {
     "requests": {"cpu": "30m", "memory": "30Mi"},
@@ -318,8 +328,8 @@ def gate(
     if not otlp.selected(ctx, dynakube):
         return go
     if isinstance(go, Result):
-        if go.contract != CONTRACT:
-            return go
+        if go.contract != CONTRACT or not _INJECTION_PLAIN.issuperset(go.reasons):
+            return go  # a MutatorError ends the request: the OTLP handler does not run
         path = ps.annotation(ctx.annotations, ps.ANNOTATION_INSTALL_PATH, ps.DEFAULT_INSTALL_PATH)
         v = view(dynakube)
         go = Plan(
