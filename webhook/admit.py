@@ -24,13 +24,16 @@ from webhook.metrics import Metrics
 from webhook.mutation import pod as pods
 from webhook.mutation.bootstrapper import CONTRACT as bootstrapper_contract
 from webhook.mutation.bootstrapper import REASON_NO_BOOTSTRAPPER_CONFIG
+from webhook.mutation.otlp import PLAIN_REASONS as OTLP_SECRET_REASONS
 from webhook.mutation.pod import REASON_MISSING_INIT_SECRET
 from webhook.state.store import NAMESPACES, Store
 from webhook.tolerant import as_map, as_str
 
 # a Secret the pod's namespace lacks, which the admission creates on first need (v1.4: an init Secret; v1.10:
-# a bootstrapper Secret replicated from the operator's source)
-FIRST_NEED_REASONS = frozenset((REASON_MISSING_INIT_SECRET, REASON_NO_BOOTSTRAPPER_CONFIG))
+# a bootstrapper or OTLP exporter Secret replicated from the operator's source)
+FIRST_NEED_REASONS = frozenset(
+    (REASON_MISSING_INIT_SECRET, REASON_NO_BOOTSTRAPPER_CONFIG, *OTLP_SECRET_REASONS)
+)
 
 
 def _first_need(reasons: Sequence[str]) -> bool:

@@ -547,6 +547,8 @@ INIT_SECRET_NAMES = ("dynatrace-dynakube-config", "dynatrace-metadata-enrichment
 BOOTSTRAPPER_SECRET_NAMES = (
     "dynatrace-bootstrapper-config",
     "dynatrace-bootstrapper-certs",
+    "dynatrace-otlp-exporter-config",
+    "dynatrace-otlp-exporter-certs",
 )  # the v1.10 contract's
 ALWAYS = {
     ("namespace", "dynatrace.com", "dynakubes", "list", "*"),
@@ -642,10 +644,11 @@ def test_cluster_role_reads_secrets_only_by_name(case: str, docs: dict[str, list
     every ClusterRole rule that lets it get, list or watch Secrets names them in resourceNames."""
     from webhook.mutation.bootstrapper import SECRETS as BOOTSTRAPPER_SECRETS
     from webhook.mutation.initsecrets import INIT_SECRETS as V14_SECRETS
+    from webhook.mutation.otlp import SECRETS as OTLP_SECRETS
 
     assert set(INIT_SECRET_NAMES) == set(V14_SECRETS)  # the chart's names are the program's
-    assert set(BOOTSTRAPPER_SECRET_NAMES) == set(BOOTSTRAPPER_SECRETS)
-    INIT_SECRETS = (*V14_SECRETS, *BOOTSTRAPPER_SECRETS)
+    assert set(BOOTSTRAPPER_SECRET_NAMES) == {*BOOTSTRAPPER_SECRETS, *OTLP_SECRETS}
+    INIT_SECRETS = (*V14_SECRETS, *BOOTSTRAPPER_SECRETS, *OTLP_SECRETS)
     for role in find(docs[case], "ClusterRole"):
         for rule in role["rules"]:
             reads_secrets = (

@@ -472,6 +472,8 @@ def test_missing_init_secret_restarts_once_the_secret_is_there():
         "init-endpoint-secrets",
         "bootstrapper-config-secrets",  # the v1.10 contract's
         "bootstrapper-certs-secrets",
+        "otlp-exporter-config-secrets",  # the OTLP exporter's
+        "otlp-exporter-certs-secrets",
     }
     # the Store keeps the init Secrets itself: they trigger, its other caches (owners, inputs, Secrets) do not
     assert Reinjector(h.api, Store(WEBHOOK_NS), Config()).triggers == {
@@ -481,6 +483,8 @@ def test_missing_init_secret_restarts_once_the_secret_is_there():
         "init-endpoint-secrets",
         "bootstrapper-config-secrets",  # the v1.10 contract's
         "bootstrapper-certs-secrets",
+        "otlp-exporter-config-secrets",  # the OTLP exporter's
+        "otlp-exporter-certs-secrets",
     }
     reinjector = Reinjector(h.api, store, Config(enabled=True), clock=h.clock)
     h.reinjector = reinjector

@@ -80,10 +80,11 @@ def test_state_from_the_api_and_status_changes_reach_the_next_admission(cluster,
     assert "as=PartialObjectMetadataList;" in accepts["/api/v1/namespaces?limit=500"]
     assert "as=PartialObject" not in accepts[f"{DK_PATH}?limit=500"]
     assert "as=PartialObject" not in accepts[secrets]
-    # the init-Secret caches (one per name: two of the v1.4 contract, two of the v1.10 contract) and the owner
-    # caches list once each, in pages too; the owners as metadata only
+    # the init-Secret caches (one per name: two of the v1.4 contract, four of the v1.10 contract: the
+    # bootstrapper's and the OTLP exporter's) and the owner caches list once each, in pages too; the owners as
+    # metadata only
     others = [p for p in lists if p not in kinds]
-    assert len(others) == 7 and all("limit=500" in p for p in others), others
+    assert len(others) == 9 and all("limit=500" in p for p in others), others
     assert "as=PartialObjectMetadataList;" in accepts["/apis/apps/v1/replicasets?limit=500"]
 
 

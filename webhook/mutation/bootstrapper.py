@@ -26,6 +26,7 @@ from webhook import dynakube as dk
 from webhook.mutation import attributes as at
 from webhook.mutation import enrichment as md
 from webhook.mutation import oneagent as oa
+from webhook.mutation import otlp
 from webhook.mutation import podspec as ps
 from webhook.mutation.context import PodContext
 from webhook.mutation.enrichment import Lookup
@@ -92,6 +93,16 @@ REASON_OWNER_LOOKUP_FAILED = "OwnerLookupFailed"  # never written here: owners c
 SKIP_NO_INJECTION = "ModeWithoutInjection"
 SKIP_ALL_CONTAINERS_EXCLUDED = "AllContainersExcluded"
 SKIP_NOTHING_NEW = "NothingNew"
+# the injection handler's answers that change nothing and after which the OTLP handler runs (the rest are
+# MutatorErrors, which end the request)
+_INJECTION_PLAIN = frozenset(
+    (
+        REASON_NO_BOOTSTRAPPER_CONFIG,
+        REASON_NO_MUTATION_NEEDED,
+        SKIP_NO_INJECTION,
+        SKIP_ALL_CONTAINERS_EXCLUDED,
+    )
+)
 
 DEFAULT_RESOURCES = {
     "requests": {"cpu": "30m", "memory": "30Mi"},
@@ -215,6 +226,9 @@ class Plan:
     oa_enabled: bool = False  # OneAgent is enabled for the pod (the DynaKube attributes it gets)
     marks: tuple[tuple[str, str], ...] = ()  # why OneAgent was left out (first injection only)
     reasons: tuple[str, ...] = ()
+    otlp: otlp.View | None = None  # the OTLP exporter runs after the injection
+    secrets: Collection[str] | None = None
+    skipped: Result | None = None  # the injection handler's answer when it changed nothing of its own
 
 
 def _annotated(trace: Trace, ctx: PodContext, keys: tuple[str, str], reason: str, message: str) -> Result:
@@ -223,7 +237,9 @@ def _annotated(trace: Trace, ctx: PodContext, keys: tuple[str, str], reason: str
     for key, value in ((keys[0], "false"), (keys[1], reason)):
         patch.set_in_map(("metadata", "annotations"), key, value)
     trace.checks.append((reason, False, message))
-    return Result(SKIPPED, (reason,), message, trace.dynakube, patch.ops, trace.checks, contract=CONTRACT)
+    return Result(
+        SKIPPED, (reason,), message, trace.dynakube, patch.ops, trace.checks, contract=CONTRACT, patch=patch
+    )
 
 
 def is_csi(v: View, annotations: Mapping[str, Any], csi: bool) -> bool:
@@ -307,7 +323,37 @@ def gate(
     csi: bool,
 ) -> Result | Plan:
     """After the shared checks (namespace, DynaKube, opt-out, OpenShift debug pod): upstream v1.10.2's
-    injection handler, in its order."""
+    injection handler, in its order, then (in ``build``) its OTLP handler when the pod is selected for it."""
+    go = _gate_injection(ctx, dynakube, trace, secrets=secrets, csi=csi)
+    if not otlp.selected(ctx, dynakube):
+        return go
+    if isinstance(go, Result):
+        if go.contract != CONTRACT or not _INJECTION_PLAIN.issuperset(go.reasons):
+            return go  # a MutatorError ends the request: the OTLP handler does not run
+        path = ps.annotation(ctx.annotations, ps.ANNOTATION_INSTALL_PATH, ps.DEFAULT_INSTALL_PATH)
+        v = view(dynakube)
+        go = Plan(
+            ctx,
+            trace.dynakube,
+            v,
+            oa.view(dynakube),
+            go.checks,
+            is_csi(v, ctx.annotations, csi),
+            path,
+            skipped=go,
+        )
+    go.otlp, go.secrets = otlp.view(dynakube), secrets
+    return go
+
+
+def _gate_injection(
+    ctx: PodContext,
+    dynakube: Mapping[str, Any],
+    trace: Trace,
+    *,
+    secrets: Collection[str] | None,
+    csi: bool,
+) -> Result | Plan:
     v, oa_view = view(dynakube), oa.view(dynakube)
     trace.checks.append(("contract", True, CONTRACT))
     if not ctx.eligible:
@@ -624,9 +670,57 @@ def _oneagent(patch: Patch, plan: Plan, init: dict[str, Any], existing: set[str]
 
 
 def build(plan: Plan, *, image: str, version: str, lookup: Lookup) -> Result:
-    """What the mutators add to a pod the gate let through (first injection or reinvocation)."""
-    if plan.reinvoke:
-        return _reinvoke(plan, version)
+    """What the mutators add to a pod the gate let through (first injection or reinvocation), then what the
+    OTLP exporter adds."""
+    if plan.skipped is not None:
+        result = plan.skipped
+    elif plan.reinvoke:
+        result = _reinvoke(plan, version)
+    else:
+        result = _inject(plan, image=image, version=version, lookup=lookup)
+    return result if plan.otlp is None else _otlp(plan, plan.otlp, result, lookup)
+
+
+def _otlp(plan: Plan, v: otlp.View, result: Result, lookup: Lookup) -> Result:
+    """Upstream's OTLP handler after the injection handler: a ``MutatorError`` restores the pod (only the
+    OTLP annotations); a missing Secret only annotates; else the exporter env, volume and annotation."""
+    ctx = plan.ctx
+    reason, message = otlp.gate(ctx, v, plan.secrets)
+    if reason and reason not in otlp.PLAIN_REASONS:
+        patch = Patch(ctx.pod)
+        otlp.annotate(patch, reason)
+        plan.checks.append(("OTLP exporter", False, message))
+        return Result(SKIPPED, (reason,), message, plan.dynakube, patch.ops, plan.checks, contract=CONTRACT)
+    patch = result.patch if result.patch is not None else Patch(ctx.pod)
+    if reason:
+        otlp.annotate(patch, reason)
+        plan.checks.append(("OTLP exporter", False, message))
+        result.reasons += (reason,)
+    else:
+        v1 = plan.view
+        attrs = at.pod_attributes(
+            workload=md.workload_of(ctx, lookup),
+            namespace_name=ctx.namespace_name or str(ctx.meta.get("namespace") or ""),
+            status=v1.status,
+            rule_values=at.rules(list(v1.rules), ctx.namespace_labels, ctx.namespace_annotations),
+            dynakube_attributes=v.attributes,
+            namespace_annotations=ctx.namespace_annotations,
+            pod_annotations=ctx.annotations,
+            deprecated=v1.deprecated_attributes,
+        )
+        if not otlp.add(patch, ctx, v, attrs.all()):
+            plan.checks.append(("OTLP exporter", False, "no container without OTLP env of its own"))
+            return result
+        plan.checks.append(("OTLP exporter", True, ", ".join(v.signals)))
+        result.message += "; OTLP exporter configured"
+        if result.outcome == SKIPPED:
+            result.outcome = INJECTED
+    result.ops, result.patch, result.checks = patch.ops, patch, plan.checks
+    return result
+
+
+def _inject(plan: Plan, *, image: str, version: str, lookup: Lookup) -> Result:
+    """The injection handler's first injection."""
     ctx = plan.ctx
     patch = Patch(ctx.pod)
     for key, value in plan.marks:
@@ -662,7 +756,7 @@ def build(plan: Plan, *, image: str, version: str, lookup: Lookup) -> Result:
     plan.checks.append(("injected", True, "; ".join(done)))
     message = "injected " + "; ".join(done)
     return Result(
-        INJECTED, plan.reasons, message, plan.dynakube, patch.ops, plan.checks, EVENT_INJECT, CONTRACT
+        INJECTED, plan.reasons, message, plan.dynakube, patch.ops, plan.checks, EVENT_INJECT, CONTRACT, patch
     )
 
 
@@ -689,6 +783,7 @@ def _reinvoke(plan: Plan, version: str) -> Result:
             plan.dynakube,
             checks=plan.checks,
             contract=CONTRACT,
+            patch=patch,
         )
     return Result(
         REINVOKED,
@@ -699,4 +794,5 @@ def _reinvoke(plan: Plan, version: str) -> Result:
         plan.checks,
         EVENT_UPDATE_POD,
         CONTRACT,
+        patch,
     )

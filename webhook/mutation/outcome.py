@@ -6,6 +6,7 @@ made and the Event the answer calls for. Shared by every contract's gate and bui
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from webhook.mutation.patch import Op
 
@@ -32,6 +33,8 @@ class Result:
     checks: list[Check] = field(default_factory=list)
     event: str = ""  # the upstream Event this admission calls for ("" = none)
     contract: str = ""  # a later injection contract the pod was decided under ("" = v1.4, or none reached)
+    # the builder the ops came from, for a later handler to go on with (the v1.10 contract's OTLP exporter)
+    patch: Any = field(default=None, repr=False, compare=False)
 
 
 class Trace:

@@ -33,10 +33,11 @@ from typing import Any
 from webhook import dynakube as dk
 from webhook.decision import contract_for
 from webhook.kube.api import Api, ApiError
-from webhook.mutation import bootstrapper
+from webhook.mutation import bootstrapper, otlp
 from webhook.mutation import initsecrets as gen
 from webhook.provision.flights import CREATED, EXISTS, FAILED, Flights
 from webhook.state.store import Store
+from webhook.tolerant import as_map
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class Config:
     )
 
 
-ALL_SECRETS = (*gen.INIT_SECRETS, *bootstrapper.SECRETS)
+ALL_SECRETS = (*gen.INIT_SECRETS, *bootstrapper.SECRETS, *otlp.SECRETS)
 
 
 def replica(source: Mapping[str, Any] | None, name: str, namespace: str) -> dict[str, Any]:
@@ -126,13 +127,14 @@ class FirstNeed:
 
     def wanted(self, namespace: str) -> tuple[Mapping[str, Any] | None, list[str]]:
         """The namespace's DynaKube and the init Secrets it wants there that are neither cached nor known."""
-        _, dynakube = self.store.pod_state(namespace)
+        ns, dynakube = self.store.pod_state(namespace)
         if dynakube is None:
             return None, []
         present = self.store.init_secrets(namespace) | self.known(namespace)
         if contract_for(self.store, self.config.contract, dynakube) == bootstrapper.CONTRACT:
             v = bootstrapper.view(dynakube)
             names: tuple[str, ...] = bootstrapper.SECRETS if v.needs_certs else (bootstrapper.CONFIG_SECRET,)
+            names += otlp.wanted(dynakube, as_map(as_map((ns or {}).get("metadata")).get("labels")))
         else:
             names = gen.wanted(dynakube)
         return dynakube, [name for name in names if name not in present]
@@ -183,6 +185,8 @@ class FirstNeed:
         if name in bootstrapper.SECRETS:
             source = self.store.secret(bootstrapper.source_name(dk.name(dynakube), name))
             return replica(source, name, namespace)
+        if name in otlp.SECRETS:
+            return replica(self.store.secret(otlp.source_name(dk.name(dynakube), name)), name, namespace)
         inputs = self.store.inputs.inputs(
             dynakube, operator_version=self.config.operator_version, csi_mode=self.config.csi_mode
         )

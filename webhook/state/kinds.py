@@ -34,6 +34,12 @@ NAMESPACES = "namespaces"
 SECRETS = "secrets"
 SECRET_KEYS = ("proxy",)
 BOOTSTRAPPER_SOURCE_SUFFIXES = ("-bootstrapper-config", "-bootstrapper-certs")
+# of the operator's `<dynakube>-otlp-exporter-config` / `-certs` (the OTLP exporter's sources) their labels and
+# the one key the exporter's copy needs
+OTLP_SOURCE_KEYS = {
+    "-otlp-exporter-config": ("dataIngestToken",),
+    "-otlp-exporter-certs": ("activegate-tls.crt",),
+}
 
 # namespace annotations the injection reads (INJECTION-CONTRACT §4.2 release mapping, §7 metadata enrichment)
 NAMESPACE_ANNOTATION_PREFIXES = ("mapping.release.dynatrace.com/", "metadata.dynatrace.com/")
@@ -227,7 +233,8 @@ def dynakube_transform(obj: Mapping[str, Any]) -> Obj:
 
 def secret_transform(obj: Mapping[str, Any]) -> Obj:
     """A Secret of the webhook's namespace: its name and the ``SECRET_KEYS`` of ``data`` only; an operator's
-    bootstrapper source (``<dynakube>-bootstrapper-config`` / ``-certs``) with its labels and all its data."""
+    bootstrapper source (``<dynakube>-bootstrapper-config`` / ``-certs``) with its labels and all its data; an
+    OTLP exporter source (``<dynakube>-otlp-exporter-config`` / ``-certs``) with its labels and its one key."""
     meta = obj.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
     keep = {k: meta[k] for k in ("name", "namespace", "resourceVersion", "uid") if k in meta}
@@ -235,15 +242,19 @@ def secret_transform(obj: Mapping[str, Any]) -> Obj:
     data = data if isinstance(data, Mapping) else {}
     name = keep.get("name")
     if isinstance(name, str) and name.endswith(BOOTSTRAPPER_SOURCE_SUFFIXES):
-        labels = _string_map(meta.get("labels"))
-        if labels:
-            keep["labels"] = labels
-        return {
-            "kind": "Secret",
-            "metadata": keep,
-            "data": {k: v for k, v in data.items() if isinstance(v, str)},
-        }
+        return _source(meta, keep, {k: v for k, v in data.items() if isinstance(v, str)})
+    for suffix, keys in OTLP_SOURCE_KEYS.items():
+        if isinstance(name, str) and name.endswith(suffix):
+            return _source(meta, keep, {k: data[k] for k in keys if isinstance(data.get(k), str)})
     return {"kind": "Secret", "metadata": keep, "data": {k: data[k] for k in SECRET_KEYS if k in data}}
+
+
+def _source(meta: Mapping[str, Any], keep: Obj, data: Obj) -> Obj:
+    """An operator's Secret replicated into pods' namespaces on first need: its labels and ``data``."""
+    labels = _string_map(meta.get("labels"))
+    if labels:
+        keep["labels"] = labels
+    return {"kind": "Secret", "metadata": keep, "data": data}
 
 
 NAMESPACE_KIND = Kind(NAMESPACES, "/api/v1/namespaces", namespace_transform, metadata_only=True)

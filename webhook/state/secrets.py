@@ -2,7 +2,8 @@
 
 - ``InitSecretCache``: the two init Secrets of the v1.4 contract (``dynatrace-dynakube-config``,
   ``dynatrace-metadata-enrichment-endpoint``) and the two of the v1.10 contract (``dynatrace-bootstrapper-config``,
-  ``dynatrace-bootstrapper-certs``) in every namespace, fed by one cluster-wide watch per name
+  ``dynatrace-bootstrapper-certs``, and the OTLP exporter's ``dynatrace-otlp-exporter-config`` / ``-certs``) in
+  every namespace, fed by one cluster-wide watch per name
   (``fieldSelector=metadata.name=<name>``). Kept per copy: resourceVersion, labels, the template-hash
   annotation and a digest of the data, never the data. The admission path asks ``names(namespace)``.
 - ``InputCache``: what the init Secrets are generated from, in the DynaKubes' namespace: of every Secret only
@@ -27,10 +28,15 @@ INIT_CONFIG = "init-config-secrets"
 INIT_ENDPOINT = "init-endpoint-secrets"
 BOOTSTRAPPER_CONFIG = "bootstrapper-config-secrets"
 BOOTSTRAPPER_CERTS = "bootstrapper-certs-secrets"
+OTLP_CONFIG = "otlp-exporter-config-secrets"
+OTLP_CERTS = "otlp-exporter-certs-secrets"
 # the v1.10 contract's Secrets in the pods' namespaces (replicated from the operator's per-DynaKube sources)
 BOOTSTRAPPER_RESOURCES = {
     BOOTSTRAPPER_CONFIG: "dynatrace-bootstrapper-config",
     BOOTSTRAPPER_CERTS: "dynatrace-bootstrapper-certs",
+    # the OTLP exporter's (replicated the same way)
+    OTLP_CONFIG: "dynatrace-otlp-exporter-config",
+    OTLP_CERTS: "dynatrace-otlp-exporter-certs",
 }
 INIT_RESOURCES = {
     INIT_CONFIG: gen.CONFIG_SECRET,
