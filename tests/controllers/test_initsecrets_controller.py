@@ -345,3 +345,16 @@ def test_another_installations_copies_are_left_alone() -> None:
     w.round()
     assert [c for c in w.writes() if c[0] in ("PUT", "DELETE")] == []
     assert w.secret("app0")["metadata"]["annotations"][gen.ANNOTATION_INSTALLATION] == "other-installation"
+
+
+def test_events_of_namespaces_with_nothing_to_write_queue_nothing() -> None:
+    """A mass deletion's thousands of namespace events (or any namespace with nothing to write) neither wait in
+    the queue nor take the tokens a retry needs."""
+    w = World()
+    w.round()
+    for i in range(50):
+        gone = namespace(f"gone{i}", instance=None)
+        gone["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        w.controller.on_event(NAMESPACES, "MODIFIED", gone)
+    w.controller.on_event(NAMESPACES, "MODIFIED", namespace("app0"))  # its Secret is as it should be
+    assert set(w.controller.loop.queued()) == {""}

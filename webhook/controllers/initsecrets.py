@@ -260,10 +260,9 @@ class InitSecrets:
         if obj is not None and resource in (NAMESPACES, *INIT_RESOURCES):
             meta = as_map(obj.get("metadata"))
             namespace = as_str(meta.get("name") if resource == NAMESPACES else meta.get("namespace"))
-            if namespace and self.is_synced():
-                self.loop.add(
-                    namespace, front=True
-                )  # ahead of a pass: a namespace just mapped waits for nothing
+            # only a namespace with something to write, ahead of a pass: one just mapped waits for nothing
+            if namespace and self.is_synced() and self.needs_writes(namespace):
+                self.loop.add(namespace, front=True)
             return
         self.planner.forget()
         self.loop.add(_PASS)
@@ -276,6 +275,11 @@ class InitSecrets:
             return self.full_pass()
         return self.reconcile(key)
 
+    def needs_writes(self, namespace: str) -> bool:
+        """Planned in memory: something to create, update or delete there. Only such namespaces are queued,
+        so a stream of events about others (a mass deletion's thousands) neither costs tokens nor waits ahead."""
+        return any(step.action not in (KEEP, FOREIGN) for step in self.planner.plan(namespace))
+
     def full_pass(self) -> Result | None:
         """Queue every namespace; again every ``resync``. Before the caches are synced, nothing: their list
         is an event that queues the pass again."""
@@ -285,7 +289,7 @@ class InitSecrets:
         for namespace in sorted(self.planner.keys()):
             if namespace in backing_off:  # queued already, for when its backoff ends
                 continue
-            if any(step.action not in (KEEP, FOREIGN) for step in self.planner.plan(namespace)):
+            if self.needs_writes(namespace):
                 self.loop.add(namespace)  # planned in memory: only namespaces with something to write wait
         return Result(requeue_after=self.config.resync)
 
