@@ -243,13 +243,19 @@ def test_the_cache_lists_owners_and_inputs_once_the_store_is_synced() -> None:
     store = Store("dynatrace")
     later = {*owners.RESOURCES, secret_cache.INPUT_SECRETS, secret_cache.INPUT_CONFIGMAPS}
     synced_when_listed: dict[str, bool] = {}
-    done = threading.Event()
+    listed: set[str] = set()
+    done, everything = threading.Event(), threading.Event()
 
     def on_event(resource: str, kind: str, obj: object) -> None:
-        if kind == "listed" and resource in later and resource not in synced_when_listed:
+        if kind != "listed":
+            return
+        listed.add(resource)
+        if resource in later and resource not in synced_when_listed:
             synced_when_listed[resource] = store.synced
             if set(synced_when_listed) == later:
                 done.set()
+        if listed >= set(store.synced_resources()):  # every cache has said so
+            everything.set()
 
     kube = KubeState(store, api, dynakube_api_version="v1beta3", slices=True, inputs=True, on_event=on_event)
     kube.start()
@@ -257,6 +263,7 @@ def test_the_cache_lists_owners_and_inputs_once_the_store_is_synced() -> None:
         assert done.wait(10), synced_when_listed
         assert synced_when_listed == dict.fromkeys(later, True)
         assert store.inputs.config_maps == {"cas": {"certs": "PEM"}}
+        assert everything.wait(10), (listed, store.synced_resources())
         reported = store.synced_resources()
         assert set(reported) >= {*later, *secret_cache.INIT_RESOURCES, DYNAKUBES, NAMESPACES}
         assert all(reported.values()), reported
