@@ -13,7 +13,7 @@ Each wait is at most ``--init-secret-timeout``; then the pod is answered with wh
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from webhook.admission import handlers, skipevents
@@ -75,9 +75,13 @@ class Admissions:
         return routes
 
     # --- /inject ---
+    @property
+    def known(self) -> Callable[[str], frozenset[str]] | None:
+        """Init Secrets created on first need that the cache may not show yet (None without first need)."""
+        return self.first_need.known if self.first_need is not None else None
+
     def decide(self, review: Review) -> Answer:
-        known = self.first_need.known if self.first_need is not None else None
-        return handlers.inject(review, self.store, self.injection, known)
+        return handlers.inject(review, self.store, self.injection, self.known)
 
     def inject(self, review: Review) -> Answer | Awaitable[Answer]:
         """Answered from the cache at once, but for a new namespace's first pods (``first_pod``)."""

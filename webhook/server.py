@@ -243,8 +243,7 @@ class Webhook:
         admissions = self.admissions
 
         def debug(pod: Any, ns: str) -> dict[str, Any]:  # as /inject decides: first-need Secrets count too
-            known = admissions.first_need.known if admissions.first_need is not None else None
-            return explain(pod, self.store, injection, ns, known)
+            return explain(pod, self.store, injection, ns, admissions.known)
 
         debug_app = debug if s.debug_endpoints else None
         side = [_Server(self._config("health", health_app(self.readiness, debug_app), *s.health_bind))]

@@ -231,26 +231,21 @@ class Reinjector(Reports):
         )
 
     def _sync(self, *, everything: bool) -> None:
-        mapped = {}
-        for ns in self.store.namespaces():
-            name = _str(_map(ns.get("metadata")).get("name"))
-            view = namespace_view(*self.store.pod_state(name), self.secrets(name)) if name else None
-            if view is not None:
-                mapped[name] = view
-        for name in [n for n in self._views if n not in mapped]:
+        """Every namespace's view (``everything``: scanned whether or not it changed); views of namespaces that
+        are gone are forgotten."""
+        names = {_str(_map(ns.get("metadata")).get("name")) for ns in self.store.namespaces()} - {""}
+        for name in [n for n in self._views if n not in names]:
             self._forget(name)
-        for name, view in sorted(mapped.items()):
-            if everything or self._views.get(name) != view:
-                self._views[name] = view
-                self.loop.add(("scan", name))
+        for name in sorted(names):
+            self._check(name, force=everything)
 
-    def _check(self, name: str) -> None:
-        """One namespace's view: scanned when it changed, forgotten when it is no longer mapped."""
+    def _check(self, name: str, *, force: bool = False) -> None:
+        """One namespace's view: scanned when it changed (or ``force``), forgotten when it is no longer mapped."""
         view = namespace_view(*self.store.pod_state(name), self.secrets(name))
         if view is None:
             if name in self._views:
                 self._forget(name)
-        elif self._views.get(name) != view:
+        elif force or self._views.get(name) != view:
             self._views[name] = view
             self.loop.add(("scan", name))
 
