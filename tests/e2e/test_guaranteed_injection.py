@@ -100,6 +100,13 @@ class App:
         items = list_items(self.kube, f"/api/v1/namespaces/{self.ns}/events")
         return [e for e in items if (e.get("source") or {}).get("component") == "dynatrace-webhook"]
 
+    def events_of(self, reason: str) -> list[dict]:
+        """The webhook's Events with this reason (written off the path that caused them: wait for them)."""
+        return [e for e in self.events() if e.get("reason") == reason]
+
+    def events_on(self, name: str) -> list[dict]:
+        return [e for e in self.events() if (e.get("involvedObject") or {}).get("name") == name]
+
 
 def wait_for_hook(kube, app: App, run_id: str, reason: str | None) -> None:
     """Until the API server calls the (newly registered) webhook: a dry-run pod gets its answer."""
@@ -174,7 +181,7 @@ def test_webhook_restarted_after_hosts_appeared_restarts_the_skipped_deployment(
     assert injected[0]["metadata"]["name"] not in {p["metadata"]["name"] for p in skipped}
     assert set(app.record()) == {"EmptyConnectionInfo"}
     stays_restarted_once(app)
-    restarts = [e for e in app.events() if e.get("reason") == "OneAgentReinjection"]
+    restarts = wait(lambda: app.events_of("OneAgentReinjection"), what="the OneAgentReinjection Event")
     assert len(restarts) == 1 and restarts[0]["involvedObject"]["name"] == app.name
     assert "EmptyConnectionInfo" in restarts[0]["message"]
 
@@ -210,9 +217,9 @@ def test_pods_created_while_no_webhook_answered_are_found_and_restarted_once(
     assert set(app.record()) == {"NotSeenByWebhook"}
     stays_restarted_once(app)
 
-    events = app.events()
-    restarts = [e for e in events if e.get("reason") == "OneAgentReinjection"]
+    restarts = wait(lambda: app.events_of("OneAgentReinjection"), what="the OneAgentReinjection Event")
     assert len(restarts) == 1 and "never seen by the webhook" in restarts[0]["message"]
-    bare = [e for e in events if (e.get("involvedObject") or {}).get("name") == f"bare-{run_id}"]
+    bare = wait(lambda: app.events_on(f"bare-{run_id}"), what=f"the Event on pod bare-{run_id}")
+    events = app.events()
     assert [e["reason"] for e in bare] == ["OneAgentReinjectionSkipped"], [e.get("message") for e in events]
     assert kube.get(f"{app.pods_path}/bare-{run_id}")["metadata"].get("deletionTimestamp") is None

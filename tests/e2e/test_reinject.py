@@ -98,8 +98,15 @@ def test_deployment_is_restarted_into_injection(
 
     template = kube.get(f"{deployments}/{workload}")["spec"]["template"]
     assert "kubectl.kubernetes.io/restartedAt" in annotations_of(template)
-    events = list_items(kube, f"/api/v1/namespaces/{app}/events")
-    assert any(
-        e.get("reason") == "OneAgentReinjection" and (e.get("involvedObject") or {}).get("name") == workload
-        for e in events
-    ), [(e.get("reason"), e.get("message")) for e in events]
+
+    # the Event is written off the restart's path (the recorder's next tick): the new pod can come first
+    def restart_events() -> list[dict]:
+        events = list_items(kube, f"/api/v1/namespaces/{app}/events")
+        return [
+            e
+            for e in events
+            if e.get("reason") == "OneAgentReinjection"
+            and (e.get("involvedObject") or {}).get("name") == workload
+        ]
+
+    wait(restart_events, what=f"the OneAgentReinjection Event on Deployment {workload}")
