@@ -4,11 +4,18 @@
 endpoints replaced by one that reads the body, does not parse it, and answers a fixed AdmissionReview. The
 app around them (FastAPI, its router and middleware) stays as served. Nothing is added to the production
 routes: the replacement only exists in this process.
+
+Two kinds (environment ``BENCH_BASELINE``): ``raw`` (default), an ASGI callable in place of each admission
+endpoint, the cheapest answer the app can give; ``route``, a plain FastAPI path operation
+(``await request.body()``, return a ``Response``): what a FastAPI application answering fixed bytes costs.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+from fastapi import Request, Response
 
 from bench.reviews import BASELINE_ANSWER
 
@@ -27,17 +34,28 @@ class FixedAnswer:
         await send({"type": "http.response.body", "body": BASELINE_ANSWER})
 
 
-def fixed_answers(build: Any) -> Any:
-    """``build`` (``admission_app``) with every admission endpoint answering ``FixedAnswer``."""
+async def fixed_route(request: Request) -> Response:
+    """A plain FastAPI path operation answering the fixed AdmissionReview."""
+    await request.body()
+    return Response(BASELINE_ANSWER, media_type="application/json")
+
+
+def fixed_answers(build: Any, kind: str = "raw") -> Any:
+    """``build`` (``admission_app``) with every admission endpoint answering fixed bytes: ``raw``, an ASGI
+    callable in the endpoint's place; ``route``, the endpoint's route replaced by a FastAPI path operation."""
     from starlette import routing
 
     from webhook.admission.app import Endpoint
 
     def admission_app(*args: Any, **kw: Any) -> Any:
         app = build(*args, **kw)
-        for route in app.router.routes:
+        for route in list(app.router.routes):
             if isinstance(route, routing.Route) and isinstance(route.endpoint, Endpoint):
-                route.app = FixedAnswer()
+                if kind == "route":
+                    app.router.routes.remove(route)
+                    app.add_api_route(route.path, fixed_route, methods=["POST"])
+                else:
+                    route.app = FixedAnswer()
         return app
 
     return admission_app
@@ -47,7 +65,8 @@ def main() -> int:
     import webhook.server
     from webhook.cli import main as webhook_main
 
-    webhook.server.admission_app = fixed_answers(webhook.server.admission_app)
+    kind = os.environ.get("BENCH_BASELINE", "raw")
+    webhook.server.admission_app = fixed_answers(webhook.server.admission_app, kind)
     return webhook_main()
 
 

@@ -54,6 +54,7 @@ class Server:
     state_file: Path | None
     work_dir: Path
     baseline: bool = False
+    baseline_kind: str = "raw"  # bench.baseline's BENCH_BASELINE: "raw" or "route"
     log_level: str = "info"
     limit_concurrency: int | None = None
     core: int = 0
@@ -105,7 +106,7 @@ class Server:
         self.port, self.health_port, self.metrics_port = free_port(), free_port(), free_port()
         log_path = self.work_dir / f"server-{'baseline' if self.baseline else 'webhook'}-{self.port}.log"
         root = self.source_root or Path(__file__).resolve().parent.parent
-        env = dict(os.environ, PYTHONPATH=str(root))
+        env = dict(os.environ, PYTHONPATH=str(root), BENCH_BASELINE=self.baseline_kind)
         if self.kubeconfig:
             env["KUBERNETES_SERVICE_HOST"] = ""  # never the in-cluster configuration of a pod we run in
         start = time.perf_counter()

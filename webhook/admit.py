@@ -60,12 +60,14 @@ class Admissions:
         self.waiters: dict[str, list[asyncio.Future[None]]] = {}
 
     def routes(self) -> dict[str, Route]:
-        inject = Route("inject", self.inject)
+        # pods and namespaces: no decision reads managedFields, which are half of what the API server sends
+        inject = Route("inject", self.inject, lean=True)
         label = Route(
             "label-ns",
             lambda review: handlers.label_namespace(
                 review, self.store, self.settings.operator_service_account
             ),
+            lean=True,
         )
         validate = Route(
             "validate", lambda review: handlers.validate(review, self.store, self.settings.modules)

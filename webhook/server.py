@@ -135,6 +135,7 @@ class Webhook:
             access_log=False,
             server_header=False,
             date_header=False,
+            proxy_headers=False,  # kube-apiserver, kubelet and Prometheus connect directly: no proxy to trust
             timeout_keep_alive=int(self.settings.keep_alive),
             timeout_graceful_shutdown=int(self.settings.graceful_timeout),
             http=guard.guarded_protocol(self.settings.header_timeout, timeouts.inc),

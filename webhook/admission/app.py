@@ -46,6 +46,8 @@ class Route:
     webhook: str  # bounded label: inject, label-ns, validate
     # an Answer, or (rarely: /inject creating an init Secret on first need) an awaitable of one
     handler: Callable[[Review], Answer | Awaitable[Answer]]
+    # the handler never reads the objects' metadata.managedFields: they are not parsed (``decode(lean=True)``)
+    lean: bool = False
 
 
 def admission_app(
@@ -170,7 +172,7 @@ class Endpoint:
     ) -> tuple[int, bytes, Review | None, Answer | None]:
         try:
             body = await self._read_body(scope, receive)
-            review = decode(body)
+            review = decode(body, lean=self.route.lean)
         except ReviewError as err:
             return err.status, err.body(), None, Answer(outcome="error", reasons=(err.reason,))
         try:

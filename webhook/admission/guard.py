@@ -18,6 +18,7 @@ So a handful of clients that connect and trickle bytes (slowloris) hold file des
   It goes in through uvicorn's supported extension point, ``uvicorn.Config(http=<protocol class>)``, and
   overrides only the asyncio protocol methods (``connection_made``, ``connection_lost``) and two httptools
   parser callbacks (``on_message_begin``, ``on_headers_complete``), each calling its parent first or last.
+  Its writes go through ``webhook.admission.wire.CoalescingTransport``: one write per answer.
 - ``handshake_timeout(loop, seconds)``: a TLS handshake bound for servers created while it is in effect. This
   is the one part without a supported hook: the bound exists only as ``loop.create_server``'s
   ``ssl_handshake_timeout`` argument, uvicorn creates the server without it, and the application protocol
@@ -38,6 +39,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from webhook.admission.wire import CoalescingTransport
+
 log = logging.getLogger(__name__)
 
 
@@ -54,6 +57,8 @@ def guarded_protocol(
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._guarded = transport
+            # answers go out in one write (see webhook.admission.wire); flow control keeps the transport
+            self.transport = CoalescingTransport(transport, asyncio.get_running_loop())  # type: ignore[assignment]
             self._arm_header_timer()
 
         def connection_lost(self, exc: Exception | None) -> None:

@@ -128,8 +128,16 @@ def init_index(init_containers: list[Any]) -> int:
 
 def env_names(container: Mapping[str, Any], only: frozenset[str]) -> dict[str, int]:
     """Env var name -> index of its first occurrence, for the names in ``only``."""
+    env = container.get("env")
+    if type(env) is list:
+        # the usual list (every entry a map): the names in one pass in C, the few wanted looked up in it
+        try:
+            names = [e.get("name") for e in env]
+            return {n: names.index(n) for n in only.intersection(names)}
+        except (AttributeError, TypeError):  # an entry that is not a map, a name that is not hashable
+            pass
     out: dict[str, int] = {}
-    for j, e in enumerate(_list(container.get("env"))):
+    for j, e in enumerate(_list(env)):
         name = e.get("name") if type(e) is dict else None
         if type(name) is str and name in only and name not in out:
             out[name] = j

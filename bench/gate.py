@@ -1,0 +1,174 @@
+"""``make bench``: every goal of the bench in one run, each beside its baseline, checked against the kept figures.
+
+``python -m bench.gate [--quick] [--only KEY ...] [--json FILE] [--reference FILE] [--write-reference]``
+
+Each part returns ``bench.rows.Row``s: the request path here (``/inject`` throughput of an M pod against a
+FastAPI route answering fixed bytes, both served by the same process set-up, alternating rounds), the pod
+CREATE through a real kube-apiserver (``bench.create``), start-up and memory at scale (``bench.startup``).
+The table printed gives each row's value, its baseline from the same run, the figure the goal applies to, the
+goal, and the figure kept in ``bench/reference.json``. The run fails (exit 1) when any figure is more than
+20 % worse than the kept one; a goal that is not met is printed, and fails nothing by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import reviews, wrk
+from bench.proc import Server
+from bench.rows import Row
+
+HERE = Path(__file__).resolve().parent
+REFERENCE = HERE / "reference.json"
+TOLERANCE = 0.2
+
+
+def load_note() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (5 min {five:.2f}) on {os.cpu_count()} cores"
+
+
+def throughput_rows(quick: bool) -> list[Row]:
+    """M-inject through the real server over TLS (wrk, 8 keep-alive connections, the server on core 0 and wrk
+    on core 1) against the same server set-up whose admission routes are FastAPI path operations answering
+    fixed bytes (``bench.baseline``, kind ``route``). Rounds alternate the order (A B, B A, ...); the row's
+    value and baseline are the medians of the rounds' req/s, its figure their ratio."""
+    if not wrk.available():
+        raise RuntimeError("wrk is not installed (Debian package wrk): the throughput row needs it")
+    rounds, seconds = (2, 2.0) if quick else (6, 4.0)
+    with tempfile.TemporaryDirectory(prefix="bench-gate-") as tmp:
+        work = Path(tmp)
+        state = work / "state.yaml"
+        state.write_text(reviews.state_yaml(100, 5000))
+        body = work / "review-M-inject.json"
+        body.write_bytes(reviews.body("M", "inject"))
+        ours = Server(state, work, log_level="info")
+        base = Server(state, work, baseline=True, baseline_kind="route", log_level="info")
+        note = load_note()
+        with ours, base:
+            results: dict[str, list[float]] = {"ours": [], "base": []}
+            for r in range(rounds):
+                order = [("ours", ours), ("base", base)]
+                for name, server in order if r % 2 == 0 else order[::-1]:
+                    wrk.run(
+                        f"https://127.0.0.1:{server.port}",
+                        "/inject",
+                        [body],
+                        connections=8,
+                        duration=1,
+                        script_dir=work,
+                    )  # warm-up
+                    got = wrk.run(
+                        f"https://127.0.0.1:{server.port}",
+                        "/inject",
+                        [body],
+                        connections=8,
+                        duration=seconds,
+                        script_dir=work,
+                    )
+                    if got.get("non_2xx") or got.get("socket_errors"):
+                        raise RuntimeError(f"{name}: {got}")
+                    results[name].append(got["rps"])
+    ratios = [o / b for o, b in zip(results["ours"], results["base"], strict=True)]
+    return [
+        Row(
+            key="inject_throughput",
+            measure="/inject throughput, M pod (11 KB) injected, one core, TLS keep-alive, / FastAPI fixed-answer route",
+            value=round(statistics.median(results["ours"]), 1),
+            unit="req/s",
+            goal=0.8,
+            better="higher",
+            baseline_name="FastAPI route answering fixed bytes (same server set-up)",
+            baseline_value=round(statistics.median(results["base"]), 1),
+            figure_of="ratio",
+            note=f"{note}; {rounds} alternating rounds of {seconds:g} s, round ratios "
+            + ", ".join(f"{x:.2f}" for x in ratios),
+        )
+    ]
+
+
+def parts() -> dict[str, Callable[[bool], list[Row]]]:
+    """The parts of the bench, by name (each returns its rows)."""
+    out: dict[str, Callable[[bool], list[Row]]] = {"throughput": throughput_rows}
+    try:
+        from bench.create import create_rows
+
+        out["create"] = create_rows
+    except ImportError:
+        pass
+    try:
+        from bench.startup import startup_rows
+
+        out["startup"] = startup_rows
+    except ImportError:
+        pass
+    return out
+
+
+def fmt(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.3g}" if abs(x) < 100 else f"{x:,.0f}"
+
+
+def table(rows: list[Row], reference: dict[str, float]) -> str:
+    lines = [
+        "| measure | value | baseline (same run) | figure | goal | met | kept figure | regression |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        kept = reference.get(row.key)
+        figure = f"{row.figure:.3f}" + ("" if row.figure_of == "value" else f" ({row.figure_of})")
+        goal = ("<= " if row.better == "lower" else ">= ") + f"{row.goal:g}"
+        base = f"{fmt(row.baseline_value)} {row.unit} ({row.baseline_name})" if row.baseline_name else "-"
+        regressed = kept is not None and row.regressed(kept, TOLERANCE)
+        lines.append(
+            f"| {row.measure} | {fmt(row.value)} {row.unit} | {base} | {figure} | {goal} | "
+            f"{'yes' if row.met else 'NO'} | {fmt(kept)} | {'REGRESSED' if regressed else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.gate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="fewer and shorter rounds (same sizes)")
+    p.add_argument("--only", nargs="+", help="these parts only (throughput, create, startup)")
+    p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--reference", type=Path, default=REFERENCE)
+    p.add_argument("--write-reference", action="store_true", help="keep this run's figures as the reference")
+    args = p.parse_args(argv)
+    reference = json.loads(args.reference.read_text()) if args.reference.is_file() else {}
+    rows: list[Row] = []
+    started = time.perf_counter()
+    for name, part in parts().items():
+        if args.only and name not in args.only:
+            continue
+        print(f"[bench] {name} ({load_note()})", file=sys.stderr, flush=True)
+        rows += part(args.quick)
+    print(table(rows, reference))
+    for row in rows:
+        if row.note:
+            print(f"- {row.key}: {row.note}")
+    print(f"({time.perf_counter() - started:.0f} s)")
+    if args.json:
+        args.json.write_text(json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
+    if args.write_reference:
+        kept = {**reference, **{r.key: round(r.figure, 4) for r in rows}}
+        args.reference.write_text(json.dumps(kept, indent=1, sort_keys=True) + "\n")
+    regressed = [r.key for r in rows if r.key in reference and r.regressed(reference[r.key], TOLERANCE)]
+    if regressed:
+        print(f"bench: more than {TOLERANCE:.0%} worse than the kept figures: {', '.join(regressed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
