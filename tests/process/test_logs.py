@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import logging
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -141,3 +144,67 @@ def test_no_object_body_is_logged_at_info(client, caplog: pytest.LogCaptureFixtu
         text = formatter.format(record)
         for leaked in (SECRET, "registry.example.com/shop/checkout", "shop-private-annotation", "API_TOKEN"):
             assert leaked not in text, f"{leaked!r} logged by {record.name}: {text}"
+
+
+FIELDS = {"uid": "u-1", "path": "/inject", "code": 200, "reasons": ["A", "B"], "dry_run": False, "x": None}
+
+
+@contextlib.contextmanager
+def json_setup() -> Iterator[tuple[Any, io.StringIO]]:
+    """``logs.setup`` as the server makes it (JSON), writing into a buffer and heard by nothing else (pytest's
+    capture handlers are set aside for the duration); restored after."""
+    from webhook import logs
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, logs._direct
+    logs.setup("info", "json")
+    out = io.StringIO()
+    assert logs._direct is not None
+    logs._direct.setStream(out)
+    try:
+        yield logs, out
+    finally:
+        root.handlers[:], root.level, logs._direct = saved
+
+
+def test_direct_admission_line_is_the_formatters_line() -> None:
+    log = logging.getLogger("webhook.admission.review")
+    with json_setup() as (logs, out):
+        logs.info_fields(log, "admission", dict(FIELDS))
+        log.info("admission", extra=dict(FIELDS))
+    direct, through_record = (orjson.loads(line) for line in out.getvalue().splitlines())
+    assert direct.pop("ts")[:16] == through_record.pop("ts")[:16]
+    assert list(direct) == list(through_record) and direct == through_record
+    assert direct == {"level": "info", "logger": "webhook.admission.review", "msg": "admission", **FIELDS}
+
+
+def test_direct_line_is_written_without_a_record(monkeypatch) -> None:
+    log = logging.getLogger("webhook.admission.review")
+    with json_setup() as (logs, out):
+        monkeypatch.setattr(logging.Logger, "makeRecord", lambda *a, **kw: pytest.fail("a record was made"))
+        logs.info_fields(log, "admission", dict(FIELDS))
+    assert orjson.loads(out.getvalue())["uid"] == "u-1"
+
+
+def test_any_other_listener_gets_the_record() -> None:
+    log = logging.getLogger("webhook.admission.review")
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    extra = Keep()
+    with json_setup() as (logs, out):
+        logging.getLogger("webhook").addHandler(extra)  # a handler on the way to the root
+        try:
+            logs.info_fields(log, "admission", dict(FIELDS))
+        finally:
+            logging.getLogger("webhook").removeHandler(extra)
+        log.setLevel(logging.WARNING)
+        try:
+            logs.info_fields(log, "admission", dict(FIELDS))  # not enabled: nothing at all
+        finally:
+            log.setLevel(logging.NOTSET)
+    assert [(r.getMessage(), r.uid) for r in seen] == [("admission", "u-1")]  # type: ignore[attr-defined]
+    assert [orjson.loads(line)["uid"] for line in out.getvalue().splitlines()] == ["u-1"]

@@ -25,6 +25,7 @@ from starlette import routing
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
+from webhook import logs
 from webhook.admission.review import MAX_BODY_BYTES, Answer, Review, ReviewError, decode, encode
 from webhook.metrics import Metrics
 
@@ -245,9 +246,10 @@ class Endpoint:
             name = ""
             if isinstance(meta, dict):
                 name = str(meta.get("name") or meta.get("generateName") or "")
-            log.info(
+            logs.info_fields(
+                log,
                 "admission",
-                extra={
+                {
                     "uid": review.uid if review else "",
                     "path": scope.get("path"),
                     "code": status,
