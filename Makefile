@@ -29,6 +29,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# every bench goal, each beside its baseline from the same run; fails on a figure 20 % worse than bench/reference.json
+bench: $(STAMP)
+	$(BIN)/python -m bench.gate
+
 e2e: $(STAMP)
 	bash tests/e2e/run-local-cluster.sh $(BIN)/pytest
 
