@@ -177,7 +177,8 @@ def encode(review: Review, answer: Answer) -> bytes:
     response: dict[str, Any] = {"uid": review.uid, "allowed": answer.allowed}
     if answer.ops:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(orjson.dumps(list(answer.ops))).decode()
+        # base64 is plain ASCII: written into the answer as it is, not decoded and escaped again
+        response["patch"] = orjson.Fragment(b'"' + base64.b64encode(orjson.dumps(list(answer.ops))) + b'"')
     if answer.message or not answer.allowed:
         response["status"] = {"code": answer.code, "message": answer.message}
         if not answer.allowed:
