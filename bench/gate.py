@@ -39,60 +39,76 @@ def load_note() -> str:
 def throughput_rows(quick: bool) -> list[Row]:
     """M-inject through the real server over TLS (wrk, 8 keep-alive connections, the server on core 0 and wrk
     on core 1) against the same server set-up whose admission routes are FastAPI path operations answering
-    fixed bytes (``bench.baseline``, kind ``route``). Rounds alternate the order (A B, B A, ...); the row's
-    value and baseline are the medians of the rounds' req/s, its figure their ratio."""
+    fixed bytes (``bench.baseline``, kind ``route``). Rounds alternate the order (A B, B A, ...). Two rows:
+    req/s (medians of the rounds, figure their ratio) and the server's CPU per request (the same ratio from
+    the CPU each answer took: what the throughputs would be on a core of their own, the figure that holds
+    when other work shares the core)."""
     if not wrk.available():
-        raise RuntimeError("wrk is not installed (Debian package wrk): the throughput row needs it")
+        raise RuntimeError("wrk is not installed (Debian package wrk): the throughput rows need it")
     rounds, seconds = (2, 2.0) if quick else (6, 4.0)
+    note = load_note()
     with tempfile.TemporaryDirectory(prefix="bench-gate-") as tmp:
         work = Path(tmp)
         state = work / "state.yaml"
         state.write_text(reviews.state_yaml(100, 5000))
         body = work / "review-M-inject.json"
         body.write_bytes(reviews.body("M", "inject"))
-        ours = Server(state, work, log_level="info")
-        base = Server(state, work, baseline=True, baseline_kind="route", log_level="info")
-        note = load_note()
-        with ours, base:
-            results: dict[str, list[float]] = {"ours": [], "base": []}
+        servers = {
+            "ours": Server(state, work, log_level="info"),
+            "base": Server(state, work, baseline=True, baseline_kind="route", log_level="info"),
+        }
+        rps: dict[str, list[float]] = {"ours": [], "base": []}
+        cpu: dict[str, list[float]] = {"ours": [], "base": []}
+        with servers["ours"], servers["base"]:
             for r in range(rounds):
-                order = [("ours", ours), ("base", base)]
-                for name, server in order if r % 2 == 0 else order[::-1]:
-                    wrk.run(
-                        f"https://127.0.0.1:{server.port}",
-                        "/inject",
-                        [body],
-                        connections=8,
-                        duration=1,
-                        script_dir=work,
-                    )  # warm-up
-                    got = wrk.run(
-                        f"https://127.0.0.1:{server.port}",
-                        "/inject",
-                        [body],
-                        connections=8,
-                        duration=seconds,
-                        script_dir=work,
-                    )
-                    if got.get("non_2xx") or got.get("socket_errors"):
-                        raise RuntimeError(f"{name}: {got}")
-                    results[name].append(got["rps"])
-    ratios = [o / b for o, b in zip(results["ours"], results["base"], strict=True)]
+                for name in ("ours", "base") if r % 2 == 0 else ("base", "ours"):
+                    got, us = _closed_loop(servers[name], body, seconds, work)
+                    rps[name].append(got)
+                    cpu[name].append(us)
+    median = statistics.median
+    rounds_note = f"{note}; {rounds} alternating rounds of {seconds:g} s"
     return [
         Row(
             key="inject_throughput",
             measure="/inject throughput, M pod (11 KB) injected, one core, TLS keep-alive, / FastAPI fixed-answer route",
-            value=round(statistics.median(results["ours"]), 1),
+            value=round(median(rps["ours"]), 1),
             unit="req/s",
             goal=0.8,
             better="higher",
             baseline_name="FastAPI route answering fixed bytes (same server set-up)",
-            baseline_value=round(statistics.median(results["base"]), 1),
+            baseline_value=round(median(rps["base"]), 1),
             figure_of="ratio",
-            note=f"{note}; {rounds} alternating rounds of {seconds:g} s, round ratios "
-            + ", ".join(f"{x:.2f}" for x in ratios),
-        )
+            note=f"{rounds_note}, round ratios "
+            + ", ".join(f"{o / b:.2f}" for o, b in zip(rps["ours"], rps["base"], strict=True)),
+        ),
+        Row(
+            key="inject_cpu",
+            measure="the same from server CPU per request: the FastAPI route's µs / ours (holds when the core is shared)",
+            value=round(median(cpu["ours"]), 1),
+            unit="µs/req",
+            goal=0.8,
+            better="higher",
+            baseline_name="FastAPI route answering fixed bytes",
+            baseline_value=round(median(cpu["base"]), 1),
+            figure_of="inverse",
+            note=f"{rounds_note}; µs per request, ours "
+            + ", ".join(f"{x:.0f}" for x in cpu["ours"])
+            + "; FastAPI route "
+            + ", ".join(f"{x:.0f}" for x in cpu["base"]),
+        ),
     ]
+
+
+def _closed_loop(server: Server, body: Path, seconds: float, work: Path) -> tuple[float, float]:
+    """req/s and server CPU µs per request of one wrk run (after a one-second warm-up)."""
+    url = f"https://127.0.0.1:{server.port}"
+    wrk.run(url, "/inject", [body], connections=8, duration=1, script_dir=work)
+    before = server.cpu()
+    got = wrk.run(url, "/inject", [body], connections=8, duration=seconds, script_dir=work)
+    used = server.cpu() - before
+    if got.get("non_2xx") or got.get("socket_errors") or not got.get("requests"):
+        raise RuntimeError(f"{url}: {got}")
+    return got["rps"], used / got["requests"] * 1e6
 
 
 def parts() -> dict[str, Callable[[bool], list[Row]]]:

@@ -21,7 +21,8 @@ class Row:
     better: str  # "lower" or "higher": which side of the goal meets it
     baseline_name: str = ""  # what ran beside it in the same run ("" for none)
     baseline_value: float | None = None
-    # how the row's figure is formed: "value" (the value is the figure), "ratio" (value / baseline)
+    # how the row's figure is formed: "value" (the value is the figure), "ratio" (value / baseline),
+    # "inverse" (baseline / value: for costs, where the baseline's cost over ours is the throughput ratio)
     # or "difference" (value - baseline); the goal and the regression check apply to the figure
     figure_of: str = "value"
     note: str = ""
@@ -32,6 +33,8 @@ class Row:
             return self.value
         if self.figure_of == "ratio":
             return self.value / self.baseline_value if self.baseline_value else float("inf")
+        if self.figure_of == "inverse":
+            return self.baseline_value / self.value if self.value else float("inf")
         return self.value - self.baseline_value
 
     @property

@@ -24,6 +24,17 @@ def row(**kw) -> Row:
         ({"figure_of": "difference", "baseline_value": 1.5, "baseline_name": "b"}, 0.5, True),
         (
             {
+                "figure_of": "inverse",
+                "baseline_value": 1.0,
+                "baseline_name": "b",
+                "better": "higher",
+                "goal": 0.8,
+            },
+            0.5,
+            False,
+        ),
+        (
+            {
                 "better": "higher",
                 "goal": 0.8,
                 "figure_of": "ratio",
