@@ -56,10 +56,11 @@ class Server:
     baseline: bool = False
     log_level: str = "info"
     limit_concurrency: int | None = None
-    core: int = 0
+    core: int | None = 0  # None: not pinned
     extra_args: list[str] = field(default_factory=list)
     kubeconfig: Path | None = None  # cluster mode against this API server instead of the state file
     source_root: Path | None = None  # run the webhook package from this tree (another revision)
+    env: dict[str, str] = field(default_factory=dict)  # more environment for the process
     port: int = 0
     health_port: int = 0
     metrics_port: int = 0
@@ -74,7 +75,7 @@ class Server:
     def command(self) -> list[str]:
         module = "bench.baseline" if self.baseline else "webhook"
         args = [
-            *pin(self.core),
+            *(pin(self.core) if self.core is not None else []),
             sys.executable,
             "-m",
             module,
@@ -105,7 +106,7 @@ class Server:
         self.port, self.health_port, self.metrics_port = free_port(), free_port(), free_port()
         log_path = self.work_dir / f"server-{'baseline' if self.baseline else 'webhook'}-{self.port}.log"
         root = self.source_root or Path(__file__).resolve().parent.parent
-        env = dict(os.environ, PYTHONPATH=str(root))
+        env = dict(os.environ, PYTHONPATH=str(root), **self.env)
         if self.kubeconfig:
             env["KUBERNETES_SERVICE_HOST"] = ""  # never the in-cluster configuration of a pod we run in
         start = time.perf_counter()
