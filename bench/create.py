@@ -358,6 +358,37 @@ def measure(client: ApiClient, plan: Plan) -> dict[str, list[float]]:
     return times
 
 
+def per_round(times: dict[str, list[float]], batch: int, key: str, base: str) -> dict[str, float]:
+    """The difference of ``key``'s and ``base``'s p50 in each round (the same minute of the machine's load):
+    median, lowest and highest over the rounds, in ms."""
+    rounds = len(times[key]) // batch
+    diffs = sorted(
+        percentile(sorted(times[key][r * batch : (r + 1) * batch]), 50)
+        - percentile(sorted(times[base][r * batch : (r + 1) * batch]), 50)
+        for r in range(rounds)
+    )
+    return {
+        "median_ms": round(percentile(diffs, 50) * 1000, 3),
+        "min_ms": round(diffs[0] * 1000, 3),
+        "max_ms": round(diffs[-1] * 1000, 3),
+    }
+
+
+def handler_ms(log: Path) -> dict[str, dict[str, float]]:
+    """What the webhook logged of its own time per admission (``duration_ms``), by decision; dry runs left out."""
+    durations: dict[str, list[float]] = {}
+    for line in log.read_text().splitlines():
+        if '"path":"/inject"' not in line:
+            continue
+        entry = orjson.loads(line)
+        if not entry.get("dry_run"):
+            durations.setdefault(entry["decision"], []).append(entry["duration_ms"])
+    return {
+        decision: {"n": len(v), "p50_ms": percentile(sorted(v), 50), "p90_ms": percentile(sorted(v), 90)}
+        for decision, v in durations.items()
+    }
+
+
 def run(quick: bool, work: Path) -> dict[str, Any]:
     plan = Plan.make(quick)
     started = time.perf_counter()
@@ -372,15 +403,20 @@ def run(quick: bool, work: Path) -> dict[str, Any]:
         load_before = load_average()
         times = measure(client, plan)
         load = load_average()
-    stats = {key: summary(times[key]) for key in KEYS}
+    assert servers["ours"].log_path is not None
     return {
         "plan": {"creates": plan.creates, "batch": plan.batch, "rounds": plan.rounds, "warmup": plan.warmup},
         "method": "real creates (stored, then deleted untimed), one keep-alive connection, sequential",
         "load_average_before": load_before,
         "load_average": load,
         "seconds": round(time.perf_counter() - started, 1),
-        "stats": stats,
-        "rows": [row.as_dict() for row in rows_of(stats, load)],
+        "stats": {key: summary(times[key]) for key in KEYS},
+        "per_round": {
+            "ours-floor": per_round(times, plan.batch, "ours", "floor"),
+            "ours-none": per_round(times, plan.batch, "ours", "none"),
+            "upstream-none": per_round(times, plan.batch, "upstream", "none"),
+        },
+        "ours_handler": handler_ms(servers["ours"].log_path),
     }
 
 
@@ -388,7 +424,7 @@ def create_rows(quick: bool) -> list[Row]:
     """For ``make bench``: the two rows of one run."""
     with tempfile.TemporaryDirectory(prefix="bench-create-") as tmp:
         result = run(quick, Path(tmp))
-    return [Row(**{k: v for k, v in row.items() if k not in ("figure", "met")}) for row in result["rows"]]
+    return rows_of(result["stats"], result["load_average"])
 
 
 def table(result: dict[str, Any]) -> str:
@@ -403,8 +439,22 @@ def table(result: dict[str, Any]) -> str:
     lines += [
         f"| {k} | {s['n']} | {s['p50_ms']:.2f} | {s['p90_ms']:.2f} |" for k, s in result["stats"].items()
     ]
+    lines += [
+        "",
+        "| per round (p50 of the round's batch) | median ms | lowest | highest |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {k} | {d['median_ms']:.2f} | {d['min_ms']:.2f} | {d['max_ms']:.2f} |"
+        for k, d in result["per_round"].items()
+    ]
+    handler = ", ".join(
+        f"{k} p50 {d['p50_ms']} p90 {d['p90_ms']} ms" for k, d in result["ours_handler"].items()
+    )
+    lines += ["", f"ours, its own logged time per admission: {handler}"]
     lines += ["", "| row | value | baseline | figure | goal | met |", "|---|---|---|---|---|---|"]
-    for r in result["rows"]:
+    rows = [row.as_dict() for row in rows_of(result["stats"], result["load_average"])]
+    for r in rows:
         lines.append(
             f"| {r['key']} | {r['value']:.3f} | {r['baseline_value']:.3f} ({r['baseline_name']}) | "
             f"{r['figure']:.3f} | {r['goal']} | {r['met']} |"
@@ -423,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         result = run(args.quick, work)
     print(table(result))
-    text = json.dumps(result, indent=2)
+    rows = rows_of(result["stats"], result["load_average"])
+    text = json.dumps({**result, "rows": [row.as_dict() for row in rows]}, indent=2)
     if args.json:
         args.json.write_text(text + "\n")
     else:

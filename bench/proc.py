@@ -65,6 +65,7 @@ class Server:
     health_port: int = 0
     metrics_port: int = 0
     startup_seconds: float = 0.0
+    log_path: Path | None = None  # the process's stdout and stderr, once started
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -104,7 +105,9 @@ class Server:
     def start(self, timeout: float = 30.0) -> float:
         """Start and wait for ``/readyz`` 200; returns (and keeps) the seconds that took."""
         self.port, self.health_port, self.metrics_port = free_port(), free_port(), free_port()
-        log_path = self.work_dir / f"server-{'baseline' if self.baseline else 'webhook'}-{self.port}.log"
+        log_path = self.log_path = (
+            self.work_dir / f"server-{'baseline' if self.baseline else 'webhook'}-{self.port}.log"
+        )
         root = self.source_root or Path(__file__).resolve().parent.parent
         env = dict(os.environ, PYTHONPATH=str(root), **self.env)
         if self.kubeconfig:

@@ -156,3 +156,30 @@ def test_the_event_names_the_pod() -> None:
     }
     assert event["metadata"]["name"].startswith("checkout-abc12.")
     assert event["metadata"]["namespace"] == "bench-upstream"
+
+
+def test_per_round_differences_pair_the_rounds() -> None:
+    times = {"ours": [0.010, 0.011, 0.020, 0.022], "floor": [0.009, 0.010, 0.015, 0.016]}
+    # round 0: p50 11 - 10 ms; round 1: 22 - 16 ms (nearest rank of two values: the lower)
+    assert create.per_round(times, 2, "ours", "floor") == {"median_ms": 1.0, "min_ms": 1.0, "max_ms": 5.0}
+
+
+def test_handler_times_come_from_the_admission_log_lines(tmp_path: Path) -> None:
+    def line(decision: str, ms: float, dry_run: bool = False) -> str:
+        entry = {
+            "msg": "admission",
+            "path": "/inject",
+            "dry_run": dry_run,
+            "decision": decision,
+            "duration_ms": ms,
+        }
+        return orjson.dumps(entry).decode()
+
+    log = tmp_path / "webhook.log"
+    lines = [line("injected", 1.0), line("injected", 3.0), line("injected", 50.0, dry_run=True)]
+    lines += [line("reinvoked", 0.5), '{"msg": "started"}']
+    log.write_text("\n".join(lines) + "\n")
+    assert create.handler_ms(log) == {
+        "injected": {"n": 2, "p50_ms": 1.0, "p90_ms": 3.0},
+        "reinvoked": {"n": 1, "p50_ms": 0.5, "p90_ms": 0.5},
+    }
