@@ -18,7 +18,6 @@ drifts over all of them alike. Percentiles are nearest-rank over every timed cre
 
 from __future__ import annotations
 
-import argparse
 import base64
 import http.client
 import json
@@ -45,6 +44,7 @@ from bench.baseline import Template
 from bench.load import percentile
 from bench.proc import Server
 from bench.rows import Row
+from bench.run import arguments
 from bench.upstream import DYNAKUBE_VERSION, INIT_SECRET, INSTANCE_LABEL, kube_tls
 from tests.e2e.helpers import (
     CRD,
@@ -463,11 +463,7 @@ def table(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.create", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer creates: under 90 s in all")
-    parser.add_argument("--json", type=Path, help="also write the JSON result to this file")
-    parser.add_argument("--work-dir", type=Path, help="keep generated files and server logs here")
-    args = parser.parse_args(argv)
+    args = arguments("python -m bench.create", __doc__, "fewer creates: under 90 s in all").parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-create-") as tmp:
         work = args.work_dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
