@@ -5,8 +5,9 @@ Namespace and the DynaKube its instance label names; for a pod not injected yet 
 Secret ``dynatrace-dynakube-config``, then it records an Event on the pod (client-go's event recorder, which
 writes the Event from a queue, not on the admission's path) and answers the patch. A reinvocation (the pod is
 injected already, nothing new to inject) stops after the first two reads. This endpoint makes the same
-requests with one keep-alive HTTP client authenticated by a kubeconfig, then answers as ``bench.baseline``'s
-fixed answers do. It reproduces upstream's requests to the API server, not its Go runtime.
+requests over keep-alive HTTPS connections authenticated by a kubeconfig's client certificate (a thin
+asyncio HTTP/1.1 client, ``bench.load.Connection``: Python's per-request overhead kept small), then answers
+as ``bench.baseline``'s fixed answers do. It reproduces upstream's requests to the API server, not its Go runtime.
 
 Also here: reading a kubeconfig's server and client certificate into an ``ssl.SSLContext``.
 """
@@ -16,17 +17,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import logging
 import ssl
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import yaml
 
 from bench.baseline import HEADERS, INJECTED_MARK, Answers, read_body
+from bench.load import Connection
 
 INSTANCE_LABEL = "dynakube.internal.dynatrace.com/instance"
 INIT_SECRET = "dynatrace-dynakube-config"
@@ -74,39 +76,51 @@ def event_body(pod: str, namespace: str, uid: str) -> dict[str, Any]:
     }
 
 
+class KeepAlive:
+    """One keep-alive HTTPS connection to the API server (``bench.load.Connection``), one request at a time;
+    reopened when the server closed it."""
+
+    def __init__(self, server: str, ctx: ssl.SSLContext) -> None:
+        url = urlsplit(server)
+        self.host, self.port, self.ctx = url.hostname or "127.0.0.1", url.port or 443, ctx
+        self.conn: Connection | None = None
+        self.lock = asyncio.Lock()
+
+    async def request(self, method: str, path: str, body: bytes | None = None) -> bytes:
+        if body is None:
+            raw = (
+                f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAccept: application/json\r\n\r\n".encode()
+            )
+        else:
+            raw = Connection.request_bytes(self.host, path, body)
+        async with self.lock:
+            if self.conn is None or self.conn.closed:
+                self.conn = await Connection.open(self.host, self.port, self.ctx)
+            status, data = await self.conn.send(raw)
+        if not 200 <= status < 300:
+            raise RuntimeError(f"{method} {path}: {status} {data[:300]!r}")
+        return data
+
+
 class UpstreamStyle:
     """ASGI endpoint: three GETs and an Event per first admission (two GETs per reinvocation), then the fixed
-    answer with the request's uid."""
+    answer with the request's uid. The reads go over one keep-alive connection, the Events over another, one
+    after the other (client-go's recorder writes them from one goroutine)."""
 
     def __init__(self, answers: Answers, kubeconfig: Path, dynakube_namespace: str) -> None:
         self.answers = answers
-        self.kubeconfig = kubeconfig
         self.dynakube_namespace = dynakube_namespace
-        self.client: Any = None
+        server, ctx = kube_tls(kubeconfig)
+        self.reads = KeepAlive(server, ctx)
+        self.writes = KeepAlive(server, ctx)
         self.events: set[asyncio.Task[Any]] = set()
 
-    def _client(self) -> Any:
-        if self.client is None:  # created in the server's event loop, kept alive across admissions
-            import httpx
-
-            logging.getLogger("httpx").setLevel(logging.WARNING)  # a log line per request is not upstream's
-            server, ctx = kube_tls(self.kubeconfig)
-            self.client = httpx.AsyncClient(base_url=server, verify=ctx, timeout=10.0)
-        return self.client
-
     async def _get(self, path: str) -> dict[str, Any]:
-        response = await self._client().get(path, headers={"Accept": "application/json"})
-        response.raise_for_status()
-        return dict(orjson.loads(response.content))
+        return dict(orjson.loads(await self.reads.request("GET", path)))
 
     async def _event(self, body: dict[str, Any]) -> None:
         namespace = body["metadata"]["namespace"]
-        response = await self._client().post(
-            f"/api/v1/namespaces/{namespace}/events",
-            content=orjson.dumps(body),
-            headers={"Content-Type": "application/json"},
-        )
-        response.raise_for_status()
+        await self.writes.request("POST", f"/api/v1/namespaces/{namespace}/events", orjson.dumps(body))
 
     async def admit(self, body: bytes) -> bytes:
         request = orjson.loads(body)["request"]
