@@ -115,11 +115,20 @@ def summary(seconds: list[float]) -> dict[str, float]:
     }
 
 
+def floor_share(stats: dict[str, dict[str, float]]) -> float:
+    """What a webhook that does nothing costs, over what the upstream-style one costs (p50s, each over none):
+    the lowest ``create_vs_upstream`` this stack can reach."""
+    p50 = {key: stats[key]["p50_ms"] for key in KEYS}
+    upstream = p50["upstream"] - p50["none"]
+    return (p50["floor"] - p50["none"]) / upstream if upstream else float("nan")
+
+
 def rows_of(stats: dict[str, dict[str, float]], load: str) -> list[Row]:
     """``create_overhead_ms`` (ours - floor) and ``create_vs_upstream`` ((ours - none) / (upstream - none))."""
     p50 = {key: stats[key]["p50_ms"] for key in KEYS}
     seen = ", ".join(f"{k} p50 {stats[k]['p50_ms']:.2f} p90 {stats[k]['p90_ms']:.2f}" for k in KEYS)
     note = f"load average {load}; {seen} ms; {stats['ours']['n']} creates each"
+    floor_note = f"the floor alone (floor - none) / (upstream - none) = {floor_share(stats):.3f}"
     return [
         Row(
             key="create_overhead_ms",
@@ -143,7 +152,7 @@ def rows_of(stats: dict[str, dict[str, float]], load: str) -> list[Row]:
             baseline_name="upstream-style - none",
             baseline_value=round(p50["upstream"] - p50["none"], 3),
             figure_of="ratio",
-            note=f"{note}; {UPSTREAM_NOTE}",
+            note=f"{note}; {floor_note}; {UPSTREAM_NOTE}",
         ),
     ]
 
@@ -452,6 +461,7 @@ def table(result: dict[str, Any]) -> str:
         f"{k} p50 {d['p50_ms']} p90 {d['p90_ms']} ms" for k, d in result["ours_handler"].items()
     )
     lines += ["", f"ours, its own logged time per admission: {handler}"]
+    lines += [f"the floor alone: (floor - none) / (upstream - none) = {floor_share(result['stats']):.3f}"]
     lines += ["", "| row | value | baseline | figure | goal | met |", "|---|---|---|---|---|---|"]
     rows = [row.as_dict() for row in rows_of(result["stats"], result["load_average"])]
     for r in rows:

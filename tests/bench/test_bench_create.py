@@ -93,6 +93,7 @@ def test_rows_compare_ours_with_the_floor_and_upstream() -> None:
     for row in (overhead, versus):
         assert row.better == "lower" and "load average 1.00 0.50 0.25" in row.note
     assert "not its Go runtime" in versus.note
+    assert "(floor - none) / (upstream - none) = 0.300" in versus.note
 
 
 def test_the_plan_rotates_enough_rounds() -> None:
