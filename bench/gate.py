@@ -113,13 +113,9 @@ def _closed_loop(server: Server, body: Path, seconds: float, work: Path) -> tupl
 
 def parts() -> dict[str, Callable[[bool], list[Row]]]:
     """The parts of the bench, by name (each returns its rows)."""
-    out: dict[str, Callable[[bool], list[Row]]] = {"throughput": throughput_rows}
-    try:
-        from bench.create import create_rows
+    from bench.create import create_rows
 
-        out["create"] = create_rows
-    except ImportError:
-        pass
+    out: dict[str, Callable[[bool], list[Row]]] = {"throughput": throughput_rows, "create": create_rows}
     try:
         from bench.startup import startup_rows
 

@@ -57,14 +57,16 @@ class Server:
     baseline_kind: str = "raw"  # bench.baseline's BENCH_BASELINE: "raw" or "route"
     log_level: str = "info"
     limit_concurrency: int | None = None
-    core: int = 0
+    core: int | None = 0  # None: not pinned
     extra_args: list[str] = field(default_factory=list)
     kubeconfig: Path | None = None  # cluster mode against this API server instead of the state file
     source_root: Path | None = None  # run the webhook package from this tree (another revision)
+    env: dict[str, str] = field(default_factory=dict)  # more environment for the process
     port: int = 0
     health_port: int = 0
     metrics_port: int = 0
     startup_seconds: float = 0.0
+    log_path: Path | None = None  # the process's stdout and stderr, once started
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -75,7 +77,7 @@ class Server:
     def command(self) -> list[str]:
         module = "bench.baseline" if self.baseline else "webhook"
         args = [
-            *pin(self.core),
+            *(pin(self.core) if self.core is not None else []),
             sys.executable,
             "-m",
             module,
@@ -104,9 +106,11 @@ class Server:
     def start(self, timeout: float = 30.0) -> float:
         """Start and wait for ``/readyz`` 200; returns (and keeps) the seconds that took."""
         self.port, self.health_port, self.metrics_port = free_port(), free_port(), free_port()
-        log_path = self.work_dir / f"server-{'baseline' if self.baseline else 'webhook'}-{self.port}.log"
+        log_path = self.log_path = (
+            self.work_dir / f"server-{'baseline' if self.baseline else 'webhook'}-{self.port}.log"
+        )
         root = self.source_root or Path(__file__).resolve().parent.parent
-        env = dict(os.environ, PYTHONPATH=str(root), BENCH_BASELINE=self.baseline_kind)
+        env = dict(os.environ, PYTHONPATH=str(root), BENCH_BASELINE=self.baseline_kind, **self.env)
         if self.kubeconfig:
             env["KUBERNETES_SERVICE_HOST"] = ""  # never the in-cluster configuration of a pod we run in
         start = time.perf_counter()

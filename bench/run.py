@@ -429,11 +429,17 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a few seconds, no external load tools")
+def arguments(prog: str, description: str | None, quick: str) -> argparse.ArgumentParser:
+    """The options every bench command has: ``--quick`` (``quick`` says what it does), ``--json``, ``--work-dir``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--quick", action="store_true", help=quick)
     parser.add_argument("--json", type=Path, help="also write the JSON result to this file")
     parser.add_argument("--work-dir", type=Path, help="keep generated files and server logs here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = arguments("python -m bench", __doc__, "a few seconds, no external load tools")
     parser.add_argument("--no-wrk", action="store_true", help="closed loop with the Python client, not wrk")
     args = parser.parse_args(argv)
     use_wrk = not args.quick and not args.no_wrk
