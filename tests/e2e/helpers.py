@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import orjson
 
-from webhook.kube.api import ApiError
+from webhook.kube.api import ApiError, list_items
 from webhook.kube.client import KubeApi
 
 RUN_LABEL = "e2e.dynatrace.com/run"
@@ -342,3 +342,10 @@ def create_operator_init_secrets(cleanup: Any, namespace: str, run: str) -> None
                 "stringData": {"config": "{}"} if name == INIT_SECRETS[0] else {"endpoint.properties": ""},
             },
         )
+
+
+def webhook_events(kube: KubeApi, namespace: str) -> list[dict[str, Any]]:
+    """The webhook's Events in ``namespace``, read where it writes them: ``events.k8s.io/v1``, reporting
+    controller ``dynatrace-webhook`` (``regarding``, ``note``, ``action``, ``series``)."""
+    items = list_items(kube, f"/apis/events.k8s.io/v1/namespaces/{namespace}/events")
+    return [e for e in items if e.get("reportingController") == "dynatrace-webhook"]
