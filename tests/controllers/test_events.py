@@ -1,4 +1,5 @@
-"""Events for skipped injections: aggregation, rate limit, a bounded queue that never blocks, API errors."""
+"""The Events recorder (events.k8s.io/v1, client-go's shape): series, rate limit, a bounded queue that never
+blocks, API errors; and which admissions get an Event."""
 
 from __future__ import annotations
 

@@ -101,14 +101,17 @@ def parse_warning(value: str) -> str:
     return re.sub(r"\\(.)", r"\1", match.group(3))
 
 
-def create_with_warnings(kube: KubeApi, path: str, body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """POST an object; return it and the warnings the API server sent back in ``Warning`` headers.
+def create_with_warnings(
+    kube: KubeApi, path: str, body: dict[str, Any], *, dry_run: bool = False
+) -> tuple[dict[str, Any], list[str]]:
+    """POST an object (``dry_run``: with ``dryRun=All``); return it and the warnings the API server sent back in
+    ``Warning`` headers.
 
     Admission webhook warnings reach clients only as response headers; ``KubeApi.create`` drops headers,
     so this reads the raw urllib3 response. urllib3 keeps repeated headers apart (``getlist``); joining
     them with ``get`` would split warnings that contain commas wrongly.
     """
-    response = kube._call("POST", path, body=body)
+    response = kube._call("POST", path, [("dryRun", "All")] if dry_run else None, body=body)
     try:
         data = response.data
         values = response.headers.getlist("Warning")

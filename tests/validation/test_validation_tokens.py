@@ -8,26 +8,17 @@ from typing import Any
 
 import pytest
 
+from tests.validation import upstream_messages as up
 from tests.validation.validation_support import FF, NS, make_dk, make_secret, respond, review_of, synced_store
 from webhook.state.discovery import Discovery
 from webhook.state.kinds import secret_transform
 from webhook.state.store import Store
 
-PAAS_IGNORED = (
-    "The 'paasToken' token in the spec.tokens secret is deprecated. It will be ignored because the 'apiToken' field "
-    "in the secret contains a platform token, which will be used for authentication."
-)
-PAAS_USED = (
-    "The 'paasToken' token in the spec.tokens secret is deprecated. It will be used for authentication because the "
-    "'apiToken' field in the secret does not contain a platform token."
-)
-FLAG_IGNORED = (
-    'The feature flag "feature.dynatrace.com/use-public-registry" is set, but it is ignored because a platform '
-    "token is in use. The public registry endpoint is used automatically with platform tokens."
-)
-ROLLING_UPDATE = (
-    "ActiveGate rollingUpdate setting requires Kubernetes version 1.35 or higher. The current cluster version is "
-    "below 1.35, so the rollingUpdate setting will be ignored."
+TOKEN_WARNINGS = (
+    up.PAAS_TOKEN_IGNORED,
+    up.PAAS_TOKEN_USED,
+    up.PUBLIC_REGISTRY_FLAG_IGNORED,
+    up.ROLLING_UPDATE_OLD_KUBERNETES,
 )
 PLATFORM = "dt0s16.SAMPLE.secret"
 CLASSIC = "dt0c01.SAMPLE.secret"
@@ -43,11 +34,7 @@ def warnings_of(
     review["request"]["namespace"] = namespace
     answer = respond(review, store)
     assert answer["allowed"] is True, answer
-    return [
-        w
-        for w in answer.get("warnings") or []
-        if w in (PAAS_IGNORED, PAAS_USED, FLAG_IGNORED, ROLLING_UPDATE)
-    ]
+    return [w for w in answer.get("warnings") or [] if w in TOKEN_WARNINGS]
 
 
 def dk6(annotations: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
@@ -62,22 +49,30 @@ PUBLIC = {FF + "use-public-registry": "false"}  # present counts, whatever its v
     [
         (dk6(), [make_secret("dynakube", apiToken=CLASSIC)], []),
         (dk6(), [make_secret("dynakube", apiToken=PLATFORM)], []),
-        (dk6(), [make_secret("dynakube", apiToken=CLASSIC, paasToken="p")], [PAAS_USED]),
-        (dk6(), [make_secret("dynakube", apiToken=PLATFORM, paasToken="p")], [PAAS_IGNORED]),
-        (dk6(), [make_secret("dynakube", paasToken="p")], [PAAS_USED]),
+        (dk6(), [make_secret("dynakube", apiToken=CLASSIC, paasToken="p")], [up.PAAS_TOKEN_USED]),
+        (dk6(), [make_secret("dynakube", apiToken=PLATFORM, paasToken="p")], [up.PAAS_TOKEN_IGNORED]),
+        (dk6(), [make_secret("dynakube", paasToken="p")], [up.PAAS_TOKEN_USED]),
         (dk6(), [make_secret("dynakube", apiToken=CLASSIC, paasToken="")], []),  # an empty value is no token
-        (dk6(tokens="mine"), [make_secret("mine", apiToken=PLATFORM, paasToken="p")], [PAAS_IGNORED]),
+        (
+            dk6(tokens="mine"),
+            [make_secret("mine", apiToken=PLATFORM, paasToken="p")],
+            [up.PAAS_TOKEN_IGNORED],
+        ),
         (dk6(tokens="mine"), [make_secret("dynakube", apiToken=PLATFORM, paasToken="p")], []),
         (dk6(), [], []),  # no tokens Secret: upstream's failed GET
-        (dk6(PUBLIC), [make_secret("dynakube", apiToken=PLATFORM)], [FLAG_IGNORED]),
+        (dk6(PUBLIC), [make_secret("dynakube", apiToken=PLATFORM)], [up.PUBLIC_REGISTRY_FLAG_IGNORED]),
         (dk6(PUBLIC), [make_secret("dynakube", apiToken=CLASSIC)], []),
         (dk6(PUBLIC), [], []),
         (
             dk6(PUBLIC),
             [make_secret("dynakube", apiToken=PLATFORM, paasToken="p")],
-            [PAAS_IGNORED, FLAG_IGNORED],
+            [up.PAAS_TOKEN_IGNORED, up.PUBLIC_REGISTRY_FLAG_IGNORED],
         ),
-        (dk6({**PUBLIC, "x": "y"}, tokens="t"), [make_secret("t", apiToken="dt0s16")], [FLAG_IGNORED]),
+        (
+            dk6({**PUBLIC, "x": "y"}, tokens="t"),
+            [make_secret("t", apiToken="dt0s16")],
+            [up.PUBLIC_REGISTRY_FLAG_IGNORED],
+        ),
     ],
     ids=[
         "classic-token",
@@ -130,9 +125,13 @@ def test_a_platform_token_turns_the_public_registry_on() -> None:
         (
             {"capabilities": ["routing"], "resources": MEMORY, "rollingUpdate": {"maxUnavailable": 1}},
             34,
-            [ROLLING_UPDATE],
+            [up.ROLLING_UPDATE_OLD_KUBERNETES],
         ),
-        ({"capabilities": ["routing"], "resources": MEMORY, "rollingUpdate": {}}, 30, [ROLLING_UPDATE]),
+        (
+            {"capabilities": ["routing"], "resources": MEMORY, "rollingUpdate": {}},
+            30,
+            [up.ROLLING_UPDATE_OLD_KUBERNETES],
+        ),
         ({"capabilities": ["routing"], "resources": MEMORY, "rollingUpdate": {"maxUnavailable": 1}}, 35, []),
         ({"capabilities": ["routing"], "resources": MEMORY, "rollingUpdate": {"maxUnavailable": 1}}, 36, []),
         (
