@@ -176,8 +176,8 @@ class Metrics:
 
         self.events = Counter(
             p + "events",
-            "Kubernetes Events for skipped injections by result (sent: created, aggregated: merged into an "
-            "existing Event's count, dropped: queue full, failed: API error).",
+            "Kubernetes Events (events.k8s.io) by result (sent: created, aggregated: added to an existing "
+            "Event's series, dropped: queue full, failed: API error).",
             ["result"],
             registry=r,
         )

@@ -292,8 +292,8 @@ OPTIONS: tuple[Option, ...] = (
         "--events",
         "injection",
         "record a Warning Event on the owner of a pod admitted without OneAgent because the DynaKube's "
-        "connection info is incomplete or the DynaKube is missing (needs RBAC create/patch on events; not with "
-        "`--state-file`)",
+        "connection info is incomplete or the DynaKube is missing (needs RBAC create/patch on events.k8s.io "
+        "events; not with `--state-file`)",
         True,
         "bool",
         see="[Events](#events)",

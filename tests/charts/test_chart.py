@@ -591,7 +591,7 @@ INIT_SECRETS = {
     *LEASE,
 }
 # features.events (default on): Events on the owners of pods in any namespace; patch updates their count
-EVENTS = {("cluster", "", "events", "create", "*"), ("cluster", "", "events", "patch", "*")}
+EVENTS = {("cluster", "events.k8s.io", "events", v, "*") for v in ("create", "patch")}
 SELF_MANAGED = {
     ("namespace", "", "secrets", "get", "dynatrace-webhook-certs"),
     ("namespace", "", "secrets", "update", "dynatrace-webhook-certs"),
@@ -613,7 +613,7 @@ REINJECT = {
         for r in ("deployments", "statefulsets", "daemonsets")
         for v in ("get", "patch")
     },
-    ("cluster", "", "events", "create", "*"),  # also without features.events
+    ("cluster", "events.k8s.io", "events", "create", "*"),  # also without features.events
     *LEASE,
 }
 

@@ -1,4 +1,5 @@
-"""Events for skipped injections: aggregation, rate limit, a bounded queue that never blocks, API errors."""
+"""The Events recorder (events.k8s.io/v1, client-go's shape): series, rate limit, a bounded queue that never
+blocks, API errors; and which admissions get an Event."""
 
 from __future__ import annotations
 
@@ -23,11 +24,12 @@ from tests.support.fakeapi import FakeApi
 from webhook.admission import handlers
 from webhook.admission.review import decode
 from webhook.admission.skipevents import REASON_SKIPPED, record_skip, skip_event
-from webhook.controllers.events import COMPONENT, Recorder
+from webhook.controllers.events import COMPONENT, Recorder, event_name, reporting_instance
 from webhook.kube.api import ApiError
 
 RS = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "checkout-785cb95b9f", "namespace": "shop"}
-EVENTS = "/api/v1/namespaces/shop/events"
+EVENTS = "/apis/events.k8s.io/v1/namespaces/shop/events"
+T0 = "2025-06-15T15:06:40.000000Z"  # the fake clock's start as a MicroTime
 
 
 class Clock:
@@ -51,34 +53,75 @@ def events_in(api: FakeApi, collection: str = EVENTS) -> list[dict[str, Any]]:
     return [o for p, o in sorted(api.objects.items()) if p.startswith(collection + "/")]
 
 
-def test_one_event_per_distinct_key_with_the_client_go_fields(clock: Clock) -> None:
+def count_of(event: dict[str, Any]) -> int:
+    return int((event.get("series") or {}).get("count", 1))
+
+
+def test_one_event_per_distinct_key_in_the_client_go_shape(clock: Clock) -> None:
     api, counts = FakeApi(), Counter[str]()
     rec = make_recorder(api, clock, counts)
-    rec.record(RS, REASON_SKIPPED, "connection info incomplete")
-    rec.record({**RS, "name": "cart-5d8f"}, REASON_SKIPPED, "connection info incomplete")
-    rec.record(RS, REASON_SKIPPED, "another message")
+    rec.record(RS, REASON_SKIPPED, "connection info incomplete", action="InjectOneAgent")
+    rec.record(
+        {**RS, "name": "cart-5d8f"}, REASON_SKIPPED, "connection info incomplete", action="InjectOneAgent"
+    )
+    rec.record(RS, REASON_SKIPPED, "another message", action="InjectOneAgent")
+    rec.record(RS, REASON_SKIPPED, "another message", action="Other")
     rec.process()
     events = events_in(api)
-    assert len(events) == 3 and counts == {"sent": 3}
-    first = next(e for e in events if e["message"] == "connection info incomplete" and e["count"] == 1)
-    assert first["metadata"]["name"].startswith(first["involvedObject"]["name"] + ".")
-    assert {k: v for k, v in first.items() if k != "metadata" and k != "involvedObject"} == {
-        "apiVersion": "v1",
+    assert len(events) == 4 and counts == {"sent": 4}
+    (first,) = [e for e in events if e["note"] == "connection info incomplete" and e["regarding"] == RS]
+    # client-go's GenerateEventName: <regarding name>.<hex Unix nanoseconds>
+    assert first["metadata"]["name"] == f"{RS['name']}.{1_750_000_000 * 10**9:x}"
+    assert first["metadata"]["namespace"] == "shop"
+    assert {k: v for k, v in first.items() if k != "metadata"} == {
+        "apiVersion": "events.k8s.io/v1",
         "kind": "Event",
-        "reason": REASON_SKIPPED,
-        "message": "connection info incomplete",
-        "type": "Warning",
-        "source": {"component": COMPONENT},
-        "reportingComponent": COMPONENT,
+        "eventTime": T0,
+        "reportingController": COMPONENT,
         "reportingInstance": "webhook-0",
-        "firstTimestamp": "2025-06-15T15:06:40Z",
-        "lastTimestamp": "2025-06-15T15:06:40Z",
-        "count": 1,
+        "action": "InjectOneAgent",
+        "reason": REASON_SKIPPED,
+        "regarding": RS,
+        "note": "connection info incomplete",
+        "type": "Warning",
     }
-    assert first["involvedObject"] in (RS, {**RS, "name": "cart-5d8f"})
+    assert len({e["metadata"]["name"] for e in events}) == 4  # same clock reading, distinct names
 
 
-def test_repeats_are_aggregated_into_count_and_patched_once_per_flush_interval(clock: Clock) -> None:
+@pytest.mark.parametrize(
+    ("message", "action", "want_action", "want_note"),
+    [
+        ("Injecting into pod a- in namespace b", "", "Injecting into pod a- in namespace b", None),
+        ("m", "RestartWorkload", "RestartWorkload", "m"),
+        ("x" * 300, "", "x" * 128, "x" * 300),
+        ("x" * 2000, "A", "A", "x" * 1024),
+        ("é" * 100, "", "é" * 64, "é" * 100),  # limits are bytes; a character is never split
+    ],
+    ids=["action-is-the-message", "own-action", "action-cut", "note-cut", "utf8-bytes"],
+)
+def test_action_and_note_within_the_api_limits(
+    clock: Clock, message: str, action: str, want_action: str, want_note: str | None
+) -> None:
+    api, counts = FakeApi(), Counter[str]()
+    rec = make_recorder(api, clock, counts)
+    rec.record(RS, "Inject", message, "Normal", action=action)
+    rec.process()
+    (event,) = events_in(api)
+    assert (event["action"], event["note"]) == (want_action, want_note or message)
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [("checkout-785cb95b9f", True), ("x" * 250, True), ("Upper", False), ("x" * 251, False)],
+    ids=["name-dot-nanos", "longest", "invalid-name-uuid", "too-long-uuid"],
+)
+def test_event_name_as_client_go_generates_it(name: str, valid: bool) -> None:
+    got = event_name(name, 255)
+    assert (got == f"{name}.ff") is valid
+    assert valid or len(got) == 36  # a UUID
+
+
+def test_repeats_become_a_series_patched_once_per_flush_interval(clock: Clock) -> None:
     api, counts = FakeApi(), Counter[str]()
     rec = make_recorder(api, clock, counts, flush_interval=30.0)
     rec.record(RS, REASON_SKIPPED, "m")
@@ -88,14 +131,13 @@ def test_repeats_are_aggregated_into_count_and_patched_once_per_flush_interval(c
         rec.record(RS, REASON_SKIPPED, "m")
         rec.process()
     (event,) = events_in(api)
-    assert event["count"] == 1  # the interval has not passed: nothing patched yet
+    assert "series" not in event  # the interval has not passed: nothing patched yet
     assert [m for m, _ in api.calls] == ["POST"]
     clock.now += 30
     rec.process()
     (event,) = events_in(api)
-    assert event["count"] == 6
-    assert event["lastTimestamp"] == "2025-06-15T15:06:45Z"
-    assert event["firstTimestamp"] == "2025-06-15T15:06:40Z"
+    assert event["series"] == {"count": 6, "lastObservedTime": "2025-06-15T15:06:45.000000Z"}
+    assert event["eventTime"] == T0
     assert [m for m, _ in api.calls] == ["POST", "PATCH"]
     clock.now += 60
     rec.process()  # nothing new: no write
@@ -103,15 +145,56 @@ def test_repeats_are_aggregated_into_count_and_patched_once_per_flush_interval(c
     assert counts == {"sent": 1, "aggregated": 5}
 
 
-def test_after_the_window_a_new_event_is_written(clock: Clock) -> None:
+def test_the_series_patch_is_a_strategic_merge_of_the_series_only(clock: Clock) -> None:
+    patches: list[tuple[str, Any, str]] = []
+
+    class Recording(FakeApi):
+        def patch(self, path: str, body: Any, patch_type: str = "merge") -> dict[str, Any]:
+            patches.append((path, body, patch_type))
+            return super().patch(path, body, patch_type)
+
+    api, counts = Recording(), Counter[str]()
+    rec = make_recorder(api, clock, counts, flush_interval=0.0)
+    for _ in range(2):
+        rec.record(RS, REASON_SKIPPED, "m")
+        rec.process()
+    (event,) = events_in(api)
+    assert patches == [
+        (
+            f"{EVENTS}/{event['metadata']['name']}",
+            {"series": {"count": 2, "lastObservedTime": T0}},
+            "strategic",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("gap", "want"),
+    [(360.0, [2]), (361.0, [1, 1])],
+    ids=["within-the-window", "after-the-window"],
+)
+def test_a_series_ends_after_the_window(clock: Clock, gap: float, want: list[int]) -> None:
     api, counts = FakeApi(), Counter[str]()
-    rec = make_recorder(api, clock, counts, window=600.0)
+    rec = make_recorder(api, clock, counts, flush_interval=0.0)
     rec.record(RS, REASON_SKIPPED, "m")
     rec.process()
-    clock.now += 601
+    clock.now += gap
     rec.record(RS, REASON_SKIPPED, "m")
     rec.process()
-    assert sorted(e["count"] for e in events_in(api)) == [1, 1] and counts == {"sent": 2}
+    assert sorted(count_of(e) for e in events_in(api)) == want
+
+
+def test_occurrences_merged_before_the_first_write_create_the_series(clock: Clock) -> None:
+    api, counts = FakeApi(), Counter[str]()
+    rec = make_recorder(api, clock, counts)
+    rec.record(RS, REASON_SKIPPED, "m")
+    clock.now += 2
+    rec.record(RS, REASON_SKIPPED, "m")
+    rec.process()
+    (event,) = events_in(api)
+    assert event["eventTime"] == T0
+    assert event["series"] == {"count": 2, "lastObservedTime": "2025-06-15T15:06:42.000000Z"}
+    assert [m for m, _ in api.calls] == ["POST"]
 
 
 def test_stop_writes_pending_counts(clock: Clock) -> None:
@@ -122,10 +205,10 @@ def test_stop_writes_pending_counts(clock: Clock) -> None:
         rec.record(RS, REASON_SKIPPED, "m")
     rec.stop()
     (event,) = events_in(api)
-    assert event["count"] == 3
+    assert count_of(event) == 3
 
 
-def test_expired_event_is_written_again_with_the_whole_count(clock: Clock) -> None:
+def test_expired_event_is_written_again_with_the_whole_series(clock: Clock) -> None:
     api, counts = FakeApi(), Counter[str]()
     rec = make_recorder(api, clock, counts, flush_interval=0.0)
     rec.record(RS, REASON_SKIPPED, "m")
@@ -135,7 +218,8 @@ def test_expired_event_is_written_again_with_the_whole_count(clock: Clock) -> No
     rec.record(RS, REASON_SKIPPED, "m")
     rec.process()
     (event,) = events_in(api)
-    assert event["count"] == 2
+    assert event["series"]["count"] == 2 and event["metadata"]["name"] == path.rsplit("/", 1)[1]
+    assert [m for m, _ in api.calls] == ["POST", "DELETE", "PATCH", "POST"]
     assert counts == {"sent": 2, "aggregated": 1}
 
 
@@ -155,7 +239,7 @@ def test_rate_limit_caps_api_writes_and_delays_the_rest(clock: Clock) -> None:
     clock.now += 10
     rec.process()
     assert len(events_in(api)) == 6
-    written = [obj["involvedObject"]["name"] for _, _, kind, obj in api.changes if kind == "ADDED"]
+    written = [obj["regarding"]["name"] for _, _, kind, obj in api.changes if kind == "ADDED"]
     assert written == [f"rs-{i}" for i in range(6)]  # oldest first
     assert len(api.calls) == 6 and counts == {"sent": 6}
 
@@ -173,7 +257,7 @@ def test_rate_limit_over_a_long_run(clock: Clock) -> None:
 
 def test_api_error_is_counted_not_raised(clock: Clock) -> None:
     api, counts = FakeApi(), Counter[str]()
-    api.script("POST", EVENTS, ApiError(403, "events is forbidden"))
+    api.script("POST", EVENTS, ApiError(403, "events.events.k8s.io is forbidden"))
     rec = make_recorder(api, clock, counts, flush_interval=30.0)
     assert rec.record(RS, REASON_SKIPPED, "m") is True
     rec.process()
@@ -185,7 +269,7 @@ def test_api_error_is_counted_not_raised(clock: Clock) -> None:
     clock.now += 30
     rec.process()
     (event,) = events_in(api)
-    assert event["count"] == 2 and counts == {"failed": 1, "aggregated": 1, "sent": 1}
+    assert count_of(event) == 2 and counts == {"failed": 1, "aggregated": 1, "sent": 1}
 
 
 def test_patch_error_is_counted_not_raised(clock: Clock) -> None:
@@ -198,6 +282,20 @@ def test_patch_error_is_counted_not_raised(clock: Clock) -> None:
     rec.record(RS, REASON_SKIPPED, "m")
     rec.process()
     assert counts == {"sent": 1, "aggregated": 1, "failed": 1}
+
+
+def test_an_object_without_namespace_is_regarded_from_default(clock: Clock) -> None:
+    api, counts = FakeApi(), Counter[str]()
+    rec = make_recorder(api, clock, counts)
+    rec.record({"apiVersion": "v1", "kind": "Node", "name": "n1"}, "R", "m")
+    rec.process()
+    (event,) = events_in(api, "/apis/events.k8s.io/v1/namespaces/default/events")
+    assert event["regarding"] == {"apiVersion": "v1", "kind": "Node", "name": "n1"}
+
+
+def test_reporting_instance_is_the_component_and_the_pod(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POD_NAME", "dynatrace-webhook-7d9f-abcde")
+    assert reporting_instance() == "dynatrace-webhook-dynatrace-webhook-7d9f-abcde"
 
 
 class SlowApi(FakeApi):
@@ -244,7 +342,7 @@ def test_evicted_unwritten_event_counts_as_dropped(clock: Clock) -> None:
     rec.process()
     # rs-0 and rs-1 evicted before they could be written; rs-2 written; rs-3 waits for a token
     assert counts == {"sent": 1, "dropped": 2}
-    assert [e["involvedObject"]["name"] for e in events_in(api)] == ["rs-2"]
+    assert [e["regarding"]["name"] for e in events_in(api)] == ["rs-2"]
 
 
 def test_bad_settings_are_refused() -> None:
@@ -355,6 +453,6 @@ def test_record_skip_queues_one_event_per_skip(clock: Clock) -> None:
     assert rec.queue.qsize() == 3
     rec.process()
     (event,) = events_in(api)
-    assert event["involvedObject"]["kind"] == "ReplicaSet"
-    assert event["count"] == 3  # merged before the first write
+    assert event["regarding"]["kind"] == "ReplicaSet" and event["action"] == "InjectOneAgent"
+    assert count_of(event) == 3  # merged before the first write
     assert counts == {"sent": 1, "aggregated": 2}

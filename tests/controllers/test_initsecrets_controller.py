@@ -30,11 +30,19 @@ class Clock:
 class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[dict[str, str], str, str]] = []
+        self.actions: list[str] = []
 
     def record(
-        self, involved: dict[str, str], reason: str, message: str, event_type: str = "Warning"
+        self,
+        regarding: dict[str, str],
+        reason: str,
+        message: str,
+        event_type: str = "Warning",
+        *,
+        action: str = "",
     ) -> bool:
-        self.events.append((involved, reason, message))
+        self.events.append((regarding, reason, message))
+        self.actions.append(action)
         return True
 
 
@@ -211,6 +219,7 @@ def test_missing_inputs_fail_with_an_event_and_wait_for_a_change() -> None:
     assert w.controller.counts[("failed", CONFIG)] == 1
     involved, reason, message = w.recorder.events[0]
     assert (involved["kind"], involved["name"], reason) == ("DynaKube", "dk", "InitSecretFailed")
+    assert w.recorder.actions[0] == "WriteSecret"
     assert "tokens Secret 'dk' not found" in message
     w.clock.now += 5
     w.controller.process()  # no change seen: not retried blindly (the next pass is the resync's)

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import SETTINGS, load_dynakube
 from tests.controllers.test_leader import Clock
+from tests.support.events import collection, events_in
 from tests.support.fakeapi import FakeApi
 from webhook.controllers.events import rfc3339 as _rfc3339
 from webhook.controllers.leader import LeaderElector, lease_path
@@ -213,8 +214,7 @@ class Harness:
         return self.api.calls.count(("LISTMETA", f"/api/v1/namespaces/{ns}/pods"))
 
     def events(self, ns: str = "shop") -> list[dict]:
-        prefix = f"/api/v1/namespaces/{ns}/events/"
-        return [o for p, o in sorted(self.api.objects.items()) if p.startswith(prefix)]
+        return events_in(self.api, ns)
 
 
 @pytest.fixture()
@@ -1001,7 +1001,7 @@ def test_failed_restart_is_retried_then_given_up():
 
 def test_failed_event_does_not_stop_the_restart(h):
     web = seed_deployment(h.api, "shop", "web")
-    h.api.script("POST", "/api/v1/namespaces/shop/events", ApiError(403, "forbidden"))
+    h.api.script("POST", collection("shop"), ApiError(403, "forbidden"))
     h.dynakube(complete=True)
     h.tick()
     assert h.patches() == [web]

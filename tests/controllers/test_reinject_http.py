@@ -20,6 +20,7 @@ from tests.controllers.test_reinject import (
     seed_deployment,
 )
 from tests.support.apiserver import ApiServer
+from tests.support.events import events_in
 from tests.support.fakeapi import FakeApi
 from webhook.controllers.reinject.controller import Reinjector
 from webhook.controllers.reinject.verdict import ANNOTATION_RESTARTED_AT, ANNOTATION_RESTARTS, Config
@@ -91,9 +92,7 @@ def test_restart_after_a_webhook_restart_over_http(served):
     }
     record = json.loads(fake.objects[missed]["metadata"]["annotations"][ANNOTATION_RESTARTS])
     assert set(record) == {"NotSeenByWebhook"}
-    reasons = sorted(
-        o["reason"] for p, o in fake.objects.items() if p.startswith("/api/v1/namespaces/shop/events/")
-    )
+    reasons = sorted(o["reason"] for o in events_in(fake, "shop"))
     # the first process restarted both; the second found them restarted already (one report each)
     assert reasons == ["OneAgentReinjection"] * 2 + ["OneAgentReinjectionSkipped"] * 2
     assert h.reinjector.skipped == {"AlreadyRestarted": 2}

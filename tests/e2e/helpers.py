@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import orjson
 
-from webhook.kube.api import ApiError
+from webhook.kube.api import ApiError, list_items
 from webhook.kube.client import KubeApi
 
 RUN_LABEL = "e2e.dynatrace.com/run"
@@ -101,14 +101,17 @@ def parse_warning(value: str) -> str:
     return re.sub(r"\\(.)", r"\1", match.group(3))
 
 
-def create_with_warnings(kube: KubeApi, path: str, body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """POST an object; return it and the warnings the API server sent back in ``Warning`` headers.
+def create_with_warnings(
+    kube: KubeApi, path: str, body: dict[str, Any], *, dry_run: bool = False
+) -> tuple[dict[str, Any], list[str]]:
+    """POST an object (``dry_run``: with ``dryRun=All``); return it and the warnings the API server sent back in
+    ``Warning`` headers.
 
     Admission webhook warnings reach clients only as response headers; ``KubeApi.create`` drops headers,
     so this reads the raw urllib3 response. urllib3 keeps repeated headers apart (``getlist``); joining
     them with ``get`` would split warnings that contain commas wrongly.
     """
-    response = kube._call("POST", path, body=body)
+    response = kube._call("POST", path, [("dryRun", "All")] if dry_run else None, body=body)
     try:
         data = response.data
         values = response.headers.getlist("Warning")
@@ -342,3 +345,10 @@ def create_operator_init_secrets(cleanup: Any, namespace: str, run: str) -> None
                 "stringData": {"config": "{}"} if name == INIT_SECRETS[0] else {"endpoint.properties": ""},
             },
         )
+
+
+def webhook_events(kube: KubeApi, namespace: str) -> list[dict[str, Any]]:
+    """The webhook's Events in ``namespace``, read where it writes them: ``events.k8s.io/v1``, reporting
+    controller ``dynatrace-webhook`` (``regarding``, ``note``, ``action``, ``series``)."""
+    items = list_items(kube, f"/apis/events.k8s.io/v1/namespaces/{namespace}/events")
+    return [e for e in items if e.get("reportingController") == "dynatrace-webhook"]

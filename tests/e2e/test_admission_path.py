@@ -35,6 +35,7 @@ from tests.e2e.helpers import (
     pod_body,
     pod_hook,
     wait,
+    webhook_events,
 )
 from webhook.kube.api import ApiError, list_items
 
@@ -169,26 +170,48 @@ def test_admissions_make_no_api_calls(
     # the skips were reported off the admission path, as Events the API server accepted: on the ReplicaSet
     # for the Deployment's pods, on the DynaKube (in the webhook's namespace) for bare pods
     def skip_events(namespace: str, kind: str, name: str = "") -> list[dict]:
-        items = list_items(kube, f"{NAMESPACES}/{namespace}/events")
         return [
             e
-            for e in items
+            for e in webhook_events(kube, namespace)
             if e.get("reason") == "OneAgentInjectionSkipped"
             and e.get("type") == "Warning"
-            and (e.get("involvedObject") or {}).get("kind") == kind
-            and (not name or (e.get("involvedObject") or {}).get("name") == name)
+            and e.get("action") == "InjectOneAgent"
+            and (e.get("regarding") or {}).get("kind") == kind
+            and (not name or (e.get("regarding") or {}).get("name") == name)
         ]
 
     wait(lambda: skip_events(spaces["pending"], "ReplicaSet"), what="the Event on the pending ReplicaSet")
     (on_dynakube,) = wait(
         lambda: skip_events(webhook_namespace, "DynaKube", pending), what=f"the Event on DynaKube {pending}"
     )
-    assert "EmptyConnectionInfo" in on_dynakube["message"], on_dynakube
+    assert "EmptyConnectionInfo" in on_dynakube["note"], on_dynakube
+    assert on_dynakube["eventTime"] and on_dynakube["reportingInstance"].startswith("dynatrace-webhook-")
     (missing,) = wait(
         lambda: skip_events(webhook_namespace, "DynaKube", f"gone-{run_id}"),
         what="the Event on the missing DynaKube",
     )
-    assert "MissingDynakube" in missing["message"], missing
+    assert "MissingDynakube" in missing["note"], missing
+    # upstream's MissingDynakube beside it: its message is its action too, as upstream v1.9+ writes it
+    (upstream,) = wait(
+        lambda: [
+            e
+            for e in webhook_events(kube, webhook_namespace)
+            if e.get("reason") == "MissingDynakube" and e["regarding"].get("name") == f"gone-{run_id}"
+        ],
+        what="upstream's MissingDynakube Event",
+    )
+    assert upstream["action"] == upstream["note"] and upstream["type"] == "Warning", upstream
+    # the core v1 view (kubectl get events) of the same Event
+    (core,) = [
+        e
+        for e in list_items(kube, f"{NAMESPACES}/{webhook_namespace}/events")
+        if e["metadata"]["name"] == missing["metadata"]["name"]
+    ]
+    assert (core["involvedObject"], core["message"], core["reportingComponent"]) == (
+        missing["regarding"],
+        missing["note"],
+        "dynatrace-webhook",
+    ), core
 
     calls = audit_log.requests_of_webhook(start, end)
     on_admission_path = [describe(e) for e in calls if not is_background(e)]

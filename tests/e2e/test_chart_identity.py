@@ -42,9 +42,10 @@ from tests.e2e.helpers import (
     pod_body,
     pod_hook,
     wait,
+    webhook_events,
 )
 from tests.e2e.tokens import create_tokens
-from webhook.kube.api import ApiError, list_items
+from webhook.kube.api import ApiError
 from webhook.kube.client import KubeApi, load_api_client
 
 ADMISSION_GROUP = "admissionregistration.k8s.io"
@@ -121,7 +122,7 @@ def test_webhook_runs_with_the_chart_rbac_alone(
         lambda: (
             can_i(kube, user, groups, "watch", "namespaces")
             and can_i(kube, user, groups, "create", "secrets", namespace=ns)
-            and can_i(kube, user, groups, "create", "events", namespace=ns)
+            and can_i(kube, user, groups, "create", "events", group="events.k8s.io", namespace=ns)
             and can_i(
                 kube,
                 user,
@@ -183,12 +184,11 @@ def test_webhook_runs_with_the_chart_rbac_alone(
     kube.create(pods, pod_body("skipped", run_id))
 
     def skip_event() -> list[dict]:
-        items = list_items(kube, f"{NAMESPACES}/{ns}/events")
         return [
             e
-            for e in items
+            for e in webhook_events(kube, ns)
             if e.get("reason") == "OneAgentInjectionSkipped"
-            and (e.get("involvedObject") or {}).get("name") == pending["metadata"]["name"]
+            and (e.get("regarding") or {}).get("name") == pending["metadata"]["name"]
         ]
 
     wait(skip_event, what="the skip Event, written as the chart's ServiceAccount")
@@ -291,15 +291,9 @@ def test_outside_its_namespace_the_chart_reads_only_the_init_secrets_by_name(
     assert {early, late} <= {i["metadata"]["namespace"] for i in items}
 
     def reinjection_event() -> list[dict]:
-        items = list_items(kube, f"{NAMESPACES}/{early}/events")
-        return [
-            e
-            for e in items
-            if (e.get("involvedObject") or {}).get("name") == "unseen"
-            and (e.get("source") or {}).get("component") == "dynatrace-webhook"
-        ]
+        return [e for e in webhook_events(kube, early) if (e.get("regarding") or {}).get("name") == "unseen"]
 
     (event,) = wait(reinjection_event, timeout=60, what="reinjection's report of the unseen pod")
     assert event["reason"] in ("OneAgentReinjectionSkipped", "PodsNotSeenByWebhook"), event
-    assert "never seen by the webhook" in event["message"], event
+    assert "never seen by the webhook" in event["note"], event
     assert not forbidden_lines(webhook.log), forbidden_lines(webhook.log)

@@ -67,10 +67,10 @@ def test_api_server_accepts_chart_objects_and_rbac_grants_what_the_webhook_needs
         ("watch", "dynakubes", {"group": "dynatrace.com", "namespace": ns}),
         ("list", "namespaces", {}),
         ("watch", "namespaces", {}),
-        ("create", "events", {"namespace": ns}),
+        ("create", "events", {"group": "events.k8s.io", "namespace": ns}),
         # features.events (default on): Events on the owners of skipped pods, in their namespaces
-        ("create", "events", {"namespace": "default"}),
-        ("patch", "events", {"namespace": "default"}),
+        ("create", "events", {"group": "events.k8s.io", "namespace": "default"}),
+        ("patch", "events", {"group": "events.k8s.io", "namespace": "default"}),
         # the cache of the namespace's Secrets /validate reads spec.proxy.valueFrom from
         ("list", "secrets", {"namespace": ns}),
         ("watch", "secrets", {"namespace": ns}),
@@ -116,6 +116,7 @@ def test_api_server_accepts_chart_objects_and_rbac_grants_what_the_webhook_needs
         ("create", "deployments", {"group": "apps", "namespace": ns}),
         ("patch", "mutatingwebhookconfigurations", {"group": admission, "name": "another-webhook"}),
         ("create", "pods", {"namespace": ns}),
+        ("create", "events", {"namespace": "default"}),  # core Events: all are written on events.k8s.io
     ]
 
     def check(cases: list[tuple[str, str, dict[str, str]]], want: bool) -> list[str]:

@@ -37,6 +37,7 @@ from tests.e2e.helpers import (
     pod_body,
     pod_hook,
     wait,
+    webhook_events,
 )
 from tests.e2e.tokens import create_tokens
 from webhook.kube.api import list_items
@@ -97,15 +98,14 @@ class App:
         return json.loads(annotations_of(self.workload()).get(RESTARTS) or "{}")
 
     def events(self) -> list[dict]:
-        items = list_items(self.kube, f"/api/v1/namespaces/{self.ns}/events")
-        return [e for e in items if (e.get("source") or {}).get("component") == "dynatrace-webhook"]
+        return webhook_events(self.kube, self.ns)
 
     def events_of(self, reason: str) -> list[dict]:
         """The webhook's Events with this reason (written off the path that caused them: wait for them)."""
         return [e for e in self.events() if e.get("reason") == reason]
 
     def events_on(self, name: str) -> list[dict]:
-        return [e for e in self.events() if (e.get("involvedObject") or {}).get("name") == name]
+        return [e for e in self.events() if (e.get("regarding") or {}).get("name") == name]
 
 
 def wait_for_hook(kube, app: App, run_id: str, reason: str | None) -> None:
@@ -182,8 +182,8 @@ def test_webhook_restarted_after_hosts_appeared_restarts_the_skipped_deployment(
     assert set(app.record()) == {"EmptyConnectionInfo"}
     stays_restarted_once(app)
     restarts = wait(lambda: app.events_of("OneAgentReinjection"), what="the OneAgentReinjection Event")
-    assert len(restarts) == 1 and restarts[0]["involvedObject"]["name"] == app.name
-    assert "EmptyConnectionInfo" in restarts[0]["message"]
+    assert len(restarts) == 1 and restarts[0]["regarding"]["name"] == app.name
+    assert "EmptyConnectionInfo" in restarts[0]["note"]
 
 
 def test_pods_created_while_no_webhook_answered_are_found_and_restarted_once(
@@ -218,8 +218,8 @@ def test_pods_created_while_no_webhook_answered_are_found_and_restarted_once(
     stays_restarted_once(app)
 
     restarts = wait(lambda: app.events_of("OneAgentReinjection"), what="the OneAgentReinjection Event")
-    assert len(restarts) == 1 and "never seen by the webhook" in restarts[0]["message"]
+    assert len(restarts) == 1 and "never seen by the webhook" in restarts[0]["note"]
     bare = wait(lambda: app.events_on(f"bare-{run_id}"), what=f"the Event on pod bare-{run_id}")
     events = app.events()
-    assert [e["reason"] for e in bare] == ["OneAgentReinjectionSkipped"], [e.get("message") for e in events]
+    assert [e["reason"] for e in bare] == ["OneAgentReinjectionSkipped"], [e.get("note") for e in events]
     assert kube.get(f"{app.pods_path}/bare-{run_id}")["metadata"].get("deletionTimestamp") is None

@@ -25,6 +25,7 @@ from tests.e2e.helpers import (
     pod_body,
     pod_hook,
     wait,
+    webhook_events,
 )
 from tests.e2e.tokens import create_tokens
 from webhook.kube.api import list_items
@@ -101,12 +102,10 @@ def test_deployment_is_restarted_into_injection(
 
     # the Event is written off the restart's path (the recorder's next tick): the new pod can come first
     def restart_events() -> list[dict]:
-        events = list_items(kube, f"/api/v1/namespaces/{app}/events")
         return [
             e
-            for e in events
-            if e.get("reason") == "OneAgentReinjection"
-            and (e.get("involvedObject") or {}).get("name") == workload
+            for e in webhook_events(kube, app)
+            if e.get("reason") == "OneAgentReinjection" and (e.get("regarding") or {}).get("name") == workload
         ]
 
     wait(restart_events, what=f"the OneAgentReinjection Event on Deployment {workload}")

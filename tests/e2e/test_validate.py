@@ -6,6 +6,9 @@ back in ``Warning`` response headers of a successful request.
 
 from __future__ import annotations
 
+import base64
+import re
+
 import pytest
 
 from tests.e2e.conftest import create_namespace
@@ -166,3 +169,55 @@ def test_second_dynakube_selecting_a_namespace_is_denied(
     cleanup.add(f"{path}/second-{run_id}")
     with pytest.raises(ApiError, match="2 error\\(s\\) found in the DynaKube"):
         kube.create(path, second)
+
+
+def test_token_and_cluster_version_warnings_from_the_cache(
+    kube, run_id, cleanup, webhook_namespace, validating
+):
+    """v1.10.2's warnings that read the tokens Secret and the cluster's version: the Secret's key names and its
+    platform token come from the webhook's Secret cache, the minor version from its background read of
+    ``/version`` (logged once read)."""
+    name = f"tok-{run_id}"
+    path = f"/apis/dynatrace.com/v1beta6/namespaces/{webhook_namespace}/dynakubes"
+    tokens = {"apiToken": "dt0s16.E2E.platform", "paasToken": "dt0c01.E2E.paas"}
+    cleanup.create(
+        f"/api/v1/namespaces/{webhook_namespace}/secrets",
+        {
+            "metadata": {"name": name, "labels": {RUN_LABEL: run_id}},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in tokens.items()},
+        },
+    )
+    body = {
+        "apiVersion": "dynatrace.com/v1beta6",
+        "kind": "DynaKube",
+        "metadata": {
+            "name": name,
+            "namespace": webhook_namespace,
+            "labels": {RUN_LABEL: run_id},
+            "annotations": {"feature.dynatrace.com/use-public-registry": "true"},
+        },
+        "spec": {
+            "apiUrl": "https://abc12345.live.dynatrace.com/api",
+            "activeGate": {
+                "capabilities": ["routing"],
+                "resources": {"limits": {"memory": "1Gi"}},
+                "rollingUpdate": {"maxUnavailable": 1},
+            },
+        },
+    }
+    minor = int(re.findall(r"\d+", kube.get("/version")["minor"])[0])  # "36", or a provider's "33+"
+    wait(
+        lambda: f"Kubernetes minor version {minor}" in validating.log.read_text(),
+        what="the webhook reading the cluster's version",
+    )
+    # the Secret reaches the cache through its watch: a dry run says when
+    wait(
+        lambda: up.PAAS_TOKEN_IGNORED in create_with_warnings(kube, path, body, dry_run=True)[1],
+        what="the tokens Secret in the webhook's cache",
+    )
+    cleanup.add(f"{path}/{name}")
+    created, warnings = create_with_warnings(kube, path, body)
+    assert created["metadata"]["name"] == name
+    assert up.PAAS_TOKEN_IGNORED in warnings, warnings
+    assert up.PUBLIC_REGISTRY_FLAG_IGNORED in warnings, warnings
+    assert (up.ROLLING_UPDATE_OLD_KUBERNETES in warnings) is (minor < 35), (minor, warnings)

@@ -133,8 +133,8 @@ class Sink:
     def __init__(self) -> None:
         self.events: list[tuple] = []
 
-    def record(self, involved, reason, message, event_type="Warning") -> bool:
-        self.events.append((involved["kind"], involved["name"], reason, message, event_type))
+    def record(self, regarding, reason, message, event_type="Warning", *, action="") -> bool:
+        self.events.append((regarding["kind"], regarding["name"], reason, message, event_type))
         return True
 
 

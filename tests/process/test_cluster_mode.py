@@ -61,16 +61,16 @@ def test_state_from_the_api_and_status_changes_reach_the_next_admission(cluster,
     # writes are the Event about the skipped pods (on the DynaKube: the pod has no owner)
     writes = {(method, path.rsplit("/", 1)[0]) for method, path in server.requests if method != "GET"}
     assert writes <= {
-        ("POST", "/api/v1/namespaces/dynatrace"),
-        ("PATCH", "/api/v1/namespaces/dynatrace/events"),
+        ("POST", "/apis/events.k8s.io/v1/namespaces/dynatrace"),
+        ("PATCH", "/apis/events.k8s.io/v1/namespaces/dynatrace/events"),
     }, writes
-    assert ("POST", "/api/v1/namespaces/dynatrace") in writes
+    assert ("POST", "/apis/events.k8s.io/v1/namespaces/dynatrace") in writes
     lists = [
         path
         for method, path in server.requests
         if method == "GET"
         and "watch=true" not in path
-        and path not in ("/apis/dynatrace.com", "/apis/networking.istio.io/v1beta1")
+        and path not in ("/apis/dynatrace.com", "/apis/networking.istio.io/v1beta1", "/version")
     ]
     # one paginated list per kind; namespaces as metadata only (PartialObjectMetadataList)
     secrets = "/api/v1/namespaces/dynatrace/secrets?limit=500"

@@ -6,7 +6,7 @@ import json
 
 from tests.conftest import make_pod, make_review
 from tests.process.test_server import Running
-from tests.support.fakeapi import FakeApi
+from tests.support.events import events_in as events
 
 OWNER = {
     "apiVersion": "apps/v1",
@@ -15,12 +15,6 @@ OWNER = {
     "uid": "6f1c2d3e-0000-4000-8000-000000000001",
     "controller": True,
 }
-
-
-def events(api: FakeApi, namespace: str) -> list[dict]:
-    prefix = f"/api/v1/namespaces/{namespace}/events/"
-    with api.lock:
-        return [o for p, o in api.objects.items() if p.startswith(prefix)]
 
 
 def post(client, pod) -> dict:
@@ -60,8 +54,10 @@ def test_skipped_pods_produce_events_on_owner_and_dynakube(cluster, tmp_path):
         assert on_owner["type"] == "Warning" and on_owner["reason"] == "OneAgentInjectionSkipped"
         assert "DynaKube 'dk'" in on_owner["message"] and "EmptyConnectionInfo" in on_owner["message"]
         assert "eu-west-zone-a" in on_owner["message"]
-        assert on_owner["reportingInstance"] == "dynatrace-webhook-7d9f-abcde"
-        assert on_owner["source"] == {"component": "dynatrace-webhook"}
+        # the pod's name, as controller-runtime names the instance: "<controller>-<host name>"
+        assert on_owner["reportingInstance"] == "dynatrace-webhook-dynatrace-webhook-7d9f-abcde"
+        assert on_owner["reportingComponent"] == "dynatrace-webhook"
+        assert on_owner["action"] == "InjectOneAgent"
         (on_dynakube,) = events(api, "dynatrace")
         assert on_dynakube["involvedObject"]["kind"] == "DynaKube"
         assert on_dynakube["involvedObject"]["name"] == "dk"

@@ -169,13 +169,19 @@ def test_dynakube_fields_of_the_wrong_type_stay_as_sent_so_views_skip_them_the_s
     assert dk.modes(kept) == dk.modes(obj) == ["cloudNativeFullStack"]
 
 
-def test_secrets_keep_the_proxy_key_only_and_do_not_hold_up_readiness():
+def test_secrets_keep_the_proxy_value_only_and_do_not_hold_up_readiness():
     store = Store(WEBHOOK_NS)
     store.replace(
         SECRETS,
         [{"metadata": {"name": "p", "managedFields": [{}]}, "data": {"proxy": "eA==", "token": "c2VjcmV0"}}],
     )
-    assert store.secret("p") == {"kind": "Secret", "metadata": {"name": "p"}, "data": {"proxy": "eA=="}}
+    assert store.secret("p") == {
+        "kind": "Secret",
+        "metadata": {"name": "p"},
+        "data": {"proxy": "eA=="},
+        "keys": ["proxy", "token"],  # names, for the token checks of /validate
+        "platformToken": False,
+    }
     store.replace(DYNAKUBES, [])
     store.replace(NAMESPACES, [])
     assert store.synced  # Secrets listed or not

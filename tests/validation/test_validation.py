@@ -387,7 +387,7 @@ def test_over_http_on_the_upstream_paths():
     assert metrics.admissions.labels("validate", "denied")._value.get() == 2
 
 
-def test_store_keeps_only_the_proxy_key_of_secrets():
+def test_store_keeps_only_the_proxy_value_and_the_key_names_of_secrets():
     from webhook.state.store import SECRETS, slim
 
     secret = {
@@ -400,6 +400,8 @@ def test_store_keeps_only_the_proxy_key_of_secrets():
         "kind": "Secret",
         "metadata": {"name": "s", "namespace": NS},
         "data": {"proxy": "eA=="},
+        "keys": ["proxy", "token"],
+        "platformToken": False,
     }
 
 

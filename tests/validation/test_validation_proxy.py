@@ -7,7 +7,15 @@ import base64
 import pytest
 
 from tests.validation import upstream_messages as up
-from tests.validation.validation_support import NS, make_dk, respond, review_of, run, synced_store
+from tests.validation.validation_support import (
+    NS,
+    make_dk,
+    make_secret,
+    respond,
+    review_of,
+    run,
+    synced_store,
+)
 from webhook.state.store import SECRETS, Store
 from webhook.validation import Context, SecretRead, proxy
 
@@ -67,7 +75,7 @@ def secrets(**data: str | None):
         ({}, None),
     ],
 )
-def test_value_from_secret(spec, message):
+def test_value_frommake_secret(spec, message):
     ctx = Context(
         secret=secrets(px="http://u:pw@proxy:3128", bad="http://u:p&s@h", raw="http://u:p s@h", nokey=None)
     )
@@ -79,19 +87,9 @@ def test_secret_value_is_used_raw():
     assert run(proxy.invalid_proxy, make_dk(proxy={"valueFrom": "px"}), ctx) == up.M14a
 
 
-def _secret(name: str, **data: str) -> dict:
-    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": NS},
-        "data": encoded,
-    }
-
-
 def test_handler_reads_the_secret_from_the_cache():
     store = synced_store(
-        secrets=[_secret("px", proxy="http://u:p&s@h", other="x"), _secret("ok", proxy="http://h:1")]
+        secrets=[make_secret("px", proxy="http://u:p&s@h", other="x"), make_secret("ok", proxy="http://h:1")]
     )
     assert store.secret("px")["data"].keys() == {"proxy"}  # nothing else of a Secret is kept
     denied = respond(review_of("CREATE", make_dk(proxy={"valueFrom": "px"})), store)
@@ -110,12 +108,12 @@ def test_handler_without_a_loaded_secret_cache():
     assert response["status"]["message"].endswith(
         up.M14c + ': failed to get proxy from px secret: secrets "px": the Secret cache is not loaded yet'
     )
-    store.replace(SECRETS, [_secret("px", proxy="http://h:1")])
+    store.replace(SECRETS, [make_secret("px", proxy="http://h:1")])
     assert respond(review_of("CREATE", make_dk(proxy={"valueFrom": "px"})), store)["allowed"] is True
 
 
 def test_handler_for_a_dynakube_outside_the_webhook_namespace():
-    store = synced_store(secrets=[_secret("px", proxy="http://h:1")])
+    store = synced_store(secrets=[make_secret("px", proxy="http://h:1")])
     review = review_of("CREATE", make_dk(namespace="elsewhere", proxy={"valueFrom": "px"}))
     review["request"]["namespace"] = "elsewhere"
     message = respond(review, store)["status"]["message"]

@@ -85,6 +85,8 @@ def test_state_file_secrets(tmp_path):
         "kind": "Secret",
         "metadata": {"name": "proxy-data", "namespace": "dynatrace"},
         "data": {"proxy": "aHR0cDovL3Byb3h5OjMxMjg="},
+        "keys": ["proxy", "token"],
+        "platformToken": False,
     }
     assert base64.b64decode(store.secret("proxy-string")["data"]["proxy"]) == b"http://u:p&s@proxy"
     assert store.secret("elsewhere") is None

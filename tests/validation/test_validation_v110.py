@@ -420,7 +420,7 @@ def test_check(check, start, bad, good, ctx):
 def test_every_check_is_in_the_order():
     listed = {c.__name__ for c in dynakube.V110.errors + dynakube.V110.warnings + dynakube.V110.updates}
     assert {c[0].__name__ for c in CASES} <= listed
-    assert len(dynakube.V110.errors) == 52 and len(dynakube.V110.warnings) == 22 + 1
+    assert len(dynakube.V110.errors) == 52 and len(dynakube.V110.warnings) == 25 + 1
 
 
 @pytest.mark.parametrize(

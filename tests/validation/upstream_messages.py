@@ -48,3 +48,10 @@ C3 = "The length limit for the name of a EdgeConnect is %d, because it is the ba
 C4 = "hostPatterns is required when using provisioner mode"
 C5 = "The EdgeConnect's specification has an invalid serviceAccountName.\n"
 C6 = "When enabling Kubernetes automation using provisioner mode is mandatory! Please enable spec.oauth.provisioner and provide a resp. OAuth client configuration."
+
+# v1.10.2, pkg/api/validation/dynakube/paastoken.go, public_registry.go, activegate.go: the warnings that read the
+# tokens Secret and the cluster's version
+PAAS_TOKEN_IGNORED = "The 'paasToken' token in the spec.tokens secret is deprecated. It will be ignored because the 'apiToken' field in the secret contains a platform token, which will be used for authentication."
+PAAS_TOKEN_USED = "The 'paasToken' token in the spec.tokens secret is deprecated. It will be used for authentication because the 'apiToken' field in the secret does not contain a platform token."
+PUBLIC_REGISTRY_FLAG_IGNORED = 'The feature flag "feature.dynatrace.com/use-public-registry" is set, but it is ignored because a platform token is in use. The public registry endpoint is used automatically with platform tokens.'
+ROLLING_UPDATE_OLD_KUBERNETES = "ActiveGate rollingUpdate setting requires Kubernetes version 1.35 or higher. The current cluster version is below 1.35, so the rollingUpdate setting will be ignored."

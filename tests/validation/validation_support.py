@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 from typing import Any
 
@@ -47,6 +48,17 @@ def make_ec(name: str = "edgeconnect", *, version: str = "v1alpha2", **spec: Any
         "kind": "EdgeConnect",
         "metadata": {"name": name, "namespace": NS},
         "spec": spec,
+    }
+
+
+def make_secret(name: str, **data: str) -> dict[str, Any]:
+    """A Secret of the webhook's namespace with ``data`` base64-encoded, as the API serves it."""
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": NS},
+        "data": encoded,
     }
 
 

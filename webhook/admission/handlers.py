@@ -15,6 +15,7 @@ from webhook.admission.review import Answer, Review, allowed, denied, patched
 from webhook.decision import Known, decide_from_store
 from webhook.mutation import namespace as namespaces
 from webhook.mutation import pod as pods
+from webhook.state.kinds import PLATFORM_TOKEN, TOKEN_KEYS
 from webhook.state.store import DYNAKUBES, ISTIO_API, SECRETS, Store
 from webhook.tolerant import as_map
 
@@ -158,6 +159,23 @@ def _secret_reader(store: Store, namespace: str) -> Callable[[str], validation.S
     return read
 
 
+def _tokens_reader(store: Store, namespace: str) -> Callable[[str], validation.TokensRead | None]:
+    """What the token checks read of a tokens Secret: its key names and whether its API token is a platform token,
+    from the cache of the webhook's namespace (None: not readable, as upstream's failed GET)."""
+
+    def read(name: str) -> validation.TokensRead | None:
+        secret = store.secret(name) if namespace == store.namespace and store.is_synced(SECRETS) else None
+        if secret is None:
+            return None
+        keys = secret.get(TOKEN_KEYS)
+        return validation.TokensRead(
+            frozenset(k for k in keys if isinstance(k, str)) if isinstance(keys, list) else frozenset(),
+            secret.get(PLATFORM_TOKEN) is True,
+        )
+
+    return read
+
+
 def _object_namespace(review: Review, obj: Mapping[str, Any]) -> str:
     meta = obj.get("metadata")
     return review.namespace or (str(meta.get("namespace") or "") if isinstance(meta, Mapping) else "")
@@ -224,6 +242,8 @@ def validate_dynakube(review: Review, store: Store, modules: validation.Modules 
         modules=modules or validation.Modules(),
         secret=_secret_reader(store, namespace),
         istio=store.served.get(ISTIO_API),
+        tokens=_tokens_reader(store, namespace),
+        kubernetes_minor=store.kubernetes_minor,
     )
     result = validation.validate(obj, context)
     if result.errors:

@@ -4,7 +4,7 @@
 ``EventSink`` (the rate-limited recorder of ``webhook.controllers.events``), whose ``record`` only queues them:
 
 - the upstream Events the decision names (INJECTION-CONTRACT.md section 8), with upstream's reasons, types and
-  messages, on the DynaKube: ``Inject`` (Normal, first injection), ``UpdatePod`` (Normal, reinvocation that
+  messages (also their ``action``, as upstream v1.9+ writes them), on the DynaKube: ``Inject`` (Normal, first injection), ``UpdatePod`` (Normal, reinvocation that
   injected new containers), ``MissingDynakube`` (Warning, the namespace names a DynaKube that does not exist);
 - ours, ``OneAgentInjectionSkipped`` (Warning): OneAgent left out because the DynaKube's connection info is
   incomplete (EmptyConnectionInfo, EmptyTenantUUID, UnknownCodeModule), recorded on the pod's controlling owner
@@ -24,6 +24,7 @@ from webhook.state.store import Store
 from webhook.tolerant import as_map
 
 REASON_SKIPPED = "OneAgentInjectionSkipped"
+ACTION_INJECT = "InjectOneAgent"  # the skip Event's action (upstream's Events have their message as action)
 WARNING = "Warning"
 NORMAL = "Normal"
 EVENT_REASONS = frozenset((*pods.CONNECTION_INFO_REASONS, pods.SKIP_MISSING_DYNAKUBE))
@@ -41,12 +42,18 @@ DEFAULT_DYNAKUBE_API_VERSION = "dynatrace.com/v1beta2"
 
 class EventSink(Protocol):
     def record(
-        self, involved: Mapping[str, str], reason: str, message: str, event_type: str = WARNING
+        self,
+        regarding: Mapping[str, str],
+        reason: str,
+        message: str,
+        event_type: str = WARNING,
+        *,
+        action: str = "",
     ) -> bool: ...
 
 
 def _controller(pod: Mapping[str, Any], namespace: str) -> dict[str, str] | None:
-    """The pod's controlling owner as an Event's involvedObject (None without one, or without its apiVersion)."""
+    """The pod's controlling owner as the object an Event regards (None without one, or without its apiVersion)."""
     owner = controller_of(as_map(pod.get("metadata")))
     if owner is None or not owner.api_version:
         return None
@@ -58,7 +65,7 @@ def _controller(pod: Mapping[str, Any], namespace: str) -> dict[str, str] | None
 
 
 def skip_event(review: Review, answer: Answer, store: Store) -> tuple[dict[str, str], str] | None:
-    """(involvedObject, message) for an /inject answer that deserves an Event, else None.
+    """(regarding object, message) for an /inject answer that deserves an Event, else None.
 
     Dry-run admissions get none: nothing was created. A pod whose DynaKube is missing gets upstream's
     ``MissingDynakube`` Event on the DynaKube (``upstream_event``) as well as this one on its owner."""
@@ -103,7 +110,7 @@ def _dynakube_ref(name: str, dynakube: Mapping[str, Any] | None, store: Store) -
 def upstream_event(
     review: Review, answer: Answer, store: Store
 ) -> tuple[dict[str, str], str, str, str] | None:
-    """(involvedObject, reason, message, type) of the upstream Event the answer names, else None."""
+    """(regarding object, reason, message, type) of the upstream Event the answer names, else None."""
     if review.dry_run or answer.event not in UPSTREAM_EVENTS:
         return None
     event_type, template = UPSTREAM_EVENTS[answer.event]
@@ -134,7 +141,7 @@ def record_skip(recorder: EventSink, review: Review, answer: Answer, store: Stor
         return
     event = skip_event(review, answer, store)
     if event is not None:
-        recorder.record(event[0], REASON_SKIPPED, event[1])
+        recorder.record(event[0], REASON_SKIPPED, event[1], action=ACTION_INJECT)
 
 
 def record(recorder: EventSink, review: Review, answer: Answer, store: Store) -> None:

@@ -1,17 +1,25 @@
-"""Kubernetes Events for pods the webhook admitted without OneAgent, recorded off the admission path.
+"""Kubernetes Events (``events.k8s.io/v1``) for what the webhook and its controllers did or left undone,
+recorded off the admission path.
+
+Every Event of the process goes through one ``Recorder`` and one API group, written the way client-go's
+``tools/events`` broadcaster writes them (upstream's webhook records with it since v1.9): ``regarding`` (the
+object), ``reason``, ``note`` (the message), ``action``, ``type``, ``eventTime`` (MicroTime, the first
+occurrence), ``reportingController`` (``dynatrace-webhook``) and ``reportingInstance``
+(``dynatrace-webhook-<pod name>``, as controller-runtime names it); the name is ``<regarding name>.<hex Unix
+nanoseconds>``. A repeat is a ``series``: ``{count, lastObservedTime}`` PATCHed (strategic merge) onto the Event
+written first; when that Event is gone (Events have a TTL) a new one is created carrying the series.
 
 ``Recorder.record`` only puts the event on a bounded queue (``put_nowait``): when the queue is full the event is
-dropped and counted, so an admission never waits for the API. A reconcile loop (``webhook.controllers.loop``) takes events off
-the queue every ``tick`` seconds and writes them the way client-go's event recorder does:
+dropped and counted, so an admission never waits for the API. A reconcile loop (``webhook.controllers.loop``)
+takes events off the queue every ``tick`` seconds and writes them:
 
-- identical events (same involvedObject, type, reason and message) seen again within ``window`` seconds
-  (10 minutes) are merged into the Event already written: its ``count`` and ``lastTimestamp`` are PATCHed at
-  most once per ``flush_interval`` (30 s), however many admissions repeat it;
+- identical events (same regarding object, type, reason, action and note) seen again within ``window``
+  seconds (6 minutes, client-go's series end) are one Event; its series is PATCHed at most once per
+  ``flush_interval`` (30 s), however many occurrences repeat it;
 - every API write (create or patch) takes a token from a bucket of ``burst`` (25) tokens refilled at one per
   ``refill_seconds`` (5 s): a burst of 25 distinct events is written at once, then at most 12 writes a
   minute. Writes that find no token wait in the cache for the next token; nothing is retried otherwise;
-- an API error is logged and counted, never raised; a 404 on a PATCH (the Event expired, events have a TTL)
-  writes a new Event with the accumulated count.
+- an API error is logged and counted, never raised; a 404 on a PATCH writes a new Event with the series.
 
 Results are reported through ``on_count(result)``: ``sent`` (an Event created), ``aggregated`` (an occurrence
 merged into an existing Event), ``dropped`` (queue full, or a not-yet-written event evicted from the cache)
@@ -28,6 +36,8 @@ import datetime as dt
 import logging
 import os
 import queue
+import re
+import socket
 import time
 import uuid
 from collections import OrderedDict
@@ -41,31 +51,41 @@ from webhook.kube.api import Api, ApiError
 log = logging.getLogger(__name__)
 
 COMPONENT = "dynatrace-webhook"
+API_VERSION = "events.k8s.io/v1"
 WARNING = "Warning"
 RESULTS = ("sent", "aggregated", "dropped", "failed")
 _FLUSH = "flush"  # one key: a pass writes whatever is due
-MAX_MESSAGE = 1024  # what kube-apiserver accepts in an Event message (it rejects longer ones)
+MAX_NOTE = 1024  # bytes kube-apiserver accepts in an Event's note (it rejects longer ones)
+MAX_FIELD = 128  # bytes it accepts in action, reason and reportingInstance
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
-# involvedObject as a sorted tuple of items: hashable, so it can be part of the aggregation key
-Involved = tuple[tuple[str, str], ...]
-Key = tuple[Involved, str, str, str]  # (involvedObject, type, reason, message)
+# the regarding object as a sorted tuple of items: hashable, so it can be part of the aggregation key
+Regarding = tuple[tuple[str, str], ...]
+Key = tuple[Regarding, str, str, str, str]  # (regarding, type, reason, action, note)
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` within ``limit`` UTF-8 bytes (the API server counts bytes), never splitting a character."""
+    raw = text.encode()
+    return text if len(raw) <= limit else raw[:limit].decode(errors="ignore")
 
 
 @dataclass(frozen=True)
 class Occurrence:
-    involved: Involved
+    regarding: Regarding
     reason: str
-    message: str
+    note: str
     event_type: str
+    action: str
     at: float  # clock() when recorded
 
     @property
     def key(self) -> Key:
-        return (self.involved, self.event_type, self.reason, self.message)
+        return (self.regarding, self.event_type, self.reason, self.action, self.note)
 
     @property
     def namespace(self) -> str:
-        return dict(self.involved).get("namespace", "") or "default"
+        return dict(self.regarding).get("namespace", "") or "default"
 
 
 @dataclass
@@ -73,15 +93,13 @@ class _Entry:
     """One Event as written (or to be written) to the API."""
 
     first: Occurrence
+    name: str  # metadata.name, fixed when the series starts
     count: int = 1
     last_seen: float = 0.0
-    name: str = ""  # metadata.name once created
+    attempted: bool = False  # a write was tried: the first one is due at once, later ones once per interval
+    exists: bool = False  # the API holds the Event: a repeat PATCHes its series
     written_count: int = 0  # the count the API holds
     last_write: float = field(default=float("-inf"))
-
-    @property
-    def created(self) -> bool:
-        return bool(self.name)
 
     @property
     def dirty(self) -> bool:
@@ -93,9 +111,22 @@ def rfc3339(at: float) -> str:
     return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def micro_time(at: float) -> str:
+    """A Unix time as a MicroTime (RFC 3339 with microseconds, UTC), as ``eventTime`` is written."""
+    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def reporting_instance() -> str:
-    """The pod name (POD_NAME from the downward API, or HOSTNAME in a pod)."""
-    return (os.environ.get("POD_NAME") or os.environ.get("HOSTNAME") or COMPONENT)[:128]
+    """``dynatrace-webhook-<host name>``, as controller-runtime's recorder names the instance (the host name is
+    the pod's name: POD_NAME from the downward API when set)."""
+    host = os.environ.get("POD_NAME") or os.environ.get("HOSTNAME") or socket.gethostname()
+    return _cut(f"{COMPONENT}-{host}", MAX_FIELD)
+
+
+def event_name(regarding_name: str, nanos: int) -> str:
+    """client-go's ``GenerateEventName``: ``<name>.<hex nanoseconds>``, or a UUID when that is no valid name."""
+    name = f"{regarding_name}.{nanos:x}"
+    return name if len(name) <= 253 and _SUBDOMAIN.fullmatch(name) else str(uuid.uuid4())
 
 
 class Recorder:
@@ -106,7 +137,7 @@ class Recorder:
         on_count: Callable[[str], None] = lambda result: None,
         instance: str | None = None,
         queue_size: int = 1024,
-        window: float = 600.0,
+        window: float = 360.0,
         flush_interval: float = 30.0,
         burst: int = 25,
         refill_seconds: float = 5.0,
@@ -118,7 +149,7 @@ class Recorder:
             raise ValueError("queue_size, burst and max_entries must be >= 1 and refill_seconds > 0")
         self.api = api
         self.on_count = on_count
-        self.instance = reporting_instance() if instance is None else instance
+        self.instance = reporting_instance() if instance is None else _cut(instance, MAX_FIELD)
         self.window = window
         self.flush_interval = flush_interval
         self.max_entries = max_entries
@@ -128,19 +159,29 @@ class Recorder:
         self.bucket = TokenBucket(60.0 / refill_seconds, clock, burst=burst)
         self.entries: OrderedDict[Key, _Entry] = OrderedDict()
         self._pending: dict[Key, None] = {}  # entries with something to write, in the order they got it
+        self._nanos = 0  # the last name's timestamp: names stay distinct within the process
         self.loop: Loop[str] = Loop("events", self._reconcile, on_stop=self._final_flush)
         self._started = False
 
     # --- the admission side: never blocks ---
     def record(
-        self, involved: Mapping[str, str], reason: str, message: str, event_type: str = WARNING
+        self,
+        regarding: Mapping[str, str],
+        reason: str,
+        message: str,
+        event_type: str = WARNING,
+        *,
+        action: str = "",
     ) -> bool:
-        """Queue an event; False when the queue is full (the event is dropped and counted)."""
+        """Queue an event; False when the queue is full (the event is dropped and counted). ``action``: what
+        was done or left undone (machine-readable); empty: the message, as upstream's webhook writes it."""
+        note = _cut(message, MAX_NOTE)
         occurrence = Occurrence(
-            tuple(sorted((k, str(v)) for k, v in involved.items() if v)),
-            reason,
-            message[:MAX_MESSAGE],
+            tuple(sorted((k, str(v)) for k, v in regarding.items() if v)),
+            _cut(reason, MAX_FIELD),
+            note,
             event_type,
+            _cut(action or message, MAX_FIELD),
             self.clock(),
         )
         try:
@@ -196,104 +237,96 @@ class Recorder:
             self._pending[key] = None
             self.on_count("aggregated")
             return
-        if entry is not None and not entry.created:
+        if entry is not None and not entry.attempted:
             self.on_count("dropped")  # superseded before it could be written
-        self.entries[key] = _Entry(occurrence, last_seen=occurrence.at)
+        self._nanos = max(int(occurrence.at * 1e9), self._nanos + 1)
+        name = event_name(dict(occurrence.regarding).get("name", ""), self._nanos)
+        self.entries[key] = _Entry(occurrence, name, last_seen=occurrence.at)
         self.entries.move_to_end(key)
         self._pending.pop(key, None)
         self._pending[key] = None
         while len(self.entries) > self.max_entries:
             evicted_key, evicted = self.entries.popitem(last=False)
             self._pending.pop(evicted_key, None)
-            if not evicted.created:
+            if not evicted.attempted:
                 self.on_count("dropped")
 
     def _flush(self, final: bool) -> None:
-        """New Events first (oldest first), then the count updates that are due; only entries with something
+        """New Events first (oldest first), then the series updates that are due; only entries with something
         to write are looked at, so an idle recorder costs nothing."""
         now = self.clock()
-        for creating in (True, False):
+        for first_writes in (True, False):
             for key in list(self._pending):
                 entry = self.entries[key]
-                if entry.created == creating:
+                if entry.attempted == first_writes:
                     continue
-                if not creating and not (final or now - entry.last_write >= self.flush_interval):
+                if not first_writes and not (final or now - entry.last_write >= self.flush_interval):
                     continue
                 if not self.bucket.take():
                     return
-                if creating:
-                    self._create(entry, now)
-                else:
-                    self._patch(entry, now)
-                if entry.created and not entry.dirty:
+                self._write(entry, now)
+                if not entry.dirty:
                     del self._pending[key]
 
-    def _body(self, entry: _Entry) -> dict[str, Any]:
+    def body(self, entry: _Entry) -> dict[str, Any]:
+        """The Event as client-go's ``makeEvent`` builds it, with the series once it repeats."""
         first = entry.first
-        involved = dict(first.involved)
-        name = involved.get("name", "unknown")
-        return {
-            "apiVersion": "v1",
+        event: dict[str, Any] = {
+            "apiVersion": API_VERSION,
             "kind": "Event",
-            "metadata": {"name": f"{name[:200]}.{uuid.uuid4().hex[:16]}", "namespace": first.namespace},
-            "involvedObject": involved,
-            "reason": first.reason,
-            "message": first.message,
-            "type": first.event_type,
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
+            "metadata": {"name": entry.name, "namespace": first.namespace},
+            "eventTime": micro_time(first.at),
+            "reportingController": COMPONENT,
             "reportingInstance": self.instance,
-            "firstTimestamp": rfc3339(first.at),
-            "lastTimestamp": rfc3339(entry.last_seen),
-            "count": entry.count,
+            "action": first.action,
+            "reason": first.reason,
+            "regarding": dict(first.regarding),
+            "note": first.note,
+            "type": first.event_type,
         }
+        if entry.count > 1:
+            event["series"] = self._series(entry)
+        return event
 
-    def _create(self, entry: _Entry, now: float) -> None:
-        body = self._body(entry)
-        count = entry.count
-        try:
-            created = self.api.create(f"/api/v1/namespaces/{body['metadata']['namespace']}/events", body)
-        except ApiError as err:
-            self._failed(entry, "create", err)
-            # not retried as such: a later occurrence tries again, at most once per flush interval
-            entry.name = "-"
-            entry.written_count = count
-            entry.last_write = now
-            return
-        entry.name = str((created.get("metadata") or {}).get("name") or body["metadata"]["name"])
+    @staticmethod
+    def _series(entry: _Entry) -> dict[str, Any]:
+        return {"count": entry.count, "lastObservedTime": micro_time(entry.last_seen)}
+
+    def _collection(self, entry: _Entry) -> str:
+        return f"/apis/{API_VERSION}/namespaces/{entry.first.namespace}/events"
+
+    def _write(self, entry: _Entry, now: float) -> None:
+        """A PATCH of the series when the API holds the Event, else (or when it is gone) a create. Either way
+        the entry counts as written: a failure is not retried as such, a later occurrence tries again."""
+        count, entry.attempted, entry.last_write = entry.count, True, now
         entry.written_count = count
-        entry.last_write = now
-        self.on_count("sent")
-
-    def _patch(self, entry: _Entry, now: float) -> None:
-        namespace = entry.first.namespace
-        count = entry.count
-        patch = {"count": count, "lastTimestamp": rfc3339(entry.last_seen)}
-        if entry.name != "-":
+        if entry.exists:
             try:
-                self.api.patch(f"/api/v1/namespaces/{namespace}/events/{entry.name}", patch)
+                self.api.patch(
+                    f"{self._collection(entry)}/{entry.name}", {"series": self._series(entry)}, "strategic"
+                )
+                return
             except ApiError as err:
                 if err.status != 404:
                     self._failed(entry, "patch", err)
-                    entry.written_count = count
-                    entry.last_write = now
                     return
-            else:
-                entry.written_count = count
-                entry.last_write = now
-                return
-        # the Event is gone (expired) or was never written: a new one carries the whole count
-        entry.name = ""
-        self._create(entry, now)
+            entry.exists = False  # the Event expired: a new one carries the whole series
+        try:
+            self.api.create(self._collection(entry), self.body(entry))
+        except ApiError as err:
+            self._failed(entry, "create", err)
+            return
+        entry.exists = True
+        self.on_count("sent")
 
     def _failed(self, entry: _Entry, action: str, err: ApiError) -> None:
-        involved = dict(entry.first.involved)
+        regarding = dict(entry.first.regarding)
         log.warning(
             "event %s on %s %s/%s not recorded (%s): %s",
             entry.first.reason,
-            involved.get("kind", ""),
-            involved.get("namespace", ""),
-            involved.get("name", ""),
+            regarding.get("kind", ""),
+            regarding.get("namespace", ""),
+            regarding.get("name", ""),
             action,
             err,
         )

@@ -52,6 +52,7 @@ from webhook.tolerant import as_map, as_str
 log = logging.getLogger(__name__)
 
 EVENT_FAILED = "InitSecretFailed"
+ACTION_WRITE = "WriteSecret"  # the Event's action
 
 CREATE, UPDATE, DELETE, FAILED, FOREIGN, KEEP = (
     "created",
@@ -378,14 +379,15 @@ class InitSecrets:
             self._reported[key] = error
             log.warning("init Secret %s/%s not written: %s", namespace, step.name, error)
         if self.recorder is not None and step.dynakube:
-            involved = {
+            regarding = {
                 "apiVersion": dk.api_version(self.store.dynakube(step.dynakube) or {})
                 or "dynatrace.com/v1beta3",
                 "kind": "DynaKube",
                 "name": step.dynakube,
                 "namespace": self.store.namespace,
             }
-            self.recorder.record(involved, EVENT_FAILED, f"Secret {step.name} not written: {error}")
+            message = f"Secret {step.name} not written: {error}"
+            self.recorder.record(regarding, EVENT_FAILED, message, action=ACTION_WRITE)
 
     def _count(self, action: str, name: str) -> None:
         self.counts[(action, name)] += 1

@@ -8,14 +8,16 @@ metadata-only lists/watches (PartialObjectMetadata) and label/field selectors. `
 
 The transform rule: keep the fields some decision, view, ``explain`` or controller reads; drop everything
 else (``managedFields``, ``kubectl.kubernetes.io/last-applied-configuration``, status the webhook does not
-read such as what ``status.oneAgent.instances`` says of each node (only the node names are kept), Secret keys
-other than the proxy). Label and
+read such as what ``status.oneAgent.instances`` says of each node (only the node names are kept), Secret values
+other than the proxy: of the others only the key names, and whether ``apiToken`` is a platform token). Label and
 annotation keys and short values are interned, so 50 000 namespaces carrying the same few labels share one
 copy of each string.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -33,6 +35,10 @@ NAMESPACES = "namespaces"
 # replicate them into a pod's namespace on first need
 SECRETS = "secrets"
 SECRET_KEYS = ("proxy",)
+TOKEN_KEYS = "keys"  # a cached Secret's field: the names of its non-empty data keys
+PLATFORM_TOKEN = "platformToken"  # a cached Secret's field: its apiToken is a platform token
+API_TOKEN_KEY = "apiToken"
+PLATFORM_PREFIX = b"dt0s16"
 BOOTSTRAPPER_SOURCE_SUFFIXES = ("-bootstrapper-config", "-bootstrapper-certs")
 # of the operator's `<dynakube>-otlp-exporter-config` / `-certs` (the OTLP exporter's sources) their labels and
 # the one key the exporter's copy needs
@@ -232,7 +238,8 @@ def dynakube_transform(obj: Mapping[str, Any]) -> Obj:
 
 
 def secret_transform(obj: Mapping[str, Any]) -> Obj:
-    """A Secret of the webhook's namespace: its name and the ``SECRET_KEYS`` of ``data`` only; an operator's
+    """A Secret of the webhook's namespace: its name, the ``SECRET_KEYS`` of ``data``, the names of its other keys
+    and whether its ``apiToken`` is a platform token (a tokens Secret, for ``/validate``); an operator's
     bootstrapper source (``<dynakube>-bootstrapper-config`` / ``-certs``) with its labels and all its data; an
     OTLP exporter source (``<dynakube>-otlp-exporter-config`` / ``-certs``) with its labels and its one key."""
     meta = obj.get("metadata")
@@ -246,7 +253,20 @@ def secret_transform(obj: Mapping[str, Any]) -> Obj:
     for suffix, keys in OTLP_SOURCE_KEYS.items():
         if isinstance(name, str) and name.endswith(suffix):
             return _source(meta, keep, {k: data[k] for k in keys if isinstance(data.get(k), str)})
-    return {"kind": "Secret", "metadata": keep, "data": {k: data[k] for k in SECRET_KEYS if k in data}}
+    out: Obj = {"kind": "Secret", "metadata": keep, "data": {k: data[k] for k in SECRET_KEYS if k in data}}
+    # what /validate reads of a DynaKube's tokens Secret: the names of its non-empty keys, and whether the API
+    # token is a platform token (its prefix) -- never a value
+    out[TOKEN_KEYS] = sorted(k for k, v in data.items() if isinstance(k, str) and v)
+    out[PLATFORM_TOKEN] = _is_platform(data.get(API_TOKEN_KEY))
+    return out
+
+
+def _is_platform(value: Any) -> bool:
+    """An ``apiToken`` value (base64) that starts with a platform token's prefix (upstream ``dttoken``)."""
+    try:
+        return isinstance(value, str) and base64.b64decode(value, validate=True).startswith(PLATFORM_PREFIX)
+    except (binascii.Error, ValueError):
+        return False
 
 
 def _source(meta: Mapping[str, Any], keep: Obj, data: Obj) -> Obj:

@@ -73,6 +73,9 @@ class Store:
         self.last_event.update(dict.fromkeys(self._parts, 0.0))
         # API group versions probed in the background (``webhook.state.discovery``): served or not; absent: unknown
         self.served: dict[str, bool] = {}
+        # the cluster's Kubernetes minor version, read off the request path (``webhook.state.discovery``); None:
+        # not known (yet)
+        self.kubernetes_minor: int | None = None
         # the UID of Namespace kube-system, taken from the namespace cache (no API call of its own)
         self.cluster_id = ""
         # namespace annotations the cached DynaKubes' enrichment rules name; when it grows, the namespaces

@@ -1,7 +1,7 @@
 """Validation of DynaKube and EdgeConnect custom resources (pure): ``validate``, ``validate_edgeconnect``,
 ``summary``; ``Modules`` says which modules the operator installation has."""
 
-from webhook.validation.base import Context, SecretRead
+from webhook.validation.base import Context, SecretRead, TokensRead
 from webhook.validation.dynakube import (
     ERROR_CHECKS,
     EXTRA_WARNING_CHECKS,
@@ -23,6 +23,7 @@ __all__ = [
     "Modules",
     "Result",
     "SecretRead",
+    "TokensRead",
     "summary",
     "validate",
     "validate_edgeconnect",

@@ -10,7 +10,7 @@ from webhook.validation.modules import Modules
 
 DynaKube = Mapping[str, Any]
 
-__all__ = ["Check", "Context", "DynaKube", "Modules", "SecretRead"]
+__all__ = ["Check", "Context", "DynaKube", "Modules", "SecretRead", "TokensRead"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,18 @@ def _no_secret(name: str) -> SecretRead:
 
 
 @dataclass(frozen=True)
+class TokensRead:
+    """A cached tokens Secret as the token checks need it: never a value."""
+
+    keys: frozenset[str] = frozenset()  # the names of its non-empty keys
+    platform: bool = False  # its apiToken is a platform token
+
+
+def _no_tokens(name: str) -> TokensRead | None:
+    return None
+
+
+@dataclass(frozen=True)
 class Context:
     """The request and the cached cluster state a check may look at (never the API itself)."""
 
@@ -38,6 +50,12 @@ class Context:
     modules: Modules = field(default_factory=Modules)  # what the operator installation has
     secret: Callable[[str], SecretRead] = _no_secret  # cached Secrets of the object's namespace
     istio: bool | None = None  # networking.istio.io/v1beta1 served; None: not known (the check passes)
+    tokens: Callable[[str], TokensRead | None] = (
+        _no_tokens  # a cached tokens Secret by name; None: unreadable
+    )
+    kubernetes_minor: int | None = (
+        None  # the cluster's minor version (cached off the request path); None: unknown
+    )
 
 
 Check = Callable[[DynaKube, Context], "str | None"]

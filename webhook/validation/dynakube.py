@@ -101,6 +101,7 @@ class Checks:
     errors: tuple[Check, ...]
     warnings: tuple[Check, ...]
     updates: tuple[Check, ...]
+    reads_tokens: bool = False  # status.apiToken.platform from the tokens Secret before the checks (v1.10)
 
 
 V14 = Checks("v1.4", hub.to_hub, ERROR_CHECKS, WARNING_CHECKS + EXTRA_WARNING_CHECKS, UPDATE_CHECKS)
@@ -110,6 +111,7 @@ V110 = Checks(
     v110_order.ERROR_CHECKS,
     v110_order.WARNING_CHECKS + v110_order.EXTRA_WARNING_CHECKS,
     v110_order.UPDATE_CHECKS,
+    reads_tokens=True,
 )
 V110_VERSIONS = ("v1beta4", "v1beta5", "v1beta6")
 
@@ -143,6 +145,9 @@ def validate(dynakube: DynaKube, ctx: Context, checks: Checks | None = None) -> 
     """Run one release's checks (by default the one ``checks_for`` the object's version)."""
     checks = checks or checks_for(dynakube)
     obj = checks.read(dynakube)
+    if checks.reads_tokens:
+        tokens = ctx.tokens(latest.tokens_secret(obj))
+        obj = latest.with_platform_token(obj, tokens is not None and tokens.platform)
     errors = _run(checks.errors, obj, ctx)
     warnings = _run(checks.warnings, obj, ctx)
     if ctx.old is not None:

@@ -3,8 +3,8 @@
 Upstream v1.10.2 converts v1beta4 and v1beta5 objects to v1beta6 before validating (``pkg/api/v1beta5/
 dynakube/convert_to.go``); ``to_latest`` does what of that the checks can see on plain dicts. The predicates
 follow ``pkg/api/latest/dynakube/**/props.go`` and ``pkg/api/exp`` (feature flags). Every reader tolerates
-missing fields and wrong types. The platform token is not read (the tokens Secret is not cached): it counts as
-absent, so the public registry is on only by its feature flag.
+missing fields and wrong types. As upstream, ``status.apiToken.platform`` is what the tokens Secret says
+(``with_platform_token``, before the checks run): a platform token turns the public registry on.
 """
 
 from __future__ import annotations
@@ -78,7 +78,24 @@ def flag(dk: DynaKube, key: str, default: bool) -> bool:
 
 
 def public_registry(dk: DynaKube) -> bool:
-    return flag(dk, FF_PUBLIC_REGISTRY, False)
+    """``FeatureFlags.IsPublicRegistry``: a platform token, or the feature flag."""
+    return platform_token(dk) or flag(dk, FF_PUBLIC_REGISTRY, False)
+
+
+def tokens_secret(dk: DynaKube) -> str:
+    """``DynaKube.Tokens()``: ``spec.tokens``, else the DynaKube's name."""
+    return as_str(hub.spec(dk).get("tokens")) or as_str(as_map(dk.get("metadata")).get("name"))
+
+
+def platform_token(dk: DynaKube) -> bool:
+    return as_map(as_map(dk.get("status")).get("apiToken")).get("platform") is True
+
+
+def with_platform_token(dk: DynaKube, platform: bool) -> DynaKube:
+    """The object with ``status.apiToken.platform`` set, as upstream's validator sets it from the tokens Secret
+    (false when it cannot be read) before running the checks; a new dict, the request's object is not changed."""
+    status = as_map(dk.get("status"))
+    return {**dk, "status": {**status, "apiToken": {**as_map(status.get("apiToken")), "platform": platform}}}
 
 
 def extensions(dk: DynaKube) -> Mapping[str, Any]:

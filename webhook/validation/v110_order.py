@@ -2,9 +2,9 @@
 ``validatorErrorFuncs``, ``validatorWarningFuncs``, ``updateValidatorErrorFuncs`` at tag v1.10.2), for
 DynaKube v1beta4, v1beta5 and v1beta6 read as v1beta6 (``latest.to_latest``).
 
-Not run, because nothing here can read what they need: ``activeGateRollingUpdateWithOldK8sVersion`` (the
-cluster's version), ``deprecatedPaasToken`` and ``publicRegistryFlagIgnoredForPlatformToken`` (the tokens
-Secret; the platform token counts as absent everywhere).
+What upstream reads from the API on the request path comes from the cache here: the tokens Secret's key names
+and whether its API token is a platform token (``Context.tokens``), and the cluster's minor version, read at
+start and every 5 minutes (``Context.kubernetes_minor``).
 """
 
 from __future__ import annotations
@@ -95,11 +95,12 @@ WARNING_CHECKS: tuple[Check, ...] = (
     v110_warnings.extensions_without_kubernetes_monitoring,
     v110_more.host_path_database_volume,
     v110_warnings.enrichment_disabled_for_injection,
-    # activeGateRollingUpdateWithOldK8sVersion: not run (the cluster's version is not known here)
+    v110_warnings.rolling_update_with_old_kubernetes,
     v110_more.too_many_global_attributes,
     v110_more.too_many_oneagent_attributes,
     v110_more.too_many_otlp_attributes,
-    # deprecatedPaasToken, publicRegistryFlagIgnoredForPlatformToken: not run (the tokens Secret is not read)
+    v110_warnings.deprecated_paas_token,
+    v110_warnings.public_registry_flag_ignored,
     v110_warnings.node_image_pull_without_csi,
     v110_more.renamed_global_attribute_keys,
     v110_more.renamed_oneagent_attribute_keys,

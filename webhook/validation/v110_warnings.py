@@ -44,6 +44,24 @@ NODE_IMAGE_PULL_WITHOUT_CSI = (
     "cluster. This feature flag only affects the behavior of the CSI driver, so it will have no effect. Other "
     "previous `node-image-pull` related behavior has been defaulted."
 )
+PAAS_TOKEN_IGNORED = (
+    "The 'paasToken' token in the spec.tokens secret is deprecated. It will be ignored because the 'apiToken' "
+    "field in the secret contains a platform token, which will be used for authentication."
+)
+PAAS_TOKEN_USED = (
+    "The 'paasToken' token in the spec.tokens secret is deprecated. It will be used for authentication because the "
+    "'apiToken' field in the secret does not contain a platform token."
+)
+PUBLIC_REGISTRY_FLAG_IGNORED = (
+    'The feature flag "feature.dynatrace.com/use-public-registry" is set, but it is ignored because a platform '
+    "token is in use. The public registry endpoint is used automatically with platform tokens."
+)
+ROLLING_UPDATE_OLD_KUBERNETES = (
+    "ActiveGate rollingUpdate setting requires Kubernetes version 1.35 or higher. The current cluster version is "
+    "below 1.35, so the rollingUpdate setting will be ignored."
+)
+MIN_MINOR_FOR_ROLLING_UPDATE = 35
+PAAS_TOKEN_KEY = "paasToken"
 FF = hub.FF_PREFIX
 DEPRECATED = tuple(
     FF + f
@@ -179,3 +197,30 @@ def host_group_argument(dk: DynaKube, ctx: Context) -> str | None:
                 "precedence over the parameter."
             )
     return None
+
+
+def rolling_update_with_old_kubernetes(dk: DynaKube, ctx: Context) -> str | None:
+    """``activeGateRollingUpdateWithOldK8sVersion``: ``spec.activeGate.rollingUpdate`` set on a cluster whose
+    minor version is below 35 (the cached version; unknown: no warning, where upstream's unknown reads as 0)."""
+    if as_map(hub.spec(dk).get("activeGate")).get("rollingUpdate") is None:
+        return None
+    minor = ctx.kubernetes_minor
+    return (
+        ROLLING_UPDATE_OLD_KUBERNETES if minor is not None and minor < MIN_MINOR_FOR_ROLLING_UPDATE else None
+    )
+
+
+def deprecated_paas_token(dk: DynaKube, ctx: Context) -> str | None:
+    """``deprecatedPaasToken``: the tokens Secret has a non-empty ``paasToken`` (unreadable Secret: nothing)."""
+    tokens = ctx.tokens(latest.tokens_secret(dk))
+    if tokens is None or PAAS_TOKEN_KEY not in tokens.keys:
+        return None
+    return PAAS_TOKEN_IGNORED if tokens.platform else PAAS_TOKEN_USED
+
+
+def public_registry_flag_ignored(dk: DynaKube, ctx: Context) -> str | None:
+    """``publicRegistryFlagIgnoredForPlatformToken``: the flag is present (any value) and the API token is a
+    platform token."""
+    if latest.FF_PUBLIC_REGISTRY not in hub.annotations_of(dk) or not latest.platform_token(dk):
+        return None
+    return PUBLIC_REGISTRY_FLAG_IGNORED

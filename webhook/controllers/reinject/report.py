@@ -11,6 +11,8 @@ from typing import Any
 from webhook.controllers.reinject.findings import Findings, WorkKey
 from webhook.controllers.reinject.scan import NamespaceScan
 from webhook.controllers.reinject.verdict import (
+    ACTION_INJECT,
+    ACTION_RESTART,
     CAUSE_MISSED,
     EVENT_FAILED,
     EVENT_MISSED,
@@ -36,7 +38,7 @@ log = logging.getLogger("webhook.controllers.reinject.controller")
 
 class Reports(Findings):
     def __init__(self, recorder: Any, on_count: Callable[[str, str], None] | None = None) -> None:
-        """``recorder``: ``webhook.controllers.events.Recorder`` (``record(involved, reason, message, type)``)."""
+        """``recorder``: ``webhook.controllers.events.Recorder`` (``record(regarding, reason, message, type, action=)``)."""
         Findings.__init__(self, on_count)
         self.recorder = recorder
 
@@ -139,11 +141,12 @@ class Reports(Findings):
 
     def event(self, work: Work, event_type: str, reason: str, message: str) -> None:
         """An Event on the workload, through the Events recorder everyone shares (rate-limited, aggregated)."""
-        involved = {
+        regarding = {
             "apiVersion": work.api_version,
             "kind": work.kind,
             "name": work.name,
             "namespace": work.namespace,
             "uid": work.uid,
         }
-        self.recorder.record(involved, reason, message, event_type)
+        action = ACTION_INJECT if reason == EVENT_MISSED else ACTION_RESTART
+        self.recorder.record(regarding, reason, message, event_type, action=action)

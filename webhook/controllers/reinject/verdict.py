@@ -18,7 +18,6 @@ the same read only one restart lands.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -44,7 +43,6 @@ FEATURE_AUTOMATIC_REINJECTION = "feature.dynatrace.com/automatic-reinjection"
 ANNOTATION_OPT_OUT = "dynatrace.com/reinject"
 ANNOTATION_RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 ANNOTATION_RESTARTS = "reinjection.dynatrace.com/restarts"  # on the workload: {"<cause>": "<RFC 3339>"}
-COMPONENT = "dynatrace-webhook"
 
 # Why a pod waits for a restart. The admission reasons whose cause can go away: extend this one tuple.
 RESTARTABLE_REASONS = (*CONNECTION_INFO_REASONS, REASON_MISSING_INIT_SECRET, REASON_NO_BOOTSTRAPPER_CONFIG)
@@ -59,6 +57,9 @@ EVENT_RESTARTED = "OneAgentReinjection"
 EVENT_SKIPPED = "OneAgentReinjectionSkipped"
 EVENT_FAILED = "OneAgentReinjectionFailed"
 EVENT_MISSED = "PodsNotSeenByWebhook"
+# Event actions (what was done or left undone): a restart of the workload, or the injection its pods missed
+ACTION_RESTART = "RestartWorkload"
+ACTION_INJECT = "InjectOneAgent"
 
 # counter outcomes and their bounded reasons
 RESTARTED = "restarted"
@@ -290,36 +291,6 @@ def missed_message(work: Work, mapped_since: str, action: str) -> str:
         "webhook never saw them (down, unreachable or too slow, and failurePolicy Ignore admitted them "
         f"unchanged); {action}"
     )
-
-
-def event_body(
-    work: Work, event_type: str, reason: str, message: str, instance: str, at: float
-) -> dict[str, Any]:
-    """An Event on the workload, written the way client-go writes one."""
-    now = rfc3339(at)
-    involved = {
-        "apiVersion": work.api_version,
-        "kind": work.kind,
-        "name": work.name,
-        "namespace": work.namespace,
-    }
-    if work.uid:
-        involved["uid"] = work.uid
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{work.name[:200]}.{uuid.uuid4().hex[:16]}", "namespace": work.namespace},
-        "involvedObject": involved,
-        "reason": reason,
-        "message": message[:1024],
-        "type": event_type,
-        "source": {"component": COMPONENT},
-        "reportingComponent": COMPONENT,
-        "reportingInstance": instance[:128],
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    }
 
 
 class Verdict(NamedTuple):
