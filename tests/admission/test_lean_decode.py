@@ -1,4 +1,5 @@
-"""``decode(lean=True)``: the objects' managedFields are cut before parsing, and nothing else changes."""
+"""``decode(lean=True)``: the objects' managedFields are cut before parsing, and nothing else changes for a
+body as kube-apiserver writes it (metadata in the order of the Go type, managedFields last, then spec)."""
 
 from __future__ import annotations
 
@@ -21,48 +22,67 @@ def strip(document: dict) -> dict:
     return document
 
 
-# strings as hostile as JSON allows: quotes, brackets, braces, backslashes, commas, the key itself
-PIECES = [*'"[]{}\\,:ab /', "managedFields", '"managedFields":[', "é"]
+# strings as hostile as JSON allows: quotes, brackets, braces, backslashes, the key and the end marker
+PIECES = [*'"[]{}\\,:ab /\n', "managedFields", '"managedFields":[', ']},"spec":', '"oldObject":{', "é"]
 TEXT = st.lists(st.sampled_from(PIECES), max_size=8).map("".join)
 FIELDS = st.recursive(st.just({}), lambda inner: st.dictionaries(TEXT, inner, max_size=3), max_leaves=8)
 ENTRY = st.fixed_dictionaries(
     {"manager": TEXT, "operation": st.sampled_from(["Update", "Apply"]), "fieldsV1": FIELDS},
     optional={"subresource": TEXT, "time": st.just("2026-12-07T12:00:00Z")},
 )
+# ObjectMeta in the order of the Go type: managedFields last
+ORDER = ("name", "labels", "annotations", "finalizers", "managedFields")
 META = st.fixed_dictionaries(
-    {"name": TEXT, "managedFields": st.lists(ENTRY, max_size=3)},
-    optional={"labels": st.dictionaries(TEXT, TEXT, max_size=2), "annotations": st.dictionaries(TEXT, TEXT)},
+    {"name": TEXT},
+    optional={
+        "labels": st.dictionaries(TEXT, TEXT, max_size=2),
+        "annotations": st.dictionaries(TEXT, TEXT, max_size=2),
+        "finalizers": st.lists(TEXT, max_size=2),
+        "managedFields": st.lists(ENTRY, max_size=3),
+    },
+).map(lambda meta: {key: meta[key] for key in ORDER if key in meta})
+SPEC = st.fixed_dictionaries(
+    {"containers": st.lists(st.fixed_dictionaries({"name": TEXT, "args": st.lists(TEXT)}))}
 )
 
 
-def review(obj_meta: dict, old_meta: dict | None, first: bool) -> dict:
-    obj = {"metadata": obj_meta, "spec": {"containers": [{"name": "app", "args": ["]", '"', "\\"]}]}}
-    if not first:  # managedFields last in metadata: its member is followed by "}", not ","
-        mf = obj_meta.pop("managedFields")
-        obj_meta["managedFields"] = mf
-    request = {"uid": "u-1", "operation": "UPDATE" if old_meta else "CREATE", "object": obj}
-    if old_meta is not None:
-        request["oldObject"] = {"metadata": old_meta}
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+def obj(meta: dict, spec: dict) -> dict:
+    return {"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": spec, "status": {}}
 
 
-@settings(max_examples=400, deadline=None)
-@given(META, st.none() | META, st.booleans())
-def test_lean_decode_is_the_full_decode_without_managed_fields(obj_meta, old_meta, first):
-    document = review(obj_meta, old_meta, first)
-    body = orjson.dumps(document)
-    cut = without_managed_fields(body)
+def review(new: dict, old: dict | None) -> dict:
+    # AdmissionRequest in the order of the Go type
+    request = {"uid": "u-1", "namespace": "ns", "operation": "UPDATE" if old else "CREATE"}
+    request |= {"object": new, "oldObject": old, "dryRun": False, "options": {"kind": "CreateOptions"}}
+    return {"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": request}
+
+
+@settings(max_examples=500, deadline=None)
+@given(META, SPEC, st.none() | META, SPEC)
+def test_lean_decode_is_the_full_decode_without_managed_fields(meta, spec, old_meta, old_spec) -> None:
+    body = orjson.dumps(review(obj(meta, spec), obj(old_meta, old_spec) if old_meta is not None else None))
     expected = strip(orjson.loads(body))
-    if cut is not None:  # a cut is made only with certainty
+    cut = without_managed_fields(body)
+    assert (cut is not None) == ("managedFields" in meta or "managedFields" in (old_meta or {}))
+    if cut is not None:
         assert orjson.loads(cut) == expected
-    # without a cut, the whole body is parsed: the request as sent
-    wanted = expected if cut is not None else orjson.loads(body)
-    assert dict(decode(body, lean=True).request) == wanted["request"]
+    assert dict(decode(body, lean=True).request) == expected["request"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(TEXT, TEXT | st.lists(ENTRY, max_size=2), max_size=4), SPEC)
+def test_any_other_body_is_still_answered(meta, spec) -> None:
+    """Metadata in any order (not kube-apiserver's): a Review or a 400, never anything else."""
+    body = orjson.dumps(review(obj({**meta, "managedFields": [], **meta}, spec), None))
+    try:
+        assert decode(body, lean=True).uid == "u-1"
+    except ReviewError as err:
+        assert err.status == 400
 
 
 @pytest.mark.parametrize("size", ["S", "M", "L", "X"])
 @pytest.mark.parametrize("scenario", ["inject", "skip", "reinvoke"])
-def test_bench_reviews_are_cut(size, scenario):
+def test_bench_reviews_are_cut(size, scenario) -> None:
     body = reviews.body(size, scenario)
     full = orjson.loads(body)
     if b'"managedFields":[' in body:
@@ -75,19 +95,17 @@ def test_bench_reviews_are_cut(size, scenario):
     "body",
     [
         b'{"a":"\\"managedFields\\":[1]"}',  # the key inside a string
-        b'{"managedFields":[{"m":"\\\\"}],"x":1}',  # an escaped backslash: left to the full parse
-        b'{"managedFields":[{"m":"x"}] }',  # not compact
-        b'{"managedFields":[{"m":"x"}',  # never closed
+        b'{"metadata":{"managedFields":[{"m":"x"}]},"status":{}}',  # no spec after the metadata
+        b'{"metadata":{"managedFields":[{"m":"x"}] },"spec":{}}',  # not compact
+        b'{"metadata":{"managedFields":[{"m":"x"}',  # never closed
     ],
 )
-def test_no_cut_without_certainty(body):
+def test_no_cut_where_kube_apiserver_would_not_write_one(body) -> None:
     assert without_managed_fields(body) is None
 
 
-def test_a_cut_of_invalid_json_is_still_an_error():
+def test_a_cut_of_invalid_json_is_still_an_error() -> None:
+    body = b'{"kind":"AdmissionReview","request":{"object":{"metadata":{"managedFields":[{"m":"x"}]},"spec":{'
     with pytest.raises(ReviewError) as err:
-        decode(
-            b'{"kind":"AdmissionReview","request":{"object":{"metadata":{"managedFields":[{"m":"x"}],',
-            lean=True,
-        )
+        decode(body, lean=True)
     assert err.value.status == 400 and "not valid JSON" in err.value.reason

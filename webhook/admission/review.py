@@ -64,48 +64,42 @@ class Review:
 
 
 _MANAGED_FIELDS = b'"managedFields":['
+_METADATA_END = b']},"spec":'
+_OLD_OBJECT = b'"oldObject":'
 
 
 def without_managed_fields(body: bytes) -> bytes | None:
-    r"""``body`` with every ``"managedFields":[...]`` member cut out, or None when there is none or the cut
-    cannot be made with certainty (the caller then parses the whole body).
+    r"""``body`` with the objects' ``"managedFields":[...]`` members cut out, or None when there is none or it
+    is not where kube-apiserver writes it (the caller then parses the whole body).
 
-    managedFields is half of a typical pod's JSON as kube-apiserver sends it (compact, one entry per field
-    manager) and no decision reads it. Its entries hold strings and objects only, so the array ends at the
-    first ``]`` outside a string: one where the quotes before it, from the array's start, are balanced.
-    Quotes are counted with ``bytes.count``, which cannot tell ``\\"`` (an escaped backslash, then a quote)
-    from ``\"``: a segment holding an escaped backslash is left to the full parse, as is a key found inside
-    a string (after a backslash) or a member that is not followed by ``,`` or ``}``.
+    managedFields is half of a typical pod's JSON as kube-apiserver sends it, and no decision reads it.
+    kube-apiserver writes an object's metadata in the order of its Go type, where managedFields comes last,
+    and the object's spec right after the metadata: the member ends at the first ``]},"spec":`` after it.
+    That sequence cannot lie inside a string (its quote would be escaped), and managedFields entries hold
+    strings and objects only, so the ``]`` is the array's own: for a body as kube-apiserver writes it the cut
+    is exact. The member must start a key (after ``{`` or ``,``). A body written in another order
+    (managedFields before other metadata) loses those members too: the answer is then for that smaller
+    object, sent back to whoever wrote the body.
     """
     start = body.find(_MANAGED_FIELDS)
     if start < 0:
         return None
+    # an UPDATE's old object comes after the object (the order of AdmissionRequest): only from there on can
+    # there be a second member; a CREATE's "oldObject":null is near the end, found from there
+    old = body.rfind(_OLD_OBJECT)
+    if old >= 0 and body[old + len(_OLD_OBJECT) : old + len(_OLD_OBJECT) + 1] != b"{":
+        old = -1  # "oldObject":null
     out = []
     done = 0
     while start >= 0:
-        if start == 0 or body[start - 1] not in b"{,":
+        comma = body[start - 1 : start]
+        end = body.find(_METADATA_END, start)
+        if comma not in (b"{", b",") or end < 0:
             return None
-        begin = start + len(_MANAGED_FIELDS)
-        end = body.find(b"]", begin)
-        while end >= 0:
-            segment = body[begin:end]
-            if b"\\\\" in segment:
-                return None
-            if (segment.count(b'"') - segment.count(b'\\"')) % 2 == 0:
-                break
-            end = body.find(b"]", end + 1)
-        if end < 0:
-            return None
-        after = body[end + 1 : end + 2]
-        if after == b",":
-            out.append(body[done:start])
-            done = end + 2  # the member and the comma after it
-        elif after == b"}":
-            out.append(body[done : start - 1] if body[start - 1] == ord(",") else body[done:start])
-            done = end + 1  # the member (and the comma before it)
-        else:
-            return None
-        start = body.find(_MANAGED_FIELDS, done)
+        # the member, and the comma before it; metadata's closing brace stays
+        out.append(body[done : start - 1] if comma == b"," else body[done:start])
+        done = end + 1
+        start = body.find(_MANAGED_FIELDS, old) if old > done else -1
     out.append(body[done:])
     return b"".join(out)
 
