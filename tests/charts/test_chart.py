@@ -613,7 +613,8 @@ REINJECT = {
         for r in ("deployments", "statefulsets", "daemonsets")
         for v in ("get", "patch")
     },
-    ("cluster", "events.k8s.io", "events", "create", "*"),  # also without features.events
+    # also without features.events: the Events recorder (shared) patches the series of a repeated Event
+    *{("cluster", "events.k8s.io", "events", v, "*") for v in ("create", "patch")},
     *LEASE,
 }
 
