@@ -44,10 +44,10 @@ def fixed_answers(build: Any) -> Any:
 
 
 def main() -> int:
-    import webhook.server
+    from webhook.admission import app
     from webhook.cli import main as webhook_main
 
-    webhook.server.admission_app = fixed_answers(webhook.server.admission_app)
+    app.admission_app = fixed_answers(app.admission_app)
     return webhook_main()
 
 

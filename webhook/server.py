@@ -10,49 +10,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import logging
 import signal
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
-
-import uvicorn
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from webhook import dynakube as dk
 from webhook import logs
-from webhook.admission import guard
-from webhook.admission.app import admission_app
 from webhook.admit import Admissions
 from webhook.background import Background
 from webhook.config import Settings
-from webhook.explain import explain
 from webhook.manager import Manager
 from webhook.metrics import Metrics
 from webhook.mutation.pod import connection_info_reasons
-from webhook.observe import health_app, metrics_app
 from webhook.state import owners as owner_cache
-from webhook.state.local import LocalState
 from webhook.state.store import Store
-from webhook.tls.certs import ensure_dev_certificates
 from webhook.tls.serving import CertificateWatcher
-from webhook.validation.modules import describe as describe_modules
+
+if TYPE_CHECKING:
+    from webhook.listener import Listener
+    from webhook.state.local import LocalState
 
 log = logging.getLogger(__name__)
-
-
-class _Server(uvicorn.Server):
-    """A uvicorn server that leaves signals to the Webhook, which owns all three, and bounds TLS handshakes."""
-
-    handshake_timeout: float | None = None
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def startup(self, sockets: Any = None) -> None:
-        if self.handshake_timeout is None:
-            return await super().startup(sockets)
-        with guard.handshake_timeout(asyncio.get_running_loop(), self.handshake_timeout):
-            return await super().startup(sockets)
 
 
 class Webhook:
@@ -65,7 +45,7 @@ class Webhook:
         )
         self.admissions = Admissions(settings, self.store, self.metrics)
         self.draining = False
-        self.servers: list[_Server] = []
+        self.servers: list[Listener] = []
         self.local: LocalState | None = None
         self._stopping = asyncio.Event()
         self._api: Any = None
@@ -124,23 +104,6 @@ class Webhook:
         if parts.init_secrets is not None and resource not in owner_cache.RESOURCES:
             parts.init_secrets.on_event(resource, kind, obj)
 
-    def _config(self, listener: str, app: Any, host: str, port: int, **kw: Any) -> uvicorn.Config:
-        timeouts = self.metrics.header_timeouts.labels(listener)
-        return uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            date_header=False,
-            timeout_keep_alive=int(self.settings.keep_alive),
-            timeout_graceful_shutdown=int(self.settings.graceful_timeout),
-            http=guard.guarded_protocol(self.settings.header_timeout, timeouts.inc),
-            **kw,
-        )
-
     # --- lifecycle ---
     def kube_api(self) -> Any:
         """One API client for the cache, certificates and controllers (created on first use)."""
@@ -154,6 +117,8 @@ class Webhook:
         """The state file (local mode), or the Manager and every Runnable (``webhook.background``)."""
         s = self.settings
         if s.state_file is not None:
+            from webhook.state.local import LocalState
+
             self.local = LocalState(s.state_file, self.store)
             ok = self.local.load()
             self.metrics.state_reloads.labels("success" if ok else "failure").inc()
@@ -208,24 +173,19 @@ class Webhook:
         for server in self.servers:
             server.should_exit = True
 
-    async def run(self) -> int:
+    def listeners(self) -> tuple[Listener, list[Listener]]:
+        """The admission listener and the side listeners (health, metrics), with their apps."""
+        from webhook import listener
+        from webhook.admission import app as admission_apps
+        from webhook.observe import health_app, metrics_app
+
         s = self.settings
-        loop = self.admissions.loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
-        if s.cert_mode == "dev":
-            ca = ensure_dev_certificates(s.certs_dir, s.dev_names)
-            log.info("development certificate for %s; CA at %s", ", ".join(s.dev_names), ca)
-        log.info("validation: %s of the operator installation", describe_modules(s.modules))
-        self.start_background()
-        self.watcher.poll()
-        tasks = [asyncio.create_task(self._poll(s.cert_poll_interval, self.watcher.poll))]
-        if self.local is not None:
-            tasks.append(asyncio.create_task(self._poll(s.state_poll_interval, self._poll_state)))
-        admission = _Server(
-            self._config(
+        admission = listener.Listener(
+            listener.config(
+                s,
+                self.metrics,
                 "admission",
-                admission_app(
+                admission_apps.admission_app(
                     self.admissions.routes(),
                     self.metrics,
                     read_timeout=s.read_timeout,
@@ -238,22 +198,46 @@ class Webhook:
             )
         )
         admission.handshake_timeout = s.header_timeout
-        self.servers.append(admission)
         injection = self.admissions.injection
         admissions = self.admissions
 
         def debug(pod: Any, ns: str) -> dict[str, Any]:  # as /inject decides: first-need Secrets count too
+            from webhook.explain import explain
+
             return explain(pod, self.store, injection, ns, admissions.known)
 
         debug_app = debug if s.debug_endpoints else None
-        side = [_Server(self._config("health", health_app(self.readiness, debug_app), *s.health_bind))]
+        health = health_app(self.readiness, debug_app)
+        side = [listener.Listener(listener.config(s, self.metrics, "health", health, *s.health_bind))]
         if s.metrics_bind[1]:
+            scrape = metrics_app(self.metrics, self.refresh_metrics)
             side.append(
-                _Server(
-                    self._config("metrics", metrics_app(self.metrics, self.refresh_metrics), *s.metrics_bind)
-                )
+                listener.Listener(listener.config(s, self.metrics, "metrics", scrape, *s.metrics_bind))
             )
-        self.servers.extend(side)
+        return admission, side
+
+    async def run(self) -> int:
+        s = self.settings
+        loop = self.admissions.loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        # the cache's lists first: what the listeners import and build meanwhile overlaps their round trips
+        self.start_background()
+        if s.cert_mode == "dev":
+            from webhook.tls.certs import ensure_dev_certificates
+
+            ca = ensure_dev_certificates(s.certs_dir, s.dev_names)
+            log.info("development certificate for %s; CA at %s", ", ".join(s.dev_names), ca)
+        from webhook.validation import modules
+
+        log.info("validation: %s of the operator installation", modules.describe(s.modules))
+        importlib.import_module("webhook.validation.dynakube")  # the checks, loaded before /validate serves
+        self.watcher.poll()
+        tasks = [asyncio.create_task(self._poll(s.cert_poll_interval, self.watcher.poll))]
+        if self.local is not None:
+            tasks.append(asyncio.create_task(self._poll(s.state_poll_interval, self._poll_state)))
+        admission, side = self.listeners()
+        self.servers.extend([admission, *side])
         serving = [asyncio.create_task(server.serve()) for server in side]
         while not self.watcher.loaded and not self._stopping.is_set():
             log.warning("waiting for a certificate in %s", s.certs_dir)
