@@ -6,7 +6,9 @@ Imported only when the webhook runs against a cluster, so local runs and tests d
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import orjson
@@ -33,6 +35,49 @@ METADATA_WATCH_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io
 def _selectors(label_selector: str, field_selector: str) -> list[tuple[str, str]]:
     query = [("labelSelector", label_selector)] if label_selector else []
     return query + ([("fieldSelector", field_selector)] if field_selector else [])
+
+
+def _page(data: bytes) -> tuple[Items, str, str]:
+    """(items, resourceVersion, continue token) of a list's JSON."""
+    document = orjson.loads(data) if data else {}
+    meta = document.get("metadata") or {}
+    return (
+        list(document.get("items") or []),
+        str(meta.get("resourceVersion") or ""),
+        str(meta.get("continue") or ""),
+    )
+
+
+def _continue_token(data: bytes, head: int = 4096) -> str:
+    """The continue token of a list's JSON, read from the list's ``metadata`` when it comes before the items
+    (as the API server writes it); "" when it does not, or on the last page."""
+    start = data.find(b'"metadata":{', 0, head)
+    items = data.find(b'"items":', 0, head)
+    if start < 0 or 0 <= items < start:
+        return ""
+    end = data.find(b"}", start, head)  # ListMeta holds strings and a number, no nested object
+    if end < 0:
+        return ""
+    try:
+        meta = orjson.loads(data[start + len(b'"metadata":') : end + 1])
+    except orjson.JSONDecodeError:
+        return ""
+    token = meta.get("continue") if isinstance(meta, dict) else None
+    return token if isinstance(token, str) else ""
+
+
+def _in_thread(work: Callable[[str], bytes], token: str) -> Future[bytes]:
+    """``work(token)`` in a daemon thread of its own; its result or error in the future."""
+    future: Future[bytes] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work(token))
+        except BaseException as err:
+            future.set_exception(err)
+
+    threading.Thread(target=run, name="list-ahead", daemon=True).start()
+    return future
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -105,6 +150,31 @@ class KubeApi:
     def get(self, path: str) -> dict[str, Any]:
         return self._json("GET", path)
 
+    def _list_query(
+        self,
+        *,
+        limit: int,
+        continue_token: str,
+        label_selector: str,
+        field_selector: str,
+        resource_version: str = "",
+    ) -> list[tuple[str, str]]:
+        query = _selectors(label_selector, field_selector)
+        if resource_version:
+            query += [("resourceVersion", resource_version), ("resourceVersionMatch", "NotOlderThan")]
+        if limit:
+            query.append(("limit", str(limit)))
+        if continue_token:
+            query.append(("continue", continue_token))
+        return query
+
+    def _raw(self, path: str, query: list[tuple[str, str]], accept: str) -> bytes:
+        response = self._call("GET", path, query, accept=accept)
+        try:
+            return bytes(response.data or b"")
+        finally:
+            response.release_conn()
+
     def list_page(
         self,
         path: str,
@@ -118,21 +188,51 @@ class KubeApi:
     ) -> tuple[Items, str, str]:
         """One page of a paginated list, parsed on its own: (items, resourceVersion, continue token; "" on
         the last page). ``limit=0`` asks for the whole list at once."""
-        query = _selectors(label_selector, field_selector)
-        if resource_version:
-            query += [("resourceVersion", resource_version), ("resourceVersionMatch", "NotOlderThan")]
-        if limit:
-            query.append(("limit", str(limit)))
-        if continue_token:
-            query.append(("continue", continue_token))
-        accept = METADATA_LIST_ACCEPT if metadata_only else "application/json"
-        document = self._json("GET", path, query, accept=accept)
-        meta = document.get("metadata") or {}
-        return (
-            list(document.get("items") or []),
-            str(meta.get("resourceVersion") or ""),
-            str(meta.get("continue") or ""),
+        query = self._list_query(
+            limit=limit,
+            continue_token=continue_token,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            resource_version=resource_version,
         )
+        return _page(self._raw(path, query, METADATA_LIST_ACCEPT if metadata_only else "application/json"))
+
+    def prefetching(
+        self,
+        path: str,
+        *,
+        limit: int,
+        label_selector: str = "",
+        field_selector: str = "",
+        metadata_only: bool = False,
+    ) -> Callable[[str], tuple[Items, str, str]]:
+        """``list_page`` for the pages of one list, read in order: the request for the next page leaves as
+        soon as this page's bytes are in and its continue token is read off their head (the API server writes
+        the list's metadata before its items), in a thread of its own, while the caller parses and
+        transforms this page. At most one page is read ahead; a token other than the one read ahead (the
+        list started again) drops it."""
+        accept = METADATA_LIST_ACCEPT if metadata_only else "application/json"
+        ahead: dict[str, Future[bytes]] = {}
+
+        def raw(token: str) -> bytes:
+            query = self._list_query(
+                limit=limit,
+                continue_token=token,
+                label_selector=label_selector,
+                field_selector=field_selector,
+            )
+            return self._raw(path, query, accept)
+
+        def fetch(token: str) -> tuple[Items, str, str]:
+            pending = ahead.pop(token, None)
+            ahead.clear()
+            data = pending.result() if pending is not None else raw(token)
+            following = _continue_token(data)
+            if following:
+                ahead[following] = _in_thread(raw, following)
+            return _page(data)
+
+        return fetch
 
     def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._json("POST", path, body=body)

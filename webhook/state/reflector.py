@@ -280,6 +280,16 @@ class Reflector:
                 metadata_only=kind.metadata_only,
             )
 
+        # a client that reads the next page while this one is parsed and transformed (KubeApi)
+        prefetching = getattr(self.client, "prefetching", None)
+        if prefetching is not None:
+            fetch = prefetching(
+                self.path,
+                limit=self.page_size,
+                label_selector=kind.label_selector,
+                field_selector=kind.field_selector,
+                metadata_only=kind.metadata_only,
+            )
         try:
             for page in pages(fetch, proceed=lambda: not self.stop.is_set()):
                 listing.pages += 1
