@@ -48,7 +48,7 @@ def _page(data: bytes) -> tuple[Items, str, str]:
     )
 
 
-def _continue_token(data: bytes, head: int = 4096) -> str:
+def continue_token_of(data: bytes, head: int = 4096) -> str:
     """The continue token of a list's JSON, read from the list's ``metadata`` when it comes before the items
     (as the API server writes it); "" when it does not, or on the last page."""
     start = data.find(b'"metadata":{', 0, head)
@@ -227,7 +227,7 @@ class KubeApi:
             pending = ahead.pop(token, None)
             ahead.clear()
             data = pending.result() if pending is not None else raw(token)
-            following = _continue_token(data)
+            following = continue_token_of(data)
             if following:
                 ahead[following] = _in_thread(raw, following)
             return _page(data)
