@@ -1,6 +1,7 @@
-"""``KubeApi``: ``webhook.kube.api.Api`` on the official ``kubernetes`` client, raw JSON in and out.
+"""``KubeApi``: ``webhook.kube.api.Api`` over a transport (``webhook.kube.transport``), raw JSON in and out.
 
-Imported only when the webhook runs against a cluster, so local runs and tests do not pay for the client.
+Imported only when the webhook runs against a cluster. The official ``kubernetes`` client is imported only for
+a kubeconfig the direct transport does not serve (or a test that hands it a configuration).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from concurrent.futures import Future
 from typing import Any
 
 import orjson
+import urllib3
 
 from webhook.kube.api import ApiError, Items
+from webhook.kube.transport import Official, Transport, connect, retries, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +83,12 @@ def _in_thread(work: Callable[[str], bytes], token: str) -> Future[bytes]:
     return future
 
 
-def _retry_after(headers: Any) -> float | None:
-    try:
-        value = headers.get("Retry-After") if headers else None
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
 class KubeApi:
-    """``webhook.kube.api.Api`` on the official client: any path, raw JSON in and out, no model classes."""
+    """``webhook.kube.api.Api`` over a ``webhook.kube.transport.Transport``: any path, raw JSON in and out, no
+    model classes."""
 
-    def __init__(self, api_client: Any, request_timeout: float = 30.0) -> None:
-        self.api = api_client
+    def __init__(self, transport: Transport, request_timeout: float = 30.0) -> None:
+        self.api = transport
         self.request_timeout = request_timeout
 
     def _call(
@@ -106,29 +102,17 @@ class KubeApi:
         accept: str = "application/json",
     ) -> Any:
         """One request; returns the urllib3 response, unread (so watches stream). Non-2xx raises ApiError."""
-        from kubernetes.client.exceptions import ApiException
-
         headers = {"Accept": accept}
+        data = None
         if body is not None:
             headers["Content-Type"] = content_type
+            data = orjson.dumps(body)
         try:
-            method, url, headers, body, _ = self.api.param_serialize(
-                method=method,
-                resource_path=path,
-                query_params=query or [],
-                header_params=headers,
-                body=body,
-                auth_settings=["BearerToken"],
+            response = self.api.request(
+                method, path, query or [], headers, data, timeout or self.request_timeout
             )
-            response = self.api.call_api(
-                method,
-                url,
-                header_params=headers,
-                body=body,
-                _request_timeout=timeout or self.request_timeout,
-            ).response
-        except ApiException as err:
-            raise ApiError(err.status or 500, err.reason or "", _retry_after(err.headers)) from None
+        except urllib3.exceptions.SSLError as err:
+            raise ApiError(500, str(err)) from None
         if not 200 <= response.status < 300:
             try:
                 message = orjson.loads(response.data).get("message", "")
@@ -136,7 +120,7 @@ class KubeApi:
                 message = response.reason or ""
             finally:
                 response.release_conn()
-            raise ApiError(response.status, str(message), _retry_after(response.headers))
+            raise ApiError(response.status, str(message), retry_after(response.headers))
         return response
 
     def _json(self, *args: Any, **kw: Any) -> dict[str, Any]:
@@ -296,18 +280,18 @@ class KubeApi:
         return items, token
 
 
-def api_client(configuration: Any) -> Any:
-    """An ApiClient whose transport retries connection errors but never HTTP statuses: 429/5xx and their
-    Retry-After reach the caller (the reflector's backoff), instead of blocking a thread inside urllib3."""
+def api_client(configuration: Any) -> Transport:
+    """The official client on ``configuration`` (a ``kubernetes.client.Configuration``), its transport
+    retrying connection errors but never HTTP statuses (``transport.retries``)."""
     from kubernetes import client
-    from urllib3.util.retry import Retry
 
-    configuration.retries = Retry(total=2, status=0, redirect=0, respect_retry_after_header=False)
-    return client.ApiClient(configuration)
+    configuration.retries = retries()
+    return Official(client.ApiClient(configuration))
 
 
-def load_api_client(kubeconfig: str | None) -> Any:
-    """In-cluster configuration when running in a pod, else KUBECONFIG (or the given file)."""
+def load_official_client(kubeconfig: str | None) -> Any:
+    """The official client's ``ApiClient``: in-cluster configuration in a pod, else KUBECONFIG (or the given
+    file), whatever their authentication."""
     from kubernetes import client, config
 
     configuration = client.Configuration()
@@ -315,4 +299,10 @@ def load_api_client(kubeconfig: str | None) -> Any:
         config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
         config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    return api_client(configuration)
+    configuration.retries = retries()
+    return client.ApiClient(configuration)
+
+
+def load_api_client(kubeconfig: str | None) -> Transport:
+    """In-cluster configuration when running in a pod, else KUBECONFIG (or the given file)."""
+    return connect(kubeconfig)
