@@ -49,6 +49,7 @@ class Webhook:
         self.local: LocalState | None = None
         self._stopping = asyncio.Event()
         self._api: Any = None
+        self._settled = False  # settle() is scheduled (cluster mode: once the cache has synced)
         self.background: Background | None = None  # cluster mode
         self.manager: Manager | None = None  # cluster mode: every background Runnable and the one Lease
 
@@ -92,6 +93,11 @@ class Webhook:
 
     def _watch_event(self, resource: str, kind: str, obj: Mapping[str, Any] | None = None) -> None:
         """Called from the watch threads, with the object of an ADDED, MODIFIED or DELETED event."""
+        if kind == "listed" and not self._settled and self.store.synced:
+            self._settled = True
+            loop = self.admissions.loop
+            if loop is not None:  # once readiness has been answered: the collection pauses the loop
+                loop.call_soon_threadsafe(loop.call_later, SETTLE_DELAY, settle)
         self.admissions.namespace_event(resource, obj)
         self.metrics.watch_events.labels(resource, kind.lower()).inc()
         parts = self.background
@@ -246,9 +252,8 @@ class Webhook:
             self.watcher.poll()
         if not self._stopping.is_set():
             serving.append(asyncio.create_task(admission.serve()))
-        # everything made during start-up lives as long as the process: keep it out of the collector's way
-        gc.collect()
-        gc.freeze()
+        if self.local is not None:  # the state is loaded; in cluster mode, once the cache has synced
+            settle()
         results = await asyncio.gather(*serving, return_exceptions=True)
         self._stopping.set()
         for task in tasks:
@@ -264,6 +269,22 @@ class Webhook:
             return 1
         log.info("stopped")
         return 1 if failed else 0
+
+
+SETTLE_DELAY = 1.0  # seconds from the cache's sync to settle()
+
+
+def settle() -> None:
+    """Everything made during start-up lives as long as the process: collected once, then kept out of the
+    collector's way; the heap the lists' pages passed through is handed back to the system."""
+    gc.collect()
+    gc.freeze()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)  # glibc
+    except (AttributeError, OSError):
+        pass
 
 
 def run(settings: Settings) -> int:
