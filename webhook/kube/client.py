@@ -16,7 +16,7 @@ import orjson
 import urllib3
 
 from webhook.kube.api import ApiError, Items
-from webhook.kube.transport import Official, Transport, connect, retries, retry_after
+from webhook.kube.transport import Official, Request, Transport, connect, retries, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class KubeApi:
             data = orjson.dumps(body)
         try:
             response = self.api.request(
-                method, path, query or [], headers, data, timeout or self.request_timeout
+                Request(method, path, query or [], headers, data, timeout or self.request_timeout)
             )
         except urllib3.exceptions.SSLError as err:
             raise ApiError(500, str(err)) from None
@@ -134,24 +134,6 @@ class KubeApi:
     def get(self, path: str) -> dict[str, Any]:
         return self._json("GET", path)
 
-    def _list_query(
-        self,
-        *,
-        limit: int,
-        continue_token: str,
-        label_selector: str,
-        field_selector: str,
-        resource_version: str = "",
-    ) -> list[tuple[str, str]]:
-        query = _selectors(label_selector, field_selector)
-        if resource_version:
-            query += [("resourceVersion", resource_version), ("resourceVersionMatch", "NotOlderThan")]
-        if limit:
-            query.append(("limit", str(limit)))
-        if continue_token:
-            query.append(("continue", continue_token))
-        return query
-
     def _raw(self, path: str, query: list[tuple[str, str]], accept: str) -> bytes:
         response = self._call("GET", path, query, accept=accept)
         try:
@@ -159,7 +141,7 @@ class KubeApi:
         finally:
             response.release_conn()
 
-    def list_page(
+    def _list_raw(
         self,
         path: str,
         *,
@@ -169,43 +151,32 @@ class KubeApi:
         field_selector: str = "",
         metadata_only: bool = False,
         resource_version: str = "",
-    ) -> tuple[Items, str, str]:
-        """One page of a paginated list, parsed on its own: (items, resourceVersion, continue token; "" on
-        the last page). ``limit=0`` asks for the whole list at once."""
-        query = self._list_query(
-            limit=limit,
-            continue_token=continue_token,
-            label_selector=label_selector,
-            field_selector=field_selector,
-            resource_version=resource_version,
-        )
-        return _page(self._raw(path, query, METADATA_LIST_ACCEPT if metadata_only else "application/json"))
+    ) -> bytes:
+        query = _selectors(label_selector, field_selector)
+        if resource_version:
+            query += [("resourceVersion", resource_version), ("resourceVersionMatch", "NotOlderThan")]
+        if limit:
+            query.append(("limit", str(limit)))
+        if continue_token:
+            query.append(("continue", continue_token))
+        return self._raw(path, query, METADATA_LIST_ACCEPT if metadata_only else "application/json")
 
-    def prefetching(
-        self,
-        path: str,
-        *,
-        limit: int,
-        label_selector: str = "",
-        field_selector: str = "",
-        metadata_only: bool = False,
-    ) -> Callable[[str], tuple[Items, str, str]]:
-        """``list_page`` for the pages of one list, read in order: the request for the next page leaves as
-        soon as this page's bytes are in and its continue token is read off their head (the API server writes
-        the list's metadata before its items), in a thread of its own, while the caller parses and
-        transforms this page. At most one page is read ahead; a token other than the one read ahead (the
-        list started again) drops it."""
-        accept = METADATA_LIST_ACCEPT if metadata_only else "application/json"
+    def list_page(self, path: str, **list_args: Any) -> tuple[Items, str, str]:
+        """One page of a paginated list, parsed on its own: (items, resourceVersion, continue token; "" on
+        the last page). The arguments of ``webhook.kube.api.Api.list_page``; ``limit=0`` (the default) asks
+        for the whole list at once."""
+        return _page(self._list_raw(path, **list_args))
+
+    def prefetching(self, path: str, **list_args: Any) -> Callable[[str], tuple[Items, str, str]]:
+        """``list_page`` (with ``list_args`` but the continue token) for the pages of one list, read in order:
+        the request for the next page leaves as soon as this page's bytes are in and its continue token is
+        read off their head (the API server writes the list's metadata before its items), in a thread of its
+        own, while the caller parses and transforms this page. At most one page is read ahead; a token other
+        than the one read ahead (the list started again) drops it."""
         ahead: dict[str, Future[bytes]] = {}
 
         def raw(token: str) -> bytes:
-            query = self._list_query(
-                limit=limit,
-                continue_token=token,
-                label_selector=label_selector,
-                field_selector=field_selector,
-            )
-            return self._raw(path, query, accept)
+            return self._list_raw(path, continue_token=token, **list_args)
 
         def fetch(token: str) -> tuple[Items, str, str]:
             pending = ahead.pop(token, None)

@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
@@ -28,6 +29,8 @@ from urllib.parse import quote, urlencode
 import orjson
 import urllib3
 from urllib3.util.retry import Retry
+
+from webhook.kube.api import ApiError
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 TOKEN_REREAD = 60.0  # seconds: the official client reads the service account's token again every minute
@@ -69,16 +72,18 @@ def timeout_of(value: Any) -> urllib3.Timeout:
     return urllib3.Timeout(total=value)
 
 
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    headers: dict[str, str]
+    body: bytes | None
+    timeout: Any  # seconds for the whole request, or (connect, read)
+
+
 class Transport(Protocol):
-    def request(
-        self,
-        method: str,
-        path: str,
-        query: list[tuple[str, str]],
-        headers: dict[str, str],
-        body: bytes | None,
-        timeout: Any,
-    ) -> Any:
+    def request(self, request: Request) -> Any:
         """The urllib3 response, unread; an error below HTTP raises."""
         ...
 
@@ -127,20 +132,19 @@ class Direct:
             num_pools=4, maxsize=pool_size, retries=retries(), socket_options=keepalive_options(), **tls
         )
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        query: list[tuple[str, str]],
-        headers: dict[str, str],
-        body: bytes | None,
-        timeout: Any,
-    ) -> Any:
-        url = self.host + path + (f"?{urlencode(query, quote_via=quote)}" if query else "")
+    def request(self, request: Request) -> Any:
+        query = request.query
+        url = self.host + request.path + (f"?{urlencode(query, quote_via=quote)}" if query else "")
+        headers = request.headers
         if self.token is not None:
             headers = {**headers, "Authorization": self.token()}
         return self.pool.request(
-            method, url, body=body, headers=headers, timeout=timeout_of(timeout), preload_content=False
+            request.method,
+            url,
+            body=request.body,
+            headers=headers,
+            timeout=timeout_of(request.timeout),
+            preload_content=False,
         )
 
 
@@ -150,26 +154,25 @@ class Official:
     def __init__(self, api_client: Any) -> None:
         self.api = api_client
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        query: list[tuple[str, str]],
-        headers: dict[str, str],
-        body: bytes | None,
-        timeout: Any,
-    ) -> Any:
-        method, url, headers, body, _ = self.api.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=query,
-            header_params=headers,
-            body=None if body is None else orjson.loads(body),  # it serialises JSON bodies itself
-            auth_settings=["BearerToken"],
-        )
-        return self.api.call_api(
-            method, url, header_params=headers, body=body, _request_timeout=timeout
-        ).response
+    def request(self, request: Request) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        body = request.body
+        try:
+            method, url, headers, data, _ = self.api.param_serialize(
+                method=request.method,
+                resource_path=request.path,
+                query_params=request.query,
+                header_params=request.headers,
+                body=None if body is None else orjson.loads(body),  # it serialises JSON bodies itself
+                auth_settings=["BearerToken"],
+            )
+            call = self.api.call_api(
+                method, url, header_params=headers, body=data, _request_timeout=request.timeout
+            )
+        except ApiException as err:
+            raise ApiError(err.status or 500, err.reason or "", retry_after(err.headers)) from None
+        return call.response
 
 
 class FileToken:
