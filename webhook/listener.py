@@ -44,6 +44,7 @@ def config(
         host=host,
         port=port,
         lifespan="off",
+        ws="none",  # no WebSocket route: the protocol implementation is never imported
         log_config=None,
         access_log=False,
         server_header=False,

@@ -49,7 +49,7 @@ class Webhook:
         self.local: LocalState | None = None
         self._stopping = asyncio.Event()
         self._api: Any = None
-        self._settled = False  # settle() is scheduled (cluster mode: once the cache has synced)
+        self._settled = False  # settle() ran (cluster mode: once the cache has synced)
         self.background: Background | None = None  # cluster mode
         self.manager: Manager | None = None  # cluster mode: every background Runnable and the one Lease
 
@@ -88,16 +88,21 @@ class Webhook:
         for resource in owner_cache.RESOURCES:
             m.cache_objects.labels(resource).set(self.store.owners.count(resource))
 
+    def settle(self) -> None:
+        """Once (event loop): ``settle()``."""
+        if not self._settled:
+            self._settled = True
+            settle()
+
     def _cert_reloaded(self, ok: bool) -> None:
         self.metrics.cert_reloads.labels("success" if ok else "failure").inc()
 
     def _watch_event(self, resource: str, kind: str, obj: Mapping[str, Any] | None = None) -> None:
         """Called from the watch threads, with the object of an ADDED, MODIFIED or DELETED event."""
         if kind == "listed" and not self._settled and self.store.synced:
-            self._settled = True
             loop = self.admissions.loop
             if loop is not None:  # once readiness has been answered: the collection pauses the loop
-                loop.call_soon_threadsafe(loop.call_later, SETTLE_DELAY, settle)
+                loop.call_soon_threadsafe(loop.call_later, SETTLE_DELAY, self.settle)
         self.admissions.namespace_event(resource, obj)
         self.metrics.watch_events.labels(resource, kind.lower()).inc()
         parts = self.background
@@ -253,7 +258,9 @@ class Webhook:
         if not self._stopping.is_set():
             serving.append(asyncio.create_task(admission.serve()))
         if self.local is not None:  # the state is loaded; in cluster mode, once the cache has synced
-            settle()
+            self.settle()
+        else:  # and at the latest after a while, should the cache not sync
+            loop.call_later(SETTLE_AT_THE_LATEST, self.settle)
         results = await asyncio.gather(*serving, return_exceptions=True)
         self._stopping.set()
         for task in tasks:
@@ -272,13 +279,16 @@ class Webhook:
 
 
 SETTLE_DELAY = 1.0  # seconds from the cache's sync to settle()
+SETTLE_AT_THE_LATEST = 60.0  # seconds from the start, should the cache not sync
 
 
 def settle() -> None:
     """Everything made during start-up lives as long as the process: collected once, then kept out of the
-    collector's way; the heap the lists' pages passed through is handed back to the system."""
+    collector's way, and the collector (off during start-up, see ``webhook.cli``) on again; the heap the
+    lists' pages passed through is handed back to the system."""
     gc.collect()
     gc.freeze()
+    gc.enable()
     try:
         import ctypes
 
