@@ -168,13 +168,11 @@ def endpoint_from_environment() -> Callable[[], Any]:
 
 
 def main() -> int:
-    import webhook.server
+    from webhook.admission import app
     from webhook.cli import main as webhook_main
 
     kind = os.environ.get("BENCH_BASELINE", "raw")
-    webhook.server.admission_app = fixed_answers(
-        webhook.server.admission_app, endpoint_from_environment(), kind
-    )
+    app.admission_app = fixed_answers(app.admission_app, endpoint_from_environment(), kind)
     return webhook_main()
 
 

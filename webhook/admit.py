@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from webhook.admission import handlers, skipevents
-from webhook.admission.app import VALIDATE_ALIASES, Route
 from webhook.admission.review import Answer, Review
+from webhook.admission.routes import VALIDATE_ALIASES, Route
 from webhook.config import Settings
 from webhook.metrics import Metrics
 from webhook.mutation import pod as pods

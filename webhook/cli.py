@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Mapping
 
@@ -74,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         from webhook.explain_cli import run_explain
 
         return run_explain(args)
+    # start-up allocates what lives as long as the process (modules, the cache): no collection passes over
+    # it while it grows; the server collects once, freezes and turns the collector on (webhook.server.settle)
+    gc.disable()
     from webhook.server import run
 
     return run(settings_from(args))

@@ -462,7 +462,7 @@ def positive_float(value: str) -> float:
 
 
 def duration(text: str) -> dt.timedelta:
-    from webhook.tls.certs import parse_duration
+    from webhook.durations import parse_duration
 
     try:
         return parse_duration(text)
@@ -577,7 +577,7 @@ def _format(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, dt.timedelta):
-        from webhook.tls.certs import format_duration
+        from webhook.durations import format_duration
 
         return format_duration(value)
     return str(value)

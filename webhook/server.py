@@ -10,49 +10,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import logging
 import signal
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
-
-import uvicorn
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from webhook import dynakube as dk
 from webhook import logs
-from webhook.admission import guard
-from webhook.admission.app import admission_app
 from webhook.admit import Admissions
 from webhook.background import Background
 from webhook.config import Settings
-from webhook.explain import explain
 from webhook.manager import Manager
 from webhook.metrics import Metrics
 from webhook.mutation.pod import connection_info_reasons
-from webhook.observe import health_app, metrics_app
 from webhook.state import owners as owner_cache
-from webhook.state.local import LocalState
 from webhook.state.store import Store
-from webhook.tls.certs import ensure_dev_certificates
 from webhook.tls.serving import CertificateWatcher
-from webhook.validation.modules import describe as describe_modules
+
+if TYPE_CHECKING:
+    from webhook.listener import Listener
+    from webhook.state.local import LocalState
 
 log = logging.getLogger(__name__)
-
-
-class _Server(uvicorn.Server):
-    """A uvicorn server that leaves signals to the Webhook, which owns all three, and bounds TLS handshakes."""
-
-    handshake_timeout: float | None = None
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def startup(self, sockets: Any = None) -> None:
-        if self.handshake_timeout is None:
-            return await super().startup(sockets)
-        with guard.handshake_timeout(asyncio.get_running_loop(), self.handshake_timeout):
-            return await super().startup(sockets)
 
 
 class Webhook:
@@ -65,10 +45,11 @@ class Webhook:
         )
         self.admissions = Admissions(settings, self.store, self.metrics)
         self.draining = False
-        self.servers: list[_Server] = []
+        self.servers: list[Listener] = []
         self.local: LocalState | None = None
         self._stopping = asyncio.Event()
         self._api: Any = None
+        self._settled = False  # settle() ran (cluster mode: once the cache has synced)
         self.background: Background | None = None  # cluster mode
         self.manager: Manager | None = None  # cluster mode: every background Runnable and the one Lease
 
@@ -107,11 +88,21 @@ class Webhook:
         for resource in owner_cache.RESOURCES:
             m.cache_objects.labels(resource).set(self.store.owners.count(resource))
 
+    def settle(self) -> None:
+        """Once (event loop): ``settle()``."""
+        if not self._settled:
+            self._settled = True
+            settle()
+
     def _cert_reloaded(self, ok: bool) -> None:
         self.metrics.cert_reloads.labels("success" if ok else "failure").inc()
 
     def _watch_event(self, resource: str, kind: str, obj: Mapping[str, Any] | None = None) -> None:
         """Called from the watch threads, with the object of an ADDED, MODIFIED or DELETED event."""
+        if kind == "listed" and not self._settled and self.store.synced:
+            loop = self.admissions.loop
+            if loop is not None:  # once readiness has been answered: the collection pauses the loop
+                loop.call_soon_threadsafe(loop.call_later, SETTLE_DELAY, self.settle)
         self.admissions.namespace_event(resource, obj)
         self.metrics.watch_events.labels(resource, kind.lower()).inc()
         parts = self.background
@@ -123,24 +114,6 @@ class Webhook:
             parts.reinjector.on_event(resource, kind, obj)
         if parts.init_secrets is not None and resource not in owner_cache.RESOURCES:
             parts.init_secrets.on_event(resource, kind, obj)
-
-    def _config(self, listener: str, app: Any, host: str, port: int, **kw: Any) -> uvicorn.Config:
-        timeouts = self.metrics.header_timeouts.labels(listener)
-        return uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            date_header=False,
-            proxy_headers=False,  # kube-apiserver, kubelet and Prometheus connect directly: no proxy to trust
-            timeout_keep_alive=int(self.settings.keep_alive),
-            timeout_graceful_shutdown=int(self.settings.graceful_timeout),
-            http=guard.guarded_protocol(self.settings.header_timeout, timeouts.inc),
-            **kw,
-        )
 
     # --- lifecycle ---
     def kube_api(self) -> Any:
@@ -155,6 +128,8 @@ class Webhook:
         """The state file (local mode), or the Manager and every Runnable (``webhook.background``)."""
         s = self.settings
         if s.state_file is not None:
+            from webhook.state.local import LocalState
+
             self.local = LocalState(s.state_file, self.store)
             ok = self.local.load()
             self.metrics.state_reloads.labels("success" if ok else "failure").inc()
@@ -209,24 +184,19 @@ class Webhook:
         for server in self.servers:
             server.should_exit = True
 
-    async def run(self) -> int:
+    def listeners(self) -> tuple[Listener, list[Listener]]:
+        """The admission listener and the side listeners (health, metrics), with their apps."""
+        from webhook import listener
+        from webhook.admission import app as admission_apps
+        from webhook.observe import health_app, metrics_app
+
         s = self.settings
-        loop = self.admissions.loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
-        if s.cert_mode == "dev":
-            ca = ensure_dev_certificates(s.certs_dir, s.dev_names)
-            log.info("development certificate for %s; CA at %s", ", ".join(s.dev_names), ca)
-        log.info("validation: %s of the operator installation", describe_modules(s.modules))
-        self.start_background()
-        self.watcher.poll()
-        tasks = [asyncio.create_task(self._poll(s.cert_poll_interval, self.watcher.poll))]
-        if self.local is not None:
-            tasks.append(asyncio.create_task(self._poll(s.state_poll_interval, self._poll_state)))
-        admission = _Server(
-            self._config(
+        admission = listener.Listener(
+            listener.config(
+                s,
+                self.metrics,
                 "admission",
-                admission_app(
+                admission_apps.admission_app(
                     self.admissions.routes(),
                     self.metrics,
                     read_timeout=s.read_timeout,
@@ -239,22 +209,46 @@ class Webhook:
             )
         )
         admission.handshake_timeout = s.header_timeout
-        self.servers.append(admission)
         injection = self.admissions.injection
         admissions = self.admissions
 
         def debug(pod: Any, ns: str) -> dict[str, Any]:  # as /inject decides: first-need Secrets count too
+            from webhook.explain import explain
+
             return explain(pod, self.store, injection, ns, admissions.known)
 
         debug_app = debug if s.debug_endpoints else None
-        side = [_Server(self._config("health", health_app(self.readiness, debug_app), *s.health_bind))]
+        health = health_app(self.readiness, debug_app)
+        side = [listener.Listener(listener.config(s, self.metrics, "health", health, *s.health_bind))]
         if s.metrics_bind[1]:
+            scrape = metrics_app(self.metrics, self.refresh_metrics)
             side.append(
-                _Server(
-                    self._config("metrics", metrics_app(self.metrics, self.refresh_metrics), *s.metrics_bind)
-                )
+                listener.Listener(listener.config(s, self.metrics, "metrics", scrape, *s.metrics_bind))
             )
-        self.servers.extend(side)
+        return admission, side
+
+    async def run(self) -> int:
+        s = self.settings
+        loop = self.admissions.loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        # the cache's lists first: what the listeners import and build meanwhile overlaps their round trips
+        self.start_background()
+        if s.cert_mode == "dev":
+            from webhook.tls.certs import ensure_dev_certificates
+
+            ca = ensure_dev_certificates(s.certs_dir, s.dev_names)
+            log.info("development certificate for %s; CA at %s", ", ".join(s.dev_names), ca)
+        from webhook.validation import modules
+
+        log.info("validation: %s of the operator installation", modules.describe(s.modules))
+        importlib.import_module("webhook.validation.dynakube")  # the checks, loaded before /validate serves
+        self.watcher.poll()
+        tasks = [asyncio.create_task(self._poll(s.cert_poll_interval, self.watcher.poll))]
+        if self.local is not None:
+            tasks.append(asyncio.create_task(self._poll(s.state_poll_interval, self._poll_state)))
+        admission, side = self.listeners()
+        self.servers.extend([admission, *side])
         serving = [asyncio.create_task(server.serve()) for server in side]
         while not self.watcher.loaded and not self._stopping.is_set():
             log.warning("waiting for a certificate in %s", s.certs_dir)
@@ -263,9 +257,10 @@ class Webhook:
             self.watcher.poll()
         if not self._stopping.is_set():
             serving.append(asyncio.create_task(admission.serve()))
-        # everything made during start-up lives as long as the process: keep it out of the collector's way
-        gc.collect()
-        gc.freeze()
+        if self.local is not None:  # the state is loaded; in cluster mode, once the cache has synced
+            self.settle()
+        else:  # and at the latest after a while, should the cache not sync
+            loop.call_later(SETTLE_AT_THE_LATEST, self.settle)
         results = await asyncio.gather(*serving, return_exceptions=True)
         self._stopping.set()
         for task in tasks:
@@ -281,6 +276,25 @@ class Webhook:
             return 1
         log.info("stopped")
         return 1 if failed else 0
+
+
+SETTLE_DELAY = 1.0  # seconds from the cache's sync to settle()
+SETTLE_AT_THE_LATEST = 60.0  # seconds from the start, should the cache not sync
+
+
+def settle() -> None:
+    """Everything made during start-up lives as long as the process: collected once, then kept out of the
+    collector's way, and the collector (off during start-up, see ``webhook.cli``) on again; the heap the
+    lists' pages passed through is handed back to the system."""
+    gc.collect()
+    gc.freeze()
+    gc.enable()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)  # glibc
+    except (AttributeError, OSError):
+        pass
 
 
 def run(settings: Settings) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import traceback
 from typing import Any
 
 import pytest
@@ -228,6 +229,18 @@ def test_missing_inputs_fail_with_an_event_and_wait_for_a_change() -> None:
     w.sync()  # the watch event of the tokens Secret
     w.round()
     assert w.config()["apiToken"] == "late"
+
+
+def test_a_pass_over_namespaces_missing_inputs_keeps_one_short_error() -> None:
+    """The input error is generated once per DynaKube and raised for every namespace: each raise starts a
+    traceback of its own, so a pass over many namespaces does not chain their frames onto the one error."""
+    w = World(namespaces=50)
+    w.tokens = {}
+    w.sync()
+    w.controller.full_pass()
+    (error,) = w.controller.planner._memo.values()
+    assert isinstance(error, gen.InputError)
+    assert error.__traceback__ is None or len(traceback.extract_tb(error.__traceback__)) < 5
 
 
 def test_api_errors_back_off_then_succeed() -> None:

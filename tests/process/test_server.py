@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -19,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from webhook.config import Settings
 from webhook.tls.certs import generate_ca, generate_serving
 
 ROOT = Path(__file__).parents[2]
@@ -272,3 +274,29 @@ def test_not_ready_until_synced_when_the_api_is_unreachable(tmp_path):
         assert running.get(running.health, "/readyz").status_code == 503
     finally:
         assert running.stop() == 0
+
+
+def test_the_cache_synced_settles_the_heap_once_on_the_event_loop(tmp_path, monkeypatch):
+    """Cluster mode: the collection and freeze of what start-up made wait for the cache's sync (its "listed"
+    event from a watch thread), then run once, on the event loop, not in the middle of the lists."""
+    from webhook import server
+    from webhook.server import Webhook
+    from webhook.state.kinds import DYNAKUBES, NAMESPACES, SECRETS
+
+    webhook = Webhook(Settings(certs_dir=tmp_path))
+    settled: list[int] = []
+
+    async def main() -> None:
+        loop = webhook.admissions.loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+        monkeypatch.setattr(server, "SETTLE_DELAY", 0.0)
+        monkeypatch.setattr(server, "settle", lambda: (settled.append(1), done.set()))
+        webhook._watch_event(NAMESPACES, "listed", None)  # not synced yet: nothing
+        for resource in (DYNAKUBES, NAMESPACES, SECRETS):
+            webhook.store.replace(resource, [])
+        await loop.run_in_executor(None, webhook._watch_event, NAMESPACES, "listed", None)
+        await loop.run_in_executor(None, webhook._watch_event, NAMESPACES, "listed", None)
+        await asyncio.wait_for(done.wait(), 5)
+
+    asyncio.run(main())
+    assert settled == [1]

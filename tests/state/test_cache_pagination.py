@@ -3,13 +3,15 @@ real client (``KubeApi``), the loopback API server."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from tests.state.test_reflector import NoWait, ns
 from tests.support.apiserver import ApiServer
 from tests.support.fakeapi import FakeApi
 from webhook.kube.api import ApiError
-from webhook.kube.client import KubeApi, load_api_client
+from webhook.kube.client import KubeApi, continue_token_of, load_api_client
 from webhook.state.kinds import DYNAKUBE_KIND, NAMESPACE_KIND, Kind
 from webhook.state.reflector import ListRestarts, Reflector
 from webhook.state.store import NAMESPACES, Store
@@ -58,7 +60,7 @@ def test_changes_between_pages_do_not_leak_into_the_list_and_the_watch_delivers_
     assert len(names(store)) == 25
 
 
-def test_expired_continue_token_restarts_the_list_from_scratch_and_deleted_objects_are_gone():
+def test_expiredcontinue_token_of_restarts_the_list_from_scratch_and_deleted_objects_are_gone():
     api = seeded(25)
     store = Store("dynatrace")
     store.replace(NAMESPACES, [ns("stale-from-before")])  # what a previous list had cached
@@ -84,7 +86,7 @@ def test_expired_continue_token_restarts_the_list_from_scratch_and_deleted_objec
     assert [w["resourceVersion"] for w in api.watches] == [str(api.resource_version)]
 
 
-def test_continue_token_expiring_every_time_backs_off_instead_of_spinning():
+def testcontinue_token_of_expiring_every_time_backs_off_instead_of_spinning():
     api = seeded(25)
     store = Store("dynatrace")
     store.replace(NAMESPACES, [ns("cached")])
@@ -197,6 +199,37 @@ def test_http_pages_of_500_as_partial_object_metadata(loopback):
             "labels": {"team": "t1"},
         },
     }
+
+
+def test_http_the_next_page_is_requested_before_this_one_is_taken(loopback):
+    api, _server, client = loopback
+    fetch = client.prefetching(NS, limit=500, metadata_only=True)
+    asked = threading.Event()
+    api.script("LIST", NS, None, asked.set)  # runs when the second page's request is served
+    items, _, token = fetch("")
+    assert len(items) == 500 and token
+    assert asked.wait(10)  # requested while the caller still holds the first page
+    pages = [items]
+    while token:
+        items, _, token = fetch(token)
+        pages.append(items)
+    assert [len(p) for p in pages] == [500, 500, 203]
+    assert len([p for p in api.pages if p["path"] == NS]) == 3  # nothing read beyond the last page
+
+
+@pytest.mark.parametrize(
+    ("data", "token"),
+    [
+        (b'{"kind":"List","metadata":{"resourceVersion":"7","continue":"abc"},"items":[]}', "abc"),
+        (b'{"kind":"List","metadata":{"resourceVersion":"7"},"items":[]}', ""),
+        # the items first: the token is not read off the head (the page is then parsed before the next)
+        (b'{"items":[{"metadata":{"continue":"x"}}],"metadata":{"continue":"abc"}}', ""),
+        (b'{"kind":"List","metadata": {"continue": "abc"},"items":[]}', ""),
+        (b"", ""),
+    ],
+)
+def testcontinue_token_of_read_off_the_head_of_a_list(data, token):
+    assert continue_token_of(data) == token
 
 
 def test_http_410_mid_pagination_restarts_and_the_watch_resumes(loopback):

@@ -113,7 +113,10 @@ class FakeApi:
         self.watches: list[
             dict[str, Any]
         ] = []  # every watch call: path, resourceVersion, selectors, metadata
-        self._snapshots: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+        # the snapshots paginated lists are reading from, by list (each list has its own, as etcd's revision
+        # reads do: two lists started at the same resourceVersion do not end each other's)
+        self._snapshots: dict[int, tuple[int, list[tuple[str, dict[str, Any]]]]] = {}
+        self._snapshot_ids = itertools.count(1)
         self._rv = itertools.count(100)
         self._scripts: dict[tuple[str, str], list[Any]] = {}
         self.lock = threading.RLock()
@@ -206,36 +209,47 @@ class FakeApi:
                     f"Timeout: Too large resource version: {resource_version}, current: {self.resource_version}",
                 )
             if continue_token:
-                snapshot_rv, _, after = continue_token.partition("|")
+                snapshot_rv, _, rest = continue_token.partition("|")
+                snapshot_id, _, after = rest.partition("|")
                 rv = int(snapshot_rv) if snapshot_rv.isdigit() else -1
-                if rv < self.compacted or rv not in self._snapshots:
-                    self._snapshots.pop(rv, None)
+                sid = int(snapshot_id) if snapshot_id.isdigit() else -1
+                if rv < self.compacted or sid not in self._snapshots:
+                    self._snapshots.pop(sid, None)
                     raise ApiError(
                         410, "The provided continue parameter is too old to display a consistent list"
                     )
-                snapshot = self._snapshots[rv]
+                rv, snapshot = self._snapshots[sid]
             else:
-                rv, after = self.resource_version, ""
-                snapshot = [
-                    (p, o)
-                    for p, o in sorted(self.objects.items())
-                    if _in_collection(p, path)
-                    and _labels_match(o, label_selector)
-                    and _fields_match(o, field_selector)
-                ]
+                rv, after, sid = self.resource_version, "", next(self._snapshot_ids)
+                snapshot = self._collection(path, label_selector, field_selector)
             start = bisect.bisect_right(snapshot, after, key=lambda entry: entry[0]) if after else 0
             chunk = snapshot[start : start + limit] if limit > 0 else snapshot[start:]
             more = limit > 0 and start + limit < len(snapshot)
             if more:
-                self._snapshots[rv] = snapshot
-                token = f"{rv}|{chunk[-1][0]}"
+                self._snapshots[sid] = (rv, snapshot)
+                token = f"{rv}|{sid}|{chunk[-1][0]}"
             else:
-                self._snapshots.pop(rv, None)
+                self._snapshots.pop(sid, None)
                 token = ""
             items = [copy.deepcopy(o) if copy_items else o for _, o in chunk]
             if metadata_only:
                 items = [partial(o) for o in items]
             return items, str(rv), token
+
+    def _collection(
+        self, path: str, label_selector: str, field_selector: str
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(path, object) of the collection's objects matching the selectors, sorted by path. The resource
+        segment is compared first: with 50 000 namespaces stored, a list of 50 DynaKubes costs little more."""
+        resource = path.rstrip("/").rsplit("/", 1)[-1]
+        return sorted(
+            (p, o)
+            for p, o in self.objects.items()
+            if p.rsplit("/", 2)[-2] == resource
+            and _in_collection(p, path)
+            and (not label_selector or _labels_match(o, label_selector))
+            and (not field_selector or _fields_match(o, field_selector))
+        )
 
     def list_metadata_page(
         self, path: str, *, limit: int, continue_token: str = "", field_selector: str = ""

@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -27,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from webhook import logs
 from webhook.admission.review import MAX_BODY_BYTES, Answer, Review, ReviewError, decode, encode
+from webhook.admission.routes import VALIDATE_ALIASES, Route
 from webhook.metrics import Metrics
 
 log = logging.getLogger("webhook.admission.review")
@@ -35,20 +35,8 @@ JSON_HEADERS = [(b"content-type", b"application/json")]
 # the body was not (fully) read: the connection cannot carry another request
 CLOSE_HEADERS = [*JSON_HEADERS, (b"connection", b"close")]
 INTERNAL_ERROR = orjson.dumps({"error": "internal error", "code": 500})
-VALIDATE_ALIASES = (
-    *(f"/validate-dynatrace-com-v1beta{v}-dynakube" for v in range(1, 7)),
-    "/validate-dynatrace-com-v1alpha1-edgeconnect",
-    "/validate-dynatrace-com-v1alpha2-edgeconnect",
-)
 
-
-@dataclass(frozen=True)
-class Route:
-    webhook: str  # bounded label: inject, label-ns, validate
-    # an Answer, or (rarely: /inject creating an init Secret on first need) an awaitable of one
-    handler: Callable[[Review], Answer | Awaitable[Answer]]
-    # the handler never reads the objects' metadata.managedFields: they are not parsed (``decode(lean=True)``)
-    lean: bool = False
+__all__ = ["VALIDATE_ALIASES", "Endpoint", "Route", "admission_app"]
 
 
 def admission_app(

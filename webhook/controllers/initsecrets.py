@@ -124,7 +124,9 @@ class Planner:
                 found = err
             memo[key] = found
         if isinstance(found, gen.InputError):
-            raise found
+            # the one memoised error, raised afresh: raising it again as it is would chain every earlier
+            # raise's frames (and what they hold) onto its traceback, one per namespace of a pass
+            raise found.with_traceback(None)
         return found
 
     def keys(self) -> set[str]:

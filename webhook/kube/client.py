@@ -1,17 +1,22 @@
-"""``KubeApi``: ``webhook.kube.api.Api`` on the official ``kubernetes`` client, raw JSON in and out.
+"""``KubeApi``: ``webhook.kube.api.Api`` over a transport (``webhook.kube.transport``), raw JSON in and out.
 
-Imported only when the webhook runs against a cluster, so local runs and tests do not pay for the client.
+Imported only when the webhook runs against a cluster. The official ``kubernetes`` client is imported only for
+a kubeconfig the direct transport does not serve (or a test that hands it a configuration).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import orjson
+import urllib3
 
 from webhook.kube.api import ApiError, Items
+from webhook.kube.transport import Official, Request, Transport, connect, retries, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +40,55 @@ def _selectors(label_selector: str, field_selector: str) -> list[tuple[str, str]
     return query + ([("fieldSelector", field_selector)] if field_selector else [])
 
 
-def _retry_after(headers: Any) -> float | None:
+def _page(data: bytes) -> tuple[Items, str, str]:
+    """(items, resourceVersion, continue token) of a list's JSON."""
+    document = orjson.loads(data) if data else {}
+    meta = document.get("metadata") or {}
+    return (
+        list(document.get("items") or []),
+        str(meta.get("resourceVersion") or ""),
+        str(meta.get("continue") or ""),
+    )
+
+
+def continue_token_of(data: bytes, head: int = 4096) -> str:
+    """The continue token of a list's JSON, read from the list's ``metadata`` when it comes before the items
+    (as the API server writes it); "" when it does not, or on the last page."""
+    start = data.find(b'"metadata":{', 0, head)
+    items = data.find(b'"items":', 0, head)
+    if start < 0 or 0 <= items < start:
+        return ""
+    end = data.find(b"}", start, head)  # ListMeta holds strings and a number, no nested object
+    if end < 0:
+        return ""
     try:
-        value = headers.get("Retry-After") if headers else None
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+        meta = orjson.loads(data[start + len(b'"metadata":') : end + 1])
+    except orjson.JSONDecodeError:
+        return ""
+    token = meta.get("continue") if isinstance(meta, dict) else None
+    return token if isinstance(token, str) else ""
+
+
+def _in_thread(work: Callable[[str], bytes], token: str) -> Future[bytes]:
+    """``work(token)`` in a daemon thread of its own; its result or error in the future."""
+    future: Future[bytes] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work(token))
+        except BaseException as err:
+            future.set_exception(err)
+
+    threading.Thread(target=run, name="list-ahead", daemon=True).start()
+    return future
 
 
 class KubeApi:
-    """``webhook.kube.api.Api`` on the official client: any path, raw JSON in and out, no model classes."""
+    """``webhook.kube.api.Api`` over a ``webhook.kube.transport.Transport``: any path, raw JSON in and out, no
+    model classes."""
 
-    def __init__(self, api_client: Any, request_timeout: float = 30.0) -> None:
-        self.api = api_client
+    def __init__(self, transport: Transport, request_timeout: float = 30.0) -> None:
+        self.api = transport
         self.request_timeout = request_timeout
 
     def _call(
@@ -61,29 +102,17 @@ class KubeApi:
         accept: str = "application/json",
     ) -> Any:
         """One request; returns the urllib3 response, unread (so watches stream). Non-2xx raises ApiError."""
-        from kubernetes.client.exceptions import ApiException
-
         headers = {"Accept": accept}
+        data = None
         if body is not None:
             headers["Content-Type"] = content_type
+            data = orjson.dumps(body)
         try:
-            method, url, headers, body, _ = self.api.param_serialize(
-                method=method,
-                resource_path=path,
-                query_params=query or [],
-                header_params=headers,
-                body=body,
-                auth_settings=["BearerToken"],
+            response = self.api.request(
+                Request(method, path, query or [], headers, data, timeout or self.request_timeout)
             )
-            response = self.api.call_api(
-                method,
-                url,
-                header_params=headers,
-                body=body,
-                _request_timeout=timeout or self.request_timeout,
-            ).response
-        except ApiException as err:
-            raise ApiError(err.status or 500, err.reason or "", _retry_after(err.headers)) from None
+        except urllib3.exceptions.SSLError as err:
+            raise ApiError(500, str(err)) from None
         if not 200 <= response.status < 300:
             try:
                 message = orjson.loads(response.data).get("message", "")
@@ -91,7 +120,7 @@ class KubeApi:
                 message = response.reason or ""
             finally:
                 response.release_conn()
-            raise ApiError(response.status, str(message), _retry_after(response.headers))
+            raise ApiError(response.status, str(message), retry_after(response.headers))
         return response
 
     def _json(self, *args: Any, **kw: Any) -> dict[str, Any]:
@@ -105,7 +134,14 @@ class KubeApi:
     def get(self, path: str) -> dict[str, Any]:
         return self._json("GET", path)
 
-    def list_page(
+    def _raw(self, path: str, query: list[tuple[str, str]], accept: str) -> bytes:
+        response = self._call("GET", path, query, accept=accept)
+        try:
+            return bytes(response.data or b"")
+        finally:
+            response.release_conn()
+
+    def _list_raw(
         self,
         path: str,
         *,
@@ -115,9 +151,7 @@ class KubeApi:
         field_selector: str = "",
         metadata_only: bool = False,
         resource_version: str = "",
-    ) -> tuple[Items, str, str]:
-        """One page of a paginated list, parsed on its own: (items, resourceVersion, continue token; "" on
-        the last page). ``limit=0`` asks for the whole list at once."""
+    ) -> bytes:
         query = _selectors(label_selector, field_selector)
         if resource_version:
             query += [("resourceVersion", resource_version), ("resourceVersionMatch", "NotOlderThan")]
@@ -125,14 +159,35 @@ class KubeApi:
             query.append(("limit", str(limit)))
         if continue_token:
             query.append(("continue", continue_token))
-        accept = METADATA_LIST_ACCEPT if metadata_only else "application/json"
-        document = self._json("GET", path, query, accept=accept)
-        meta = document.get("metadata") or {}
-        return (
-            list(document.get("items") or []),
-            str(meta.get("resourceVersion") or ""),
-            str(meta.get("continue") or ""),
-        )
+        return self._raw(path, query, METADATA_LIST_ACCEPT if metadata_only else "application/json")
+
+    def list_page(self, path: str, **list_args: Any) -> tuple[Items, str, str]:
+        """One page of a paginated list, parsed on its own: (items, resourceVersion, continue token; "" on
+        the last page). The arguments of ``webhook.kube.api.Api.list_page``; ``limit=0`` (the default) asks
+        for the whole list at once."""
+        return _page(self._list_raw(path, **list_args))
+
+    def prefetching(self, path: str, **list_args: Any) -> Callable[[str], tuple[Items, str, str]]:
+        """``list_page`` (with ``list_args`` but the continue token) for the pages of one list, read in order:
+        the request for the next page leaves as soon as this page's bytes are in and its continue token is
+        read off their head (the API server writes the list's metadata before its items), in a thread of its
+        own, while the caller parses and transforms this page. At most one page is read ahead; a token other
+        than the one read ahead (the list started again) drops it."""
+        ahead: dict[str, Future[bytes]] = {}
+
+        def raw(token: str) -> bytes:
+            return self._list_raw(path, continue_token=token, **list_args)
+
+        def fetch(token: str) -> tuple[Items, str, str]:
+            pending = ahead.pop(token, None)
+            ahead.clear()
+            data = pending.result() if pending is not None else raw(token)
+            following = continue_token_of(data)
+            if following:
+                ahead[following] = _in_thread(raw, following)
+            return _page(data)
+
+        return fetch
 
     def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._json("POST", path, body=body)
@@ -196,18 +251,18 @@ class KubeApi:
         return items, token
 
 
-def api_client(configuration: Any) -> Any:
-    """An ApiClient whose transport retries connection errors but never HTTP statuses: 429/5xx and their
-    Retry-After reach the caller (the reflector's backoff), instead of blocking a thread inside urllib3."""
+def api_client(configuration: Any) -> Transport:
+    """The official client on ``configuration`` (a ``kubernetes.client.Configuration``), its transport
+    retrying connection errors but never HTTP statuses (``transport.retries``)."""
     from kubernetes import client
-    from urllib3.util.retry import Retry
 
-    configuration.retries = Retry(total=2, status=0, redirect=0, respect_retry_after_header=False)
-    return client.ApiClient(configuration)
+    configuration.retries = retries()
+    return Official(client.ApiClient(configuration))
 
 
-def load_api_client(kubeconfig: str | None) -> Any:
-    """In-cluster configuration when running in a pod, else KUBECONFIG (or the given file)."""
+def load_official_client(kubeconfig: str | None) -> Any:
+    """The official client's ``ApiClient``: in-cluster configuration in a pod, else KUBECONFIG (or the given
+    file), whatever their authentication."""
     from kubernetes import client, config
 
     configuration = client.Configuration()
@@ -215,4 +270,10 @@ def load_api_client(kubeconfig: str | None) -> Any:
         config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
         config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    return api_client(configuration)
+    configuration.retries = retries()
+    return client.ApiClient(configuration)
+
+
+def load_api_client(kubeconfig: str | None) -> Transport:
+    """In-cluster configuration when running in a pod, else KUBECONFIG (or the given file)."""
+    return connect(kubeconfig)

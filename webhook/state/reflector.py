@@ -270,16 +270,20 @@ class Reflector:
         if self.stop.is_set():
             raise _Stopped()
 
-        def fetch(token: str) -> tuple[Items, str, str]:
-            return self.client.list_page(
-                self.path,
-                limit=self.page_size,
-                continue_token=token,
-                label_selector=kind.label_selector,
-                field_selector=kind.field_selector,
-                metadata_only=kind.metadata_only,
-            )
+        args: dict[str, Any] = {
+            "limit": self.page_size,
+            "label_selector": kind.label_selector,
+            "field_selector": kind.field_selector,
+            "metadata_only": kind.metadata_only,
+        }
 
+        def fetch(token: str) -> tuple[Items, str, str]:
+            return self.client.list_page(self.path, continue_token=token, **args)
+
+        # a client that reads the next page while this one is parsed and transformed (KubeApi)
+        prefetching = getattr(self.client, "prefetching", None)
+        if prefetching is not None:
+            fetch = prefetching(self.path, **args)
         try:
             for page in pages(fetch, proceed=lambda: not self.stop.is_set()):
                 listing.pages += 1

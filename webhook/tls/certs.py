@@ -12,7 +12,6 @@ import base64
 import binascii
 import datetime as dt
 import ipaddress
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from webhook.durations import format_duration
+from webhook.durations import parse_duration as parse_duration  # re-exported: the certs tool and its tests
 
 CA_CERT, CA_KEY, CA_CERT_OLD, TLS_CERT, TLS_KEY = "ca.crt", "ca.key", "ca.crt.old", "tls.crt", "tls.key"
 BACKDATE = dt.timedelta(minutes=5)  # tolerate clocks of other machines that run a little behind
@@ -46,37 +48,6 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-
-
-# --- durations (flags such as --ca-validity 365d) ---
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)", re.IGNORECASE)
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|d|h|m|s))+|\d+(?:\.\d+)?", re.IGNORECASE)
-_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    """``365d``, ``12h``, ``30m``, ``10s``, ``250ms``, ``1h30m`` or plain seconds (``90``) -> timedelta."""
-    value = text.strip().replace(" ", "")
-    if not _DURATION.fullmatch(value):
-        raise ValueError(
-            f"duration {text!r} is not understood: use a number with a unit d, h, m, s or ms "
-            "(e.g. 365d, 12h, 1h30m, 90s) or plain seconds"
-        )
-    parts = _DURATION_PART.findall(value)
-    total = sum(float(n) * _UNITS[u.lower()] for n, u in parts) if parts else float(value)
-    if total <= 0:
-        raise ValueError(f"duration {text!r} must be longer than zero")
-    return dt.timedelta(seconds=total)
-
-
-def format_duration(delta: dt.timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")) if v]
-    return sign + ("".join(parts) or "0s")
 
 
 # --- names ---
