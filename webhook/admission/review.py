@@ -69,17 +69,17 @@ _OLD_OBJECT = b'"oldObject":'
 
 
 def without_managed_fields(body: bytes) -> bytes | None:
-    r"""``body`` with the objects' ``"managedFields":[...]`` members cut out, or None when there is none or it
-    is not where kube-apiserver writes it (the caller then parses the whole body).
+    r"""``body`` with the objects' ``"managedFields":[...]`` members cut out, or None when there is none or the
+    cut cannot be made with certainty (the caller then parses the whole body).
 
     managedFields is half of a typical pod's JSON as kube-apiserver sends it, and no decision reads it.
-    kube-apiserver writes an object's metadata in the order of its Go type, where managedFields comes last,
-    and the object's spec right after the metadata: the member ends at the first ``]},"spec":`` after it.
-    That sequence cannot lie inside a string (its quote would be escaped), and managedFields entries hold
-    strings and objects only, so the ``]`` is the array's own: for a body as kube-apiserver writes it the cut
-    is exact. The member must start a key (after ``{`` or ``,``). A body written in another order
-    (managedFields before other metadata) loses those members too: the answer is then for that smaller
-    object, sent back to whoever wrote the body.
+    kube-apiserver writes an object's metadata in the order of its Go type, managedFields last, and the
+    object's spec right after it. So the cut is made where the first ``]`` after the array's ``[`` is followed
+    by ``},"spec":``: that ``]`` is outside any string (inside one, the quote after it would end the string
+    there, which valid JSON does not allow), managedFields entries hold strings and objects only (no array of
+    their own to close), so it closes managedFields, and the ``}`` after it closes the metadata: nothing else
+    is cut. A ``]`` inside a string before the array's end, or managedFields anywhere but last, leaves the
+    body to the full parse. The member must start a key (after ``{`` or ``,``).
     """
     start = body.find(_MANAGED_FIELDS)
     if start < 0:
@@ -93,8 +93,8 @@ def without_managed_fields(body: bytes) -> bytes | None:
     done = 0
     while start >= 0:
         comma = body[start - 1 : start]
-        end = body.find(_METADATA_END, start)
-        if comma not in (b"{", b",") or end < 0:
+        end = body.find(b"]", start + len(_MANAGED_FIELDS))
+        if comma not in (b"{", b",") or end < 0 or not body.startswith(_METADATA_END, end):
             return None
         # the member, and the comma before it; metadata's closing brace stays
         out.append(body[done : start - 1] if comma == b"," else body[done:start])
