@@ -77,11 +77,10 @@ def info_fields(logger: logging.Logger, msg: str, fields: dict[str, Any]) -> Non
     if not logger.isEnabledFor(logging.INFO):
         return
     handler = _direct
-    if handler is None or not _hears_only(logger, handler):
+    formatter = handler.formatter if handler is not None else None
+    if handler is None or not isinstance(formatter, JsonFormatter) or not _hears_only(logger, handler):
         logger.info(msg, extra=fields)
         return
-    formatter = handler.formatter
-    assert isinstance(formatter, JsonFormatter)
     try:
         line = formatter.line(logger.name, msg, fields).decode()
         with handler.lock:  # type: ignore[union-attr]

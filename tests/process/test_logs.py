@@ -208,3 +208,12 @@ def test_any_other_listener_gets_the_record() -> None:
             log.setLevel(logging.NOTSET)
     assert [(r.getMessage(), r.uid) for r in seen] == [("admission", "u-1")]  # type: ignore[attr-defined]
     assert [orjson.loads(line)["uid"] for line in out.getvalue().splitlines()] == ["u-1"]
+
+
+def test_another_formatter_on_the_json_handler_gets_the_record() -> None:
+    log = logging.getLogger("webhook.admission.review")
+    with json_setup() as (logs, out):
+        assert logs._direct is not None
+        logs._direct.setFormatter(logging.Formatter("%(message)s uid=%(uid)s"))
+        logs.info_fields(log, "admission", dict(FIELDS))
+    assert out.getvalue() == "admission uid=u-1\n"
