@@ -114,15 +114,9 @@ def _closed_loop(server: Server, body: Path, seconds: float, work: Path) -> tupl
 def parts() -> dict[str, Callable[[bool], list[Row]]]:
     """The parts of the bench, by name (each returns its rows)."""
     from bench.create import create_rows
+    from bench.startup import startup_rows
 
-    out: dict[str, Callable[[bool], list[Row]]] = {"throughput": throughput_rows, "create": create_rows}
-    try:
-        from bench.startup import startup_rows
-
-        out["startup"] = startup_rows
-    except ImportError:
-        pass
-    return out
+    return {"throughput": throughput_rows, "create": create_rows, "startup": startup_rows}
 
 
 def fmt(x: float | None) -> str:
