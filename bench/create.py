@@ -8,8 +8,10 @@ it (instance label, init Secrets written by the webhook). Each namespace has one
 - ``floor``: the webhook's process and listeners (``bench.baseline``) answering the JSONPatch the webhook
   produces for that pod from a fixed string, only the request's uid spliced in;
 - ``ours``: the webhook itself (``python -m webhook``, cluster mode, reading this control plane);
-- ``upstream``: the same fixed answer after the API requests upstream's webhook makes per pod (three GETs,
-  an Event; ``bench.upstream``): upstream's requests, not its Go runtime.
+- ``upstream``: upstream's answer (ours without the init container's service-account token mount, so that the
+  API server calls it a second time, as it calls upstream's webhook) from a fixed string, after the API
+  requests upstream's webhook makes per pod (three GETs, an Event; ``bench.upstream``): upstream's requests
+  and calls, not its Go runtime.
 
 One client creates pods one after the other on one keep-alive connection (a real CREATE, stored in etcd, then
 deleted: untimed), in rounds that visit the four namespaces in a rotating order, so that the machine's load
@@ -61,6 +63,7 @@ from tests.e2e.helpers import (
 )
 from tests.e2e.tokens import dynakube_with_tokens
 from webhook.kube.client import KubeApi, load_api_client
+from webhook.mutation.podspec import TOKEN_MOUNT_PATH
 from webhook.tls.certs import ensure_dev_certificates
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -243,8 +246,32 @@ def setup_cluster(kube: Any) -> None:
         kube.create(f"{NAMESPACES}/{name}/serviceaccounts", sa)
 
 
-def ask(ours: Server, ca: Path, obj: dict[str, Any], namespace: str, name: str, work: Path) -> dict[str, Any]:
-    """Our webhook's answer to a review of ``obj``; kept as the template file ``answer-<name>.json``."""
+def without_token_mount(answer: bytes) -> bytes:
+    """Upstream's answer for the pod of ``answer`` (ours): the init container without the service-account token
+    mount, which the API server's ServiceAccount plugin then adds, calling the webhook again (``README.md``,
+    "Differences from upstream")."""
+    review = orjson.loads(answer)
+    ops = orjson.loads(base64.b64decode(review["response"]["patch"]))
+    for op in ops:
+        if op["path"].startswith("/spec/initContainers"):
+            for init in op["value"] if isinstance(op["value"], list) else [op["value"]]:
+                init["volumeMounts"] = [m for m in init["volumeMounts"] if m["mountPath"] != TOKEN_MOUNT_PATH]
+    review["response"]["patch"] = base64.b64encode(orjson.dumps(ops)).decode()
+    return orjson.dumps(review)
+
+
+def ask(
+    ours: Server,
+    ca: Path,
+    obj: dict[str, Any],
+    namespace: str,
+    name: str,
+    work: Path,
+    *,
+    upstream: bool = False,
+) -> dict[str, Any]:
+    """Our webhook's answer to a review of ``obj`` (``upstream``: as upstream's patch); kept as the template file
+    ``answer-<name>.json``."""
     uid = str(uuid.uuid4())
     response = httpx.post(
         f"https://127.0.0.1:{ours.port}/inject?timeout=10s",
@@ -253,17 +280,19 @@ def ask(ours: Server, ca: Path, obj: dict[str, Any], namespace: str, name: str, 
         verify=str(ca),
     )
     response.raise_for_status()
-    (work / f"answer-{name}.json").write_bytes(Template.of_answer(response.content, uid.encode()))
-    return dict(orjson.loads(response.content)["response"])
+    answer = without_token_mount(response.content) if upstream else response.content
+    (work / f"answer-{name}.json").write_bytes(Template.of_answer(answer, uid.encode()))
+    return dict(orjson.loads(answer)["response"])
 
 
 def capture_answers(kube: Any, ours: Server, key: str, ca: Path, work: Path) -> dict[str, str]:
     """Our webhook's answers for the bench pod in ``key``'s namespace, first admission and reinvocation, as
-    template files (the environment of ``bench.baseline``). The first review carries the pod as the API server
-    admits it before webhooks (a dry-run create while no webhook is registered), the second that pod patched."""
+    template files (the environment of ``bench.baseline``); the upstream-style webhook's first answer is
+    upstream's patch. The first review carries the pod as the API server admits it before webhooks (a dry-run
+    create while no webhook is registered), the second that pod patched."""
     namespace = namespace_of(key)
     admitted = dry_run_create(kube, f"{NAMESPACES}/{namespace}/pods", pod(namespace))
-    first = ask(ours, ca, admitted, namespace, key, work)
+    first = ask(ours, ca, admitted, namespace, key, work, upstream=key == "upstream")
     if not first.get("allowed") or "patch" not in first:
         raise RuntimeError(f"the webhook did not inject the bench pod in {namespace}: {first}")
     patched = jsonpatch.apply_patch(admitted, orjson.loads(base64.b64decode(first["patch"])))

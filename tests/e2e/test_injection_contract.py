@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
+from tests.e2e.audit import AuditLog
 from tests.e2e.conftest import create_namespace
 from tests.e2e.helpers import (
     HOSTS,
@@ -30,6 +33,9 @@ from tests.e2e.helpers import (
 
 OPERATOR_IMAGE = "public.ecr.aws/dynatrace/dynatrace-operator:v1.4.2"
 WORKLOAD = "e2e.dynatrace.com/workload"
+TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+CONFIGURATION = "dynatrace-webhook-e2e"
+ROUND = "mutation.webhook.admission.k8s.io/round_"
 
 
 def env_of(container: dict[str, Any]) -> dict[str, Any]:
@@ -47,7 +53,7 @@ def setup(kube, cleanup, ns: str, run_id: str, start_webhook, register_webhook, 
     create_namespace(kube, cleanup, app, run_id, **{INSTANCE_LABEL: name})
     create_operator_init_secrets(cleanup, app, run_id)  # what a Dynatrace Operator beside it creates
     webhook = start_webhook()
-    register_webhook("MutatingWebhookConfiguration", "dynatrace-webhook-e2e", [pod_hook(webhook, run_id)])
+    register_webhook("MutatingWebhookConfiguration", CONFIGURATION, [pod_hook(webhook, run_id)])
     pods = f"/api/v1/namespaces/{app}/pods"
     wait(
         lambda: annotations_of(dry_run_create(kube, pods, pod_body("probe", run_id))).get(INJECTED),
@@ -136,3 +142,66 @@ def test_enrichment_names_the_deployment_of_a_replica_set_pod(
     )
     paths = [m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]]
     assert "/var/lib/dynatrace/enrichment/endpoint" in paths
+
+
+def calls_of(
+    audit_log: AuditLog, start: int, end: int, configuration: str, namespace: str, pod: str
+) -> list[str]:
+    """The rounds in which the API server called our webhook for a pod's CREATE (its audit annotations
+    ``mutation.webhook.admission.k8s.io/round_<round>_index_<i>``): ``["0"]`` is one call, ``["0", "1"]`` a
+    reinvocation."""
+    rounds = []
+    for event in audit_log.events(start, end):
+        ref = event.get("objectRef") or {}
+        if event.get("verb") != "create" or event.get("stage") != "ResponseComplete":
+            continue
+        if (ref.get("resource"), ref.get("namespace"), ref.get("name")) != ("pods", namespace, pod):
+            continue
+        for key, value in (event.get("annotations") or {}).items():
+            if key.startswith(ROUND) and orjson.loads(value).get("configuration") == configuration:
+                rounds.append(key.removeprefix(ROUND).split("_", 1)[0])
+    return sorted(rounds)
+
+
+def token_mounts(container: dict[str, Any]) -> list[dict[str, Any]]:
+    return [m for m in container.get("volumeMounts") or [] if m["mountPath"] == TOKEN_PATH]
+
+
+def test_an_injected_pod_is_admitted_with_one_webhook_call(
+    kube, run_id, cleanup, webhook_namespace, start_webhook, register_webhook, audit_log
+):
+    """The init container carries the token mount the ServiceAccount plugin would add after the webhook, so the
+    plugin adds nothing and the API server does not call the webhook again; where the webhook cannot know the
+    plugin's mount (no token volume yet), the plugin adds it and the API server calls the webhook again, which
+    has nothing new to add. Either way the stored init container has the token mount once, as the plugin
+    writes it."""
+    _, app = setup(kube, cleanup, webhook_namespace, run_id, start_webhook, register_webhook)
+    pods = f"/api/v1/namespaces/{app}/pods"
+    start = audit_log.offset()
+    plain = kube.create(pods, pod_body("plain", run_id))
+    opted_out = pod_body("no-token", run_id)
+    opted_out["spec"]["automountServiceAccountToken"] = False
+    opted_out = kube.create(pods, opted_out)
+    # a mount of its own at the token path: the plugin creates no token volume, so its name is unknown here
+    own = pod_body("own-token", run_id)
+    own["spec"]["volumes"] = [{"name": "own", "emptyDir": {}}]
+    own["spec"]["containers"][0]["volumeMounts"] = [{"name": "own", "mountPath": TOKEN_PATH}]
+    own = kube.create(pods, own)
+    end = audit_log.mark(kube, start)
+    configuration = f"{CONFIGURATION}-{run_id}"  # as register_webhook names it
+
+    for pod in (plain, opted_out, own):
+        assert annotations_of(pod)[INJECTED] == "true", pod["metadata"]["name"]
+    (init,) = plain["spec"]["initContainers"]
+    volume = next(v["name"] for v in plain["spec"]["volumes"] if v["name"].startswith("kube-api-access-"))
+    assert init["volumeMounts"][-1] == {"name": volume, "readOnly": True, "mountPath": TOKEN_PATH}
+    assert token_mounts(init) == token_mounts(plain["spec"]["containers"][0])
+    assert calls_of(audit_log, start, end, configuration, app, "plain") == ["0"]
+
+    assert token_mounts(opted_out["spec"]["initContainers"][0]) == []
+    assert calls_of(audit_log, start, end, configuration, app, "no-token") == ["0"]
+
+    (own_init,) = own["spec"]["initContainers"]
+    own_volume = next(v["name"] for v in own["spec"]["volumes"] if v["name"].startswith("kube-api-access-"))
+    assert token_mounts(own_init) == [{"name": own_volume, "readOnly": True, "mountPath": TOKEN_PATH}]
+    assert calls_of(audit_log, start, end, configuration, app, "own-token") == ["0", "1"]

@@ -40,6 +40,11 @@ CASES = sorted(p.name.removesuffix(".review.json") for p in FIXTURES.glob("*.rev
 
 @pytest.fixture(scope="module")
 def store() -> Store:
+    return golden_store()
+
+
+def golden_store() -> Store:
+    """The state the golden cases are answered with."""
     dynakubes, namespaces = [], []
     for path in (ROOT / "examples" / "local-state.yaml", FIXTURES / "contract-state.yaml"):
         more_dk, more_ns = parse(path.read_text(), "dynatrace")

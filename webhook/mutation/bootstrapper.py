@@ -748,6 +748,8 @@ def _inject(plan: Plan, *, image: str, version: str, lookup: Lookup) -> Result:
             ("spec", "volumes"),
             {"name": VOLUME_CONFIG, "emptyDir": empty_dir(ctx.annotations, ANNOTATION_CONFIG_SIZE)},
         )
+    if (token := ps.token_mount(ctx.pod)) is not None:  # else the API server adds it and calls us again
+        init["volumeMounts"].append(token)
     patch.append(("spec", "initContainers"), init)
     patch.set_in_map(("metadata", "annotations"), ps.ANNOTATION_DYNAKUBE_INJECTED, "true")
     patch.remove_from_map(("metadata", "annotations"), ANNOTATION_DYNAKUBE_REASON)

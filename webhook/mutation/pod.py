@@ -438,6 +438,8 @@ def build(go: GoAhead, settings: Settings, *, cluster_id: str = "", lookup: Look
     if go.with_md:
         done.append(_add_enrichment(patch, container, go, existing, lookup or md.no_lookup))
     cs.apply(patch, plan, oa_view, oa.deployment_metadata(oa_view, settings.version, uid), ctx)
+    if (token := ps.token_mount(ctx.pod)) is not None:  # else the API server adds it and calls us again
+        container["volumeMounts"].append(token)
     patch.append(("spec", "initContainers"), container)
     patch.set_in_map(_ANNOTATIONS, ps.ANNOTATION_DYNAKUBE_INJECTED, "true")
     go.checks.append(("injected", True, "; ".join(done)))

@@ -158,6 +158,54 @@ def mounts_by_path(container: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]
     return out
 
 
+# the ServiceAccount admission plugin's token volume (its name is this prefix and 5 random characters) and the
+# path it mounts it at in every container and init container of a pod that automounts its token
+TOKEN_VOLUME_PREFIX = "kube-api-access-"
+TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
+
+
+def _mounts_token(container: Any) -> bool:
+    mounts = _list(_map(container).get("volumeMounts"))
+    return any(_map(m).get("mountPath") == TOKEN_MOUNT_PATH for m in mounts)
+
+
+def token_mount(pod: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The mount kube-apiserver's ServiceAccount admission plugin adds to an init container a webhook adds, or
+    None when it adds none or it cannot be known here.
+
+    The plugin runs before the webhooks, mounting the pod's token volume in every container and init container
+    that has nothing at ``TOKEN_MOUNT_PATH``; when a webhook changes the pod it runs again, and so gives the new
+    init container that mount, after the webhook's own. A mount it adds then is a change, and a change makes
+    the API server call every ``reinvocationPolicy: IfNeeded`` webhook a second time. Adding that same mount in
+    the patch leaves the plugin nothing to add: the stored pod is the same, with one webhook call instead of
+    two. The plugin is known to mount the token when the pod asks for it or leaves it to its ServiceAccount
+    (``automountServiceAccountToken`` not false), is not a mirror pod, and every container and init container
+    already has a mount at that path; the volume is the first one named with the plugin's prefix, as the
+    plugin picks it."""
+    spec = _map(pod.get("spec"))
+    if spec.get("automountServiceAccountToken") is False:
+        return None
+    if MIRROR_POD_ANNOTATION in _map(_map(pod.get("metadata")).get("annotations")):
+        return None
+    volume = next(
+        (
+            name
+            for v in _list(spec.get("volumes"))
+            if isinstance(name := _map(v).get("name"), str) and name.startswith(TOKEN_VOLUME_PREFIX)
+        ),
+        None,
+    )
+    containers = _list(spec.get("containers"))
+    if volume is None or not containers:
+        return None
+    if not all(map(_mounts_token, containers)) or not all(
+        map(_mounts_token, _list(spec.get("initContainers")))
+    ):
+        return None
+    return {"name": volume, "readOnly": True, "mountPath": TOKEN_MOUNT_PATH}
+
+
 def mount(volume: str, path: str, sub_path: str = "") -> dict[str, Any]:
     m = {"name": volume, "mountPath": path}
     if sub_path:
