@@ -5,9 +5,12 @@ endpoints replaced by one that reads the body, does not parse it, and answers a 
 app around them (FastAPI, its router and middleware) stays as served. Nothing is added to the production
 routes: the replacement only exists in this process.
 
-Two kinds (environment ``BENCH_BASELINE``): ``raw`` (default), an ASGI callable in place of each admission
+Three kinds (environment ``BENCH_BASELINE``): ``raw`` (default), an ASGI callable in place of each admission
 endpoint, the cheapest answer the app can give; ``route``, a plain FastAPI path operation
-(``await request.body()``, return a ``Response``): what a FastAPI application answering fixed bytes costs.
+(``await request.body()``, return a ``Response``): what a FastAPI application answering fixed bytes costs;
+``parse``, the same path operation parsing the review as the webhook does (``review.decode``) and answering
+the file ``BENCH_ANSWER`` with the review's uid: the least a handler that reads the pod costs, without the
+decision, its encoding, the log line and the metrics.
 
 And two variants for ``bench.create``, chosen by environment variables:
 
@@ -102,6 +105,17 @@ async def fixed_route(request: Request) -> Response:
     return Response(BASELINE_ANSWER, media_type="application/json")
 
 
+def parse_route(template: Template) -> Callable[[Request], Any]:
+    """A FastAPI path operation that parses the review and answers ``template`` with its uid."""
+    from webhook.admission.review import decode
+
+    async def route(request: Request) -> Response:
+        review = decode(await request.body(), lean=True)
+        return Response(template.answer(review.uid.encode()), media_type="application/json")
+
+    return route
+
+
 @dataclass(frozen=True)
 class Answers:
     """The fixed answers to a pod's first admission and to its reinvocation."""
@@ -132,8 +146,11 @@ class SplicedAnswer:
 
 def fixed_answers(build: Any, endpoint: Callable[[], Any] = FixedAnswer, kind: str = "raw") -> Any:
     """``build`` (``admission_app``) with every admission endpoint answering ``endpoint()`` in the endpoint's
-    place (``raw``), or (``route``) the endpoint's route replaced by a FastAPI path operation answering the
-    fixed AdmissionReview."""
+    place (``raw``), or (``route``, ``parse``) the endpoint's route replaced by a FastAPI path operation
+    answering the fixed AdmissionReview (``parse``: after parsing the review, with its uid)."""
+    operation: Callable[..., Any] = fixed_route
+    if kind == "parse":
+        operation = parse_route(Template.parse(Path(os.environ["BENCH_ANSWER"]).read_bytes()))
     from starlette import routing
 
     from webhook.admission.app import Endpoint
@@ -142,9 +159,9 @@ def fixed_answers(build: Any, endpoint: Callable[[], Any] = FixedAnswer, kind: s
         app = build(*args, **kw)
         for route in list(app.router.routes):
             if isinstance(route, routing.Route) and isinstance(route.endpoint, Endpoint):
-                if kind == "route":
+                if kind in ("route", "parse"):
                     app.router.routes.remove(route)
-                    app.add_api_route(route.path, fixed_route, methods=["POST"])
+                    app.add_api_route(route.path, operation, methods=["POST"])
                 else:
                     route.app = endpoint()
         return app
@@ -172,7 +189,8 @@ def main() -> int:
     from webhook.cli import main as webhook_main
 
     kind = os.environ.get("BENCH_BASELINE", "raw")
-    app.admission_app = fixed_answers(app.admission_app, endpoint_from_environment(), kind)
+    endpoint = FixedAnswer if kind == "parse" else endpoint_from_environment()
+    app.admission_app = fixed_answers(app.admission_app, endpoint, kind)
     return webhook_main()
 
 

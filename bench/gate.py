@@ -53,20 +53,42 @@ def throughput_rows(quick: bool) -> list[Row]:
         state.write_text(reviews.state_yaml(100, 5000))
         body = work / "review-M-inject.json"
         body.write_bytes(reviews.body("M", "inject"))
+        answer = work / "answer-M-inject.json"
         servers = {
             "ours": Server(state, work, log_level="info"),
             "base": Server(state, work, baseline=True, baseline_kind="route", log_level="info"),
+            # our answer's bytes after our parse: what is left of ours without the decision, its encoding, the
+            # log line and the metrics (the ceiling of any handler that reads the pod)
+            "parse": Server(
+                state,
+                work,
+                baseline=True,
+                baseline_kind="parse",
+                log_level="info",
+                env={"BENCH_ANSWER": str(answer)},
+            ),
         }
-        rps: dict[str, list[float]] = {"ours": [], "base": []}
-        cpu: dict[str, list[float]] = {"ours": [], "base": []}
+        names = tuple(servers)
+        rps: dict[str, list[float]] = {name: [] for name in names}
+        cpu: dict[str, list[float]] = {name: [] for name in names}
         with servers["ours"], servers["base"]:
-            for r in range(rounds):
-                for name in ("ours", "base") if r % 2 == 0 else ("base", "ours"):
-                    got, us = _closed_loop(servers[name], body, seconds, work)
-                    rps[name].append(got)
-                    cpu[name].append(us)
+            answer.write_bytes(
+                _answer_template(servers["ours"], body.read_bytes(), work / "certs" / "ca.crt")
+            )
+            with servers["parse"]:
+                for r in range(rounds):
+                    shift = r % len(names)
+                    for name in names[shift:] + names[:shift]:
+                        got, us = _closed_loop(servers[name], body, seconds, work)
+                        rps[name].append(got)
+                        cpu[name].append(us)
     median = statistics.median
-    rounds_note = f"{note}; {rounds} alternating rounds of {seconds:g} s"
+    rounds_note = f"{note}; {rounds} rounds of {seconds:g} s, the order rotating"
+    parse_note = (
+        f"; a route that only parses the review and answers our answer's bytes: {median(rps['parse']):.0f} "
+        f"req/s ({median(rps['parse']) / median(rps['base']):.2f} of the fixed route), "
+        f"{median(cpu['parse']):.0f} µs/req ({median(cpu['base']) / median(cpu['parse']):.2f})"
+    )
     return [
         Row(
             key="inject_throughput",
@@ -79,7 +101,8 @@ def throughput_rows(quick: bool) -> list[Row]:
             baseline_value=round(median(rps["base"]), 1),
             figure_of="ratio",
             note=f"{rounds_note}, round ratios "
-            + ", ".join(f"{o / b:.2f}" for o, b in zip(rps["ours"], rps["base"], strict=True)),
+            + ", ".join(f"{o / b:.2f}" for o, b in zip(rps["ours"], rps["base"], strict=True))
+            + parse_note,
         ),
         Row(
             key="inject_cpu",
@@ -94,9 +117,28 @@ def throughput_rows(quick: bool) -> list[Row]:
             note=f"{rounds_note}; µs per request, ours "
             + ", ".join(f"{x:.0f}" for x in cpu["ours"])
             + "; FastAPI route "
-            + ", ".join(f"{x:.0f}" for x in cpu["base"]),
+            + ", ".join(f"{x:.0f}" for x in cpu["base"])
+            + "; parse-only route "
+            + ", ".join(f"{x:.0f}" for x in cpu["parse"]),
         ),
     ]
+
+
+def _answer_template(ours: Server, body: bytes, ca: Path) -> bytes:
+    """Our answer to ``body`` as a ``bench.baseline.Template`` (its uid marked)."""
+    import httpx
+    import orjson
+
+    from bench.baseline import Template
+
+    response = httpx.post(
+        f"https://127.0.0.1:{ours.port}/inject",
+        content=body,
+        headers={"Content-Type": "application/json"},
+        verify=str(ca),
+    )
+    response.raise_for_status()
+    return Template.of_answer(response.content, orjson.loads(body)["request"]["uid"].encode())
 
 
 def _closed_loop(server: Server, body: Path, seconds: float, work: Path) -> tuple[float, float]:

@@ -54,7 +54,7 @@ class Server:
     state_file: Path | None
     work_dir: Path
     baseline: bool = False
-    baseline_kind: str = "raw"  # bench.baseline's BENCH_BASELINE: "raw" or "route"
+    baseline_kind: str = "raw"  # bench.baseline's BENCH_BASELINE: "raw", "route" or "parse"
     log_level: str = "info"
     limit_concurrency: int | None = None
     core: int | None = 0  # None: not pinned

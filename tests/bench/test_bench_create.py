@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 from bench import create, reviews
-from bench.baseline import INJECTED_MARK, Answers, SplicedAnswer, Template, uid_of
+from bench.baseline import INJECTED_MARK, Answers, SplicedAnswer, Template, parse_route, uid_of
 from bench.upstream import event_body, kube_tls
+from webhook.admission.review import ReviewError
 from webhook.tls.certs import generate_ca, generate_serving
 
 UID = "3f33db0e-e2bf-4ccc-812f-b712a66f202d"
@@ -73,6 +74,37 @@ def test_the_spliced_endpoint_reads_the_whole_body() -> None:
     asyncio.run(SplicedAnswer(answers())({}, receive, send))
     assert sent[0]["status"] == 200
     assert orjson.loads(sent[1]["body"])["response"]["uid"] == UID
+
+
+def test_the_parse_route_parses_the_review_and_answers_with_its_uid() -> None:
+    class Request:  # what the path operation reads of starlette's Request
+        def __init__(self, body: bytes) -> None:
+            self._body = body
+
+        async def body(self) -> bytes:
+            return self._body
+
+    route = parse_route(answers().first)
+    response = asyncio.run(route(Request(reviews.body("M", "inject"))))
+    assert orjson.loads(response.body)["response"] == {"uid": UID, "patch": "first"}
+    with pytest.raises(ReviewError):  # a body that does not parse is not answered
+        asyncio.run(route(Request(b"{not json")))
+
+
+def test_the_upstream_answer_has_no_token_mount_in_the_init_container() -> None:
+    token = {"name": "kube-api-access-x", "readOnly": True, "mountPath": create.TOKEN_MOUNT_PATH}
+    init = {
+        "name": "dynatrace-operator",
+        "volumeMounts": [{"name": "oneagent-bin", "mountPath": "/mnt/bin"}, token],
+    }
+    app_mounts = {"op": "add", "path": "/spec/containers/0/volumeMounts/-", "value": token}
+    ops = [app_mounts, {"op": "add", "path": "/spec/initContainers", "value": [init]}]
+    ours = orjson.dumps({"response": {"uid": "u", "patch": base64.b64encode(orjson.dumps(ops)).decode()}})
+    upstream = orjson.loads(create.without_token_mount(ours))["response"]
+    upstream_ops = orjson.loads(base64.b64decode(upstream["patch"]))
+    assert upstream_ops[0] == app_mounts  # only the init container's
+    assert upstream_ops[1]["value"][0]["volumeMounts"] == [{"name": "oneagent-bin", "mountPath": "/mnt/bin"}]
+    assert upstream["uid"] == "u"
 
 
 def test_summary_is_nearest_rank_in_ms() -> None:
