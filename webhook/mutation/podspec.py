@@ -165,9 +165,15 @@ TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
 
 
-def _mounts_token(container: Any) -> bool:
-    mounts = _list(_map(container).get("volumeMounts"))
-    return any(_map(m).get("mountPath") == TOKEN_MOUNT_PATH for m in mounts)
+def _mounts_token(containers: Any) -> bool:
+    """Every container of the list has a mount at ``TOKEN_MOUNT_PATH``."""
+    for c in _list(containers):
+        for m in _list(_map(c).get("volumeMounts")):
+            if type(m) is dict and m.get("mountPath") == TOKEN_MOUNT_PATH:
+                break
+        else:
+            return False
+    return True
 
 
 def token_mount(pod: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -188,20 +194,14 @@ def token_mount(pod: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     if MIRROR_POD_ANNOTATION in _map(_map(pod.get("metadata")).get("annotations")):
         return None
-    volume = next(
-        (
-            name
-            for v in _list(spec.get("volumes"))
-            if isinstance(name := _map(v).get("name"), str) and name.startswith(TOKEN_VOLUME_PREFIX)
-        ),
-        None,
-    )
-    containers = _list(spec.get("containers"))
-    if volume is None or not containers:
+    for v in _list(spec.get("volumes")):
+        volume = _map(v).get("name")
+        if type(volume) is str and volume.startswith(TOKEN_VOLUME_PREFIX):
+            break
+    else:
         return None
-    if not all(map(_mounts_token, containers)) or not all(
-        map(_mounts_token, _list(spec.get("initContainers")))
-    ):
+    containers = _list(spec.get("containers"))
+    if not containers or not _mounts_token(containers) or not _mounts_token(spec.get("initContainers")):
         return None
     return {"name": volume, "readOnly": True, "mountPath": TOKEN_MOUNT_PATH}
 
