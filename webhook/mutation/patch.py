@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 Op = dict[str, Any]
+_MISSING = object()
 
 
 def escape(token: str) -> str:
@@ -46,15 +47,20 @@ class Patch:
         return bool(self.ops)
 
     def _lookup(self, path: Sequence[str | int]) -> Any:
-        key = tuple(path)
-        if key in self._created:
-            return self._created[key]
-        if key in self._found:
-            return self._found[key]
+        key = path if type(path) is tuple else tuple(path)
+        node: Any = self._created.get(key, _MISSING)
+        if node is not _MISSING:
+            return node
+        node = self._found.get(key, _MISSING)
+        if node is not _MISSING:
+            return node
         # walk from the deepest prefix already looked up: mutations hit the same container several times
-        node: Any = self._found.get(key[:-1], self._document) if key[:-1] in self._found else self._document
-        start = len(key) - 1 if key[:-1] in self._found else 0
-        for token in key[start:]:
+        node = self._found.get(key[:-1], _MISSING)
+        if node is _MISSING:
+            node, tokens = self._document, key
+        else:
+            tokens = key[-1:]
+        for token in tokens:
             # plain dicts first: the abstract-class check is several times slower
             if (type(node) is dict or isinstance(node, Mapping)) and isinstance(token, str):
                 node = node.get(token)
@@ -67,7 +73,7 @@ class Patch:
         return node
 
     def _pointer(self, path: Sequence[str | int]) -> str:
-        key = tuple(path)
+        key = path if type(path) is tuple else tuple(path)
         text = self._pointers.get(key)
         if text is None:
             text = self._pointers[key] = pointer(*key)
@@ -113,13 +119,14 @@ class Patch:
         """``append`` each of ``values`` in order (the same operations), with one look-up of the list."""
         if not values:
             return
-        existed, node = self._ensure(path, [])
-        if not existed:
-            self._add_missing(path, list(values))
-        elif tuple(path) in self._created:
+        key = path if type(path) is tuple else tuple(path)
+        node = self._lookup(key)
+        if not isinstance(node, list):
+            self._add_missing(key, list(values))
+        elif key in self._created:
             node.extend(values)
         else:
-            target = self._pointer(path) + "/-"
+            target = self._pointer(key) + "/-"
             self.ops += [{"op": "add", "path": target, "value": value} for value in values]
 
     def replace(self, path: Sequence[str | int], value: Any) -> None:
