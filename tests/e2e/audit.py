@@ -29,6 +29,8 @@ from webhook.kube.client import KubeApi
 # and the background writers (Events recorded off the admission path, the leader-election Lease)
 BACKGROUND_VERBS = frozenset({"watch"})
 BACKGROUND_RESOURCES = frozenset({"events", "leases"})
+# kube-apiserver's audit annotation for each call of a mutating webhook
+MUTATION_ROUND = "mutation.webhook.admission.k8s.io/round_"
 
 
 def client_certificate_user(kubeconfig: Path) -> str | None:
@@ -92,6 +94,25 @@ class AuditLog:
 
     def requests_of_webhook(self, start: int, end: int) -> list[dict[str, Any]]:
         return [e for e in self.events(start, end) if username(e) == self.user]
+
+    def webhook_rounds(self, start: int, end: int, configuration: str, namespace: str, pod: str) -> list[str]:
+        """The rounds in which the API server called a webhook of ``configuration`` for a pod's CREATE (its
+        audit annotations ``mutation.webhook.admission.k8s.io/round_<round>_index_<i>``, written at level
+        Metadata): ``["0"]`` is one call, ``["0", "1"]`` a reinvocation."""
+        rounds = []
+        for event in self.events(start, end):
+            ref = event.get("objectRef") or {}
+            if event.get("verb") != "create" or event.get("stage") != "ResponseComplete":
+                continue
+            if (ref.get("resource"), ref.get("namespace"), ref.get("name")) != ("pods", namespace, pod):
+                continue
+            for key, value in (event.get("annotations") or {}).items():
+                if (
+                    key.startswith(MUTATION_ROUND)
+                    and orjson.loads(value).get("configuration") == configuration
+                ):
+                    rounds.append(key.removeprefix(MUTATION_ROUND).split("_", 1)[0])
+        return sorted(rounds)
 
     def mark(self, kube: KubeApi, start: int, timeout: float = 30) -> int:
         """Send a request of our own (a GET of a namespace that does not exist, its name unique) and wait until

@@ -33,6 +33,7 @@ VERSION = "v1beta6"
 DK_REASON = "dynakube.dynatrace.com/reason"
 BOOTSTRAPPER_DATA = {"ruxitagentproc.json": base64.b64encode(b"{}").decode()}
 OTLP = "otlp-exporter-configuration.dynatrace.com/"
+TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 def v110_dynakube(kube, cleanup, namespace: str, run_id: str, **spec: Any) -> str:
@@ -87,13 +88,21 @@ def injecting_namespace(
 
 
 def test_auto_injects_with_the_bootstrapper_and_replicates_its_config(
-    kube, run_id, cleanup, webhook_namespace, start_webhook, register_webhook
+    kube, run_id, cleanup, webhook_namespace, start_webhook, register_webhook, audit_log
 ):
     name = v110_dynakube(kube, cleanup, webhook_namespace, run_id)
     app, webhook = injecting_namespace(kube, cleanup, start_webhook, register_webhook, run_id, name)
     pods = f"/api/v1/namespaces/{app}/pods"
     data = BOOTSTRAPPER_DATA
+    start = audit_log.offset()
     pod = kube.create(pods, pod_body("injected", run_id))
+    # the init container carries the token mount the ServiceAccount plugin would add: one webhook call
+    rounds = audit_log.webhook_rounds(
+        start, audit_log.mark(kube, start), f"dynatrace-webhook-e2e-{run_id}", app, "injected"
+    )
+    assert rounds == ["0"]
+    token = [m for m in pod["spec"]["initContainers"][0]["volumeMounts"] if m["mountPath"] == TOKEN_PATH]
+    assert len(token) == 1 and token[0]["name"].startswith("kube-api-access-")
     annotations = annotations_of(pod)
     assert annotations.get("dynakube.dynatrace.com/injected") == "true", webhook.log.read_text()[-3000:]
     assert init_containers(pod) == ["dynatrace-operator"]

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from tests.e2e.audit import AuditLog
 from tests.e2e.conftest import create_namespace
 from tests.e2e.helpers import (
     HOSTS,
@@ -35,7 +32,6 @@ OPERATOR_IMAGE = "public.ecr.aws/dynatrace/dynatrace-operator:v1.4.2"
 WORKLOAD = "e2e.dynatrace.com/workload"
 TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 CONFIGURATION = "dynatrace-webhook-e2e"
-ROUND = "mutation.webhook.admission.k8s.io/round_"
 
 
 def env_of(container: dict[str, Any]) -> dict[str, Any]:
@@ -144,25 +140,6 @@ def test_enrichment_names_the_deployment_of_a_replica_set_pod(
     assert "/var/lib/dynatrace/enrichment/endpoint" in paths
 
 
-def calls_of(
-    audit_log: AuditLog, start: int, end: int, configuration: str, namespace: str, pod: str
-) -> list[str]:
-    """The rounds in which the API server called our webhook for a pod's CREATE (its audit annotations
-    ``mutation.webhook.admission.k8s.io/round_<round>_index_<i>``): ``["0"]`` is one call, ``["0", "1"]`` a
-    reinvocation."""
-    rounds = []
-    for event in audit_log.events(start, end):
-        ref = event.get("objectRef") or {}
-        if event.get("verb") != "create" or event.get("stage") != "ResponseComplete":
-            continue
-        if (ref.get("resource"), ref.get("namespace"), ref.get("name")) != ("pods", namespace, pod):
-            continue
-        for key, value in (event.get("annotations") or {}).items():
-            if key.startswith(ROUND) and orjson.loads(value).get("configuration") == configuration:
-                rounds.append(key.removeprefix(ROUND).split("_", 1)[0])
-    return sorted(rounds)
-
-
 def token_mounts(container: dict[str, Any]) -> list[dict[str, Any]]:
     return [m for m in container.get("volumeMounts") or [] if m["mountPath"] == TOKEN_PATH]
 
@@ -196,12 +173,12 @@ def test_an_injected_pod_is_admitted_with_one_webhook_call(
     volume = next(v["name"] for v in plain["spec"]["volumes"] if v["name"].startswith("kube-api-access-"))
     assert init["volumeMounts"][-1] == {"name": volume, "readOnly": True, "mountPath": TOKEN_PATH}
     assert token_mounts(init) == token_mounts(plain["spec"]["containers"][0])
-    assert calls_of(audit_log, start, end, configuration, app, "plain") == ["0"]
+    assert audit_log.webhook_rounds(start, end, configuration, app, "plain") == ["0"]
 
     assert token_mounts(opted_out["spec"]["initContainers"][0]) == []
-    assert calls_of(audit_log, start, end, configuration, app, "no-token") == ["0"]
+    assert audit_log.webhook_rounds(start, end, configuration, app, "no-token") == ["0"]
 
     (own_init,) = own["spec"]["initContainers"]
     own_volume = next(v["name"] for v in own["spec"]["volumes"] if v["name"].startswith("kube-api-access-"))
     assert token_mounts(own_init) == [{"name": own_volume, "readOnly": True, "mountPath": TOKEN_PATH}]
-    assert calls_of(audit_log, start, end, configuration, app, "own-token") == ["0", "1"]
+    assert audit_log.webhook_rounds(start, end, configuration, app, "own-token") == ["0", "1"]
