@@ -126,6 +126,8 @@ def throughput_rows(quick: bool) -> list[Row]:
 
 def _answer_template(ours: Server, body: bytes, ca: Path) -> bytes:
     """Our answer to ``body`` as a ``bench.baseline.Template`` (its uid marked)."""
+    import ssl
+
     import httpx
     import orjson
 
@@ -135,7 +137,7 @@ def _answer_template(ours: Server, body: bytes, ca: Path) -> bytes:
         f"https://127.0.0.1:{ours.port}/inject",
         content=body,
         headers={"Content-Type": "application/json"},
-        verify=str(ca),
+        verify=ssl.create_default_context(cafile=str(ca)),
     )
     response.raise_for_status()
     return Template.of_answer(response.content, orjson.loads(body)["request"]["uid"].encode())

@@ -162,3 +162,18 @@ def test_inprocess_bench_through_the_admission_app(capsys):
     figures = json.loads(capsys.readouterr().out)
     assert set(figures) == set(inprocess.CASES)
     assert all(value > 0 for value in figures.values())
+
+
+def test_idle_bench_reports_every_server_and_pause() -> None:
+    from bench import idle
+
+    rows = idle.run(quick=True, per_round=3)
+    assert [(r["gap_ms"], r["server"]) for r in rows] == [
+        (gap * 1000, server) for gap in idle.GAPS for server in ("ours", "route", "parse")
+    ]
+    for row in rows:
+        assert row["n"] == 6 and 0 < row["wall_p50_ms"] <= row["wall_p90_ms"]
+        # ours logs its own time per admission: one line per request of the pause's rounds
+        assert ("handler_p50_ms" in row) == (row["server"] == "ours")
+        if row["server"] == "ours":
+            assert 0 < row["handler_p50_ms"] <= row["handler_p90_ms"]
