@@ -68,4 +68,6 @@ def go_json(value: Any, *, sort_keys: bool = True) -> str:
     text = data.decode()
     if "\\" in text:
         text = _ESCAPE.sub(lambda m: _SHORT.get(m.group(1), m.group(0)), text)
-    return text.translate(_HTML)
+    if "<" in text or ">" in text or "&" in text or "\u2028" in text or "\u2029" in text:
+        return text.translate(_HTML)
+    return text
