@@ -105,6 +105,24 @@ async def fixed_route(request: Request) -> Response:
     return Response(BASELINE_ANSWER, media_type="application/json")
 
 
+def answer_template(port: int, body: bytes, ca: Path) -> bytes:
+    """The webhook's answer (listening on ``port``, its CA ``ca``) to the AdmissionReview ``body``, as a
+    ``Template`` text: the request's uid marked."""
+    import ssl
+
+    import httpx
+    import orjson
+
+    response = httpx.post(
+        f"https://127.0.0.1:{port}/inject?timeout=10s",
+        content=body,
+        headers={"Content-Type": "application/json"},
+        verify=ssl.create_default_context(cafile=str(ca)),
+    )
+    response.raise_for_status()
+    return Template.of_answer(response.content, orjson.loads(body)["request"]["uid"].encode())
+
+
 def parse_route(template: Template) -> Callable[[Request], Any]:
     """A FastAPI path operation that parses the review and answers ``template`` with its uid."""
     from webhook.admission.review import decode

@@ -42,7 +42,7 @@ import orjson
 import yaml
 
 from bench import reviews
-from bench.baseline import Template
+from bench.baseline import answer_template
 from bench.load import percentile
 from bench.proc import Server
 from bench.rows import Row
@@ -272,17 +272,12 @@ def ask(
 ) -> dict[str, Any]:
     """Our webhook's answer to a review of ``obj`` (``upstream``: as upstream's patch); kept as the template file
     ``answer-<name>.json``."""
-    uid = str(uuid.uuid4())
-    response = httpx.post(
-        f"https://127.0.0.1:{ours.port}/inject?timeout=10s",
-        content=orjson.dumps(reviews.review(obj, namespace, uid)),
-        headers={"Content-Type": "application/json"},
-        verify=str(ca),
-    )
-    response.raise_for_status()
-    answer = without_token_mount(response.content) if upstream else response.content
-    (work / f"answer-{name}.json").write_bytes(Template.of_answer(answer, uid.encode()))
-    return dict(orjson.loads(answer)["response"])
+    body = orjson.dumps(reviews.review(obj, namespace, str(uuid.uuid4())))
+    template = answer_template(ours.port, body, ca)
+    if upstream:
+        template = without_token_mount(template)
+    (work / f"answer-{name}.json").write_bytes(template)
+    return dict(orjson.loads(template)["response"])
 
 
 def capture_answers(kube: Any, ours: Server, key: str, ca: Path, work: Path) -> dict[str, str]:

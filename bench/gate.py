@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import reviews, wrk
+from bench.baseline import answer_template
 from bench.proc import Server
 from bench.rows import Row
 
@@ -73,7 +74,7 @@ def throughput_rows(quick: bool) -> list[Row]:
         cpu: dict[str, list[float]] = {name: [] for name in names}
         with servers["ours"], servers["base"]:
             answer.write_bytes(
-                _answer_template(servers["ours"], body.read_bytes(), work / "certs" / "ca.crt")
+                answer_template(servers["ours"].port, body.read_bytes(), work / "certs" / "ca.crt")
             )
             with servers["parse"]:
                 for r in range(rounds):
@@ -122,25 +123,6 @@ def throughput_rows(quick: bool) -> list[Row]:
             + ", ".join(f"{x:.0f}" for x in cpu["parse"]),
         ),
     ]
-
-
-def _answer_template(ours: Server, body: bytes, ca: Path) -> bytes:
-    """Our answer to ``body`` as a ``bench.baseline.Template`` (its uid marked)."""
-    import ssl
-
-    import httpx
-    import orjson
-
-    from bench.baseline import Template
-
-    response = httpx.post(
-        f"https://127.0.0.1:{ours.port}/inject",
-        content=body,
-        headers={"Content-Type": "application/json"},
-        verify=ssl.create_default_context(cafile=str(ca)),
-    )
-    response.raise_for_status()
-    return Template.of_answer(response.content, orjson.loads(body)["request"]["uid"].encode())
 
 
 def _closed_loop(server: Server, body: Path, seconds: float, work: Path) -> tuple[float, float]:

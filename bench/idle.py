@@ -21,7 +21,7 @@ from pathlib import Path
 import orjson
 
 from bench import reviews
-from bench.gate import _answer_template
+from bench.baseline import answer_template
 from bench.load import percentile
 from bench.proc import Server
 
@@ -54,7 +54,7 @@ def run(quick: bool, per_round: int | None = None) -> list[dict[str, object]]:
         }
         ca = work / "certs" / "ca.crt"
         with servers["ours"], servers["route"]:
-            answer.write_bytes(_answer_template(servers["ours"], body, ca))
+            answer.write_bytes(answer_template(servers["ours"].port, body, ca))
             with servers["parse"]:
                 context = ssl.create_default_context(cafile=str(ca))
                 for gap in GAPS:
