@@ -34,6 +34,38 @@ def handler_ms(log: Path, skip: int) -> list[float]:
     return sorted(orjson.loads(line)["duration_ms"] for line in lines if '"path":"/inject"' in line)
 
 
+def timed_requests(port: int, context: ssl.SSLContext, body: bytes, count: int, gap: float) -> list[float]:
+    """Seconds per request of ``count`` POSTs of ``body`` to /inject over one keep-alive connection, each after
+    a pause of ``gap`` seconds."""
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=context)
+    seconds = []
+    try:
+        for _ in range(count):
+            if gap:
+                time.sleep(gap)
+            start = time.perf_counter()
+            conn.request("POST", "/inject", body=body, headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            seconds.append(time.perf_counter() - start)
+            if response.status != 200:
+                raise RuntimeError(f"port {port}: HTTP {response.status}")
+    finally:
+        conn.close()
+    return seconds
+
+
+def logged_handler_ms(log: Path, skip: int, count: int, timeout: float = 10.0) -> list[float]:
+    """``handler_ms`` once the log holds the ``count`` lines of the requests sent (each is written right after
+    its answer, so it may trail the client by a moment)."""
+    deadline = time.monotonic() + timeout
+    while len(found := handler_ms(log, skip)) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{log}: {len(found)} /inject lines after {timeout:g} s, {count} sent")
+        time.sleep(0.01)
+    return found
+
+
 def run(quick: bool, per_round: int | None = None) -> list[dict[str, object]]:
     """One row per pause and server (``per_round``: requests per server and round, else as ``quick`` says)."""
     rounds = 2 if quick else 4
@@ -55,32 +87,17 @@ def run(quick: bool, per_round: int | None = None) -> list[dict[str, object]]:
         ca = work / "certs" / "ca.crt"
         with servers["ours"], servers["route"]:
             answer.write_bytes(answer_template(servers["ours"].port, body, ca))
+            log = servers["ours"].log_path
+            assert log is not None
             with servers["parse"]:
                 context = ssl.create_default_context(cafile=str(ca))
                 for gap in GAPS:
                     walls: dict[str, list[float]] = {name: [] for name in servers}
-                    assert servers["ours"].log_path is not None
-                    skip = len(servers["ours"].log_path.read_text().splitlines())
+                    skip = len(log.read_text().splitlines())
                     for r in range(rounds):
-                        names = list(servers) if r % 2 == 0 else list(reversed(servers))
-                        for name in names:
-                            server = servers[name]
-                            conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=context)
-                            for _ in range(per_round):
-                                if gap:
-                                    time.sleep(gap)
-                                start = time.perf_counter()
-                                conn.request(
-                                    "POST", "/inject", body=body, headers={"Content-Type": "application/json"}
-                                )
-                                response = conn.getresponse()
-                                response.read()
-                                walls[name].append(time.perf_counter() - start)
-                                if response.status != 200:
-                                    raise RuntimeError(f"{name}: HTTP {response.status}")
-                            conn.close()
-                    time.sleep(0.2)  # the last log lines written
-                    handler = handler_ms(servers["ours"].log_path, skip)
+                        for name in list(servers) if r % 2 == 0 else list(reversed(servers)):
+                            walls[name] += timed_requests(servers[name].port, context, body, per_round, gap)
+                    handler = logged_handler_ms(log, skip, len(walls["ours"]))
                     for name, values in walls.items():
                         values.sort()
                         row: dict[str, object] = {
